@@ -1,0 +1,75 @@
+# jude: two commands on a fresh machine.
+#   make train   set up .venv (once) and run the training pipeline on the embedded default
+#   make test    set up .venv (once) and run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.jude-installed
+TORCH_VERSION ?= 2.13.0
+CONFIG ?=
+PYTEST_ARGS ?=
+
+# No telemetry, no model hub: everything jude loads is on this machine.
+export ZENML_ANALYTICS_OPT_IN := false
+export ZENML_ENABLE_RICH_TRACEBACK := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export MLFLOW_ENABLE_TELEMETRY := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup train test test-fast test-gpu bench dashboard deploy monitor clean help
+
+help:
+	@echo "make train      set up and run python run.py --pipeline train"
+	@echo "make test       set up and run the tests (slow ones included)"
+	@echo "make test-fast  unit tests only (no pipelines end to end)"
+	@echo "make test-gpu   the gpu-marked tests (on a CUDA machine)"
+	@echo "make bench      run the benchmarks in bench/"
+	@echo "make dashboard  ZenML dashboard + MLflow UI on the project's stores"
+	@echo "make deploy     python run.py --pipeline deploy"
+	@echo "make monitor    python run.py --pipeline monitor"
+
+setup: $(STAMP)
+
+# Re-installs only when the dependency list or this file changes.
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	@# torch first, pinned: the CPU wheel on disk; a range would let pip pull GBs of CUDA builds.
+	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
+	$(PIP) install --quiet -e ".[dev]"
+	@# DeepSpeed builds against the installed torch, so no build isolation.
+	$(PIP) install --quiet --no-build-isolation deepspeed
+	@touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) run.py --pipeline train $(if $(CONFIG),--config $(CONFIG),)
+
+deploy: $(STAMP)
+	$(PY) run.py --pipeline deploy $(if $(CONFIG),--config $(CONFIG),)
+
+monitor: $(STAMP)
+	$(PY) run.py --pipeline monitor $(if $(CONFIG),--config $(CONFIG),)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-gpu: $(STAMP)
+	$(PY) -m pytest -m gpu $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/train_throughput.py
+	$(PY) bench/serve_bench.py
+	$(PY) bench/drift_bench.py
+
+dashboard: $(STAMP)
+	$(PY) -m jude.dashboard
+
+clean:
+	rm -rf .jude
