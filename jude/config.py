@@ -77,7 +77,7 @@ class LabelConfig(_Section):
     def _check(self) -> "LabelConfig":
         total = self.retrieved_fraction + self.random_fraction + self.interacted_fraction
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"labels: retrieved/random/interacted fractions must sum to 1, got {total}")
+            raise ValueError(f"labels: retrieved/random/interacted fractions must sum to 1, got {total:.3g}")
         allowed = {"impression", "view", "apply", "dismiss"}
         for name in ("positive_actions", "negative_actions"):
             bad = [a for a in getattr(self, name) if a not in allowed]
@@ -139,6 +139,9 @@ class TrainConfig(_Section):
     member_views: list[Literal["profile", "resume"]] = Field(
         default_factory=lambda: ["profile", "resume"], description="Member texts used as queries.")
     use_engagement: bool = Field(True, description="Train on engagement positives (applies) besides relevance labels.")
+    hard_negatives: int = Field(1, ge=0, le=8, description=(
+        "Judged negatives per positive pair (the member's jobs graded below relevant, or dismissed), "
+        "added to the in-batch negatives; a random job stands in when a member has none."))
     max_grad_norm: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(0, ge=0, description="Save a checkpoint every N steps (0 = only at the end).")
     seed: int = 0
@@ -172,3 +175,191 @@ class TrainPipelineConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+
+# ---- serving and deployment (Serving engineer) ------------------------------------------
+_K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class ServeConfig(_Section):
+    """The embedding server (`jude serve`): micro-batching limits and request limits."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind (0.0.0.0 inside a container).")
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port.")
+    grpc_port: int | None = Field(None, ge=0, le=65535, description="gRPC port; None = no gRPC server, 0 = any free port.")
+    max_batch_size: int = Field(32, gt=0, description="Texts per forward pass (one micro-batch).")
+    max_batch_tokens: int = Field(8192, ge=16, description="Token budget of one micro-batch (sum of token lengths).")
+    max_wait_ms: float = Field(2.0, ge=0, le=1000, description="Extra wait to fill a batch, only while under concurrent load.")
+    max_queue_size: int = Field(1024, gt=0, description="Texts waiting for the model; beyond it requests get 429.")
+    max_client_batch_size: int = Field(64, gt=0, description="Inputs per request; beyond it 413.")
+    max_tokens: int | None = Field(None, gt=1, description="Token limit for raw text; None = the model's largest max length.")
+    max_input_chars: int = Field(100_000, gt=0, description="Characters per input before tokenising; beyond it 413.")
+    api_key_env: str = Field("JUDE_API_KEY", description="Environment variable with the bearer token; unset = no auth.")
+    torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads; None = torch's default.")
+
+
+class LocalDeployConfig(_Section):
+    """target=local: `jude serve` as a background process on this machine."""
+
+    host: str = Field("127.0.0.1", description="Interface the server binds.")
+    port: int = Field(8080, ge=1, le=65534, description="Port; port+1 is used while the old server still holds port.")
+    ready_timeout_s: float = Field(180.0, gt=0, description="How long to wait for /ready before giving up.")
+    state_dir: str = Field(".jude/deploy", description="Where the state file and server logs live.")
+
+
+class KubernetesConfig(_Section):
+    """target=kubernetes: Deployment + Service + HPA + PodDisruptionBudget."""
+
+    name: str = Field("jude-embedder", pattern=_K8S_NAME, max_length=50, description="Name of every object.")
+    namespace: str = Field("default", pattern=_K8S_NAME, description="Namespace to deploy into.")
+    context: str | None = Field(None, description="kubeconfig context; None = the current one.")
+    image: str = Field("jude-serve:latest", min_length=1, description="Serving image (see Dockerfile, docs/serving.md).")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent")
+    replicas: int = Field(2, ge=1, description="Initial replicas (the HPA takes over from there).")
+    min_replicas: int = Field(2, ge=1, description="HPA lower bound.")
+    max_replicas: int = Field(8, ge=1, description="HPA upper bound.")
+    target_cpu_utilization: int = Field(70, gt=0, le=100, description="HPA average CPU utilisation target, percent.")
+    cpu_request: str = Field("1", pattern=_K8S_QUANTITY)
+    cpu_limit: str = Field("2", pattern=_K8S_QUANTITY)
+    memory_request: str = Field("2Gi", pattern=_K8S_QUANTITY)
+    memory_limit: str = Field("4Gi", pattern=_K8S_QUANTITY)
+    gpus: int = Field(0, ge=0, description="nvidia.com/gpu per pod (0 = CPU pods).")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector (e.g. a GPU node pool).")
+    http_port: int = Field(8080, ge=1, le=65535)
+    grpc_port: int = Field(50051, ge=1, le=65535)
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field("ClusterIP")
+    pdb_min_available: int = Field(1, ge=0, description="Pods kept during voluntary disruptions.")
+    drain_seconds: int = Field(10, ge=0, description="preStop sleep so endpoints drop the pod before SIGTERM.")
+    startup_timeout_s: int = Field(600, ge=10, description="How long the startup probe allows for loading the model.")
+    rollout_timeout_s: float = Field(600.0, gt=0, description="How long to wait for the rollout before rolling back.")
+    run_as_user: int = Field(10001, ge=1, description="Non-root UID of the server process.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment, e.g. MLFLOW_TRACKING_URI.")
+    api_key_secret: str | None = Field(None, description="Secret whose key 'api-key' becomes JUDE_API_KEY.")
+    schema_version: str = Field("1.30", pattern=r"^1\.[0-9]+$", description="Kubernetes version the manifests are validated against.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "KubernetesConfig":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"kubernetes.min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})")
+        if self.pdb_min_available >= self.min_replicas and self.pdb_min_available > 0:
+            raise ValueError(f"kubernetes.pdb_min_available must be < min_replicas ({self.min_replicas}), "
+                             f"got {self.pdb_min_available}: a node drain could never evict a pod")
+        if self.http_port == self.grpc_port:
+            raise ValueError(f"kubernetes.http_port and grpc_port must differ, both are {self.http_port}")
+        return self
+
+
+class DeployConfig(_Section):
+    """The deploy pipeline: which model, where, and how the server is tuned."""
+
+    target: Literal["local", "kubernetes"] = Field("local", description="Where the champion is served.")
+    model_uri: str = Field("models:/jude-embedder@champion", min_length=1, description="What the server loads.")
+    only_if_promoted: bool = Field(False, description="Skip deploying when the gate did not promote a new champion.")
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    local: LocalDeployConfig = Field(default_factory=LocalDeployConfig)
+    kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
+
+
+class MonitorConfig(_Section):
+    """Embedding drift monitoring: the champion embeds a reference and a current window, Evidently compares them."""
+
+    model_uri: str | None = Field(
+        None, description="Model to monitor; None: models:/<registry.model_name>@champion. A local directory also works.")
+    entity_types: list[Literal["job", "profile", "resume"]] = Field(
+        default_factory=lambda: ["job", "profile", "resume"], min_length=1, description="Entity types to check.")
+    current_days: int = Field(14, gt=0, description="Current window: entities created or updated in the last N days.")
+    reference_end: str | None = Field(
+        None, description="ISO date ending the reference window; None: end of the training period (data fractions).")
+    method: Literal["model", "mmd"] = Field(
+        "model", description="Drift method that decides the alert: a classifier's ROC AUC, or kernel MMD^2.")
+    second_opinion: Literal["model", "mmd", "none"] = Field(
+        "mmd", description="Another Evidently method reported beside the first (never alerts on its own).")
+    sample_size: int = Field(2000, ge=20, description="Entities per window sent to the detector (seeded sample); "
+                             "MMD builds an (n+m)^2 kernel matrix, so this caps memory.")
+    min_entities: int = Field(20, ge=2, description="A window with fewer entities is an error, not a verdict.")
+    model_threshold: float = Field(
+        0.65, gt=0.5, le=1.0, description="Alert when the window classifier's ROC AUC exceeds this "
+                                          "(0.5 = indistinguishable; 0.65 is ~3 sigma of chance at 150 per window).")
+    mmd_threshold: float = Field(0.01, gt=0, description="Alert when the MMD^2 (median-heuristic RBF) exceeds this.")
+    alert: Literal["fail", "warn"] = Field("fail", description="On drift: fail the step, or only log a warning.")
+    synthetic_shift: Literal["none", "roles", "cities", "style", "all"] = Field(
+        "none", description="Demo: the current window comes from a synthetic marketplace with this shift.")
+    seed: int = Field(0, description="Seed of the window sampling.")
+
+
+# ---- Losses (appended by the Losses engineer) ------------------------------------------
+LOSS_NAMES = ("infonce", "bce", "vp_matrix", "margin_mse", "kl")
+LABEL_SOURCES = ("relevance", "engagement")
+
+
+def check_loss_weights(weights: dict[str, float]) -> dict[str, float]:
+    """Validate a {loss name: weight} mapping; the one check config and CombinedLoss share."""
+    unknown = sorted(set(weights) - set(LOSS_NAMES))
+    if unknown:
+        raise ValueError(f"loss.weights: unknown loss name(s) {unknown}; known names are {list(LOSS_NAMES)}")
+    bad = {k: v for k, v in weights.items() if not 0 <= float(v) < float("inf")}  # negative, inf or NaN
+    if bad:
+        raise ValueError(f"loss.weights must be finite and >= 0, got {bad} in {dict(weights)}")
+    if sum(float(v) for v in weights.values()) <= 0:
+        raise ValueError(f"loss.weights must sum to > 0, got {dict(weights)}")
+    return {k: float(v) for k, v in weights.items()}
+
+
+class CurriculumPhase(_Section):
+    """One training phase: which label sources feed it and how long it lasts."""
+
+    name: str = Field(min_length=1, description="Phase name, shown in logs (e.g. 'relevance', 'mixed').")
+    sources: list[Literal["relevance", "engagement"]] = Field(
+        min_length=1, description="Label sources whose positives are trained on in this phase.")
+    epochs: int | None = Field(None, gt=0, description="Length in epochs (set this or steps_fraction).")
+    steps_fraction: float | None = Field(None, gt=0, le=1, description="Length as a share of all steps.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "CurriculumPhase":
+        if (self.epochs is None) == (self.steps_fraction is None):
+            raise ValueError(f"curriculum phase {self.name!r}: set exactly one of epochs or steps_fraction, "
+                             f"got epochs={self.epochs}, steps_fraction={self.steps_fraction}")
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"curriculum phase {self.name!r}: repeated source in {self.sources}")
+        return self
+
+
+class LossConfig(_Section):
+    """The training objective: a weighted sum of JUDE's losses (see jude/modeling/losses.py)."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"infonce": 1.0},
+        description=f"Weight per loss, names from {list(LOSS_NAMES)}; 0 disables a loss.")
+    temperature: float = Field(0.05, gt=0, le=1, description="InfoNCE temperature (0.05 = scale 20, as MNRL).")
+    learn_temperature: bool = Field(False, description="Learn log-temperature (clamped to [0.01, 1]), as CLIP.")
+    symmetric: bool = Field(False, description="Add the job->member InfoNCE term.")
+    vp_tau: float = Field(1.0, ge=0, description="Weight of the statistical-invariant term P in V + tau*P.")
+    vp_bandwidth: float | None = Field(
+        None, gt=0, description="Gaussian V-matrix bandwidth; None = median pairwise distance of the batch.")
+    bce_hidden: int = Field(256, gt=0, description="Hidden units of the apply-prediction head (BCE task only).")
+    kl_student_temperature: float = Field(0.05, gt=0, description="Student cosine -> softmax temperature (KL).")
+    kl_teacher_temperature: float = Field(1.0, gt=0, description="Teacher cross-encoder logit temperature (KL).")
+    curriculum: list[CurriculumPhase] = Field(
+        default_factory=list, description="Phases in order; empty = one phase with every configured source.")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        return check_loss_weights(v)
+
+    @model_validator(mode="after")
+    def _check(self) -> "LossConfig":
+        if self.learn_temperature and not 0.01 <= self.temperature <= 1.0:
+            raise ValueError(f"loss.temperature must be in [0.01, 1] when learned, got {self.temperature}")
+        names = [p.name for p in self.curriculum]
+        if len(set(names)) != len(names):
+            raise ValueError(f"loss.curriculum: phase names must be unique, got {names}")
+        units = {"epochs" if p.epochs is not None else "steps_fraction" for p in self.curriculum}
+        if len(units) > 1:
+            raise ValueError("loss.curriculum: use epochs for every phase or steps_fraction for every phase, not both")
+        if units == {"steps_fraction"}:
+            total = sum(p.steps_fraction or 0.0 for p in self.curriculum)
+            if abs(total - 1.0) > 1e-6:
+                raise ValueError(f"loss.curriculum: steps_fraction must sum to 1, got {total:.3g}")
+        return self

@@ -67,7 +67,7 @@ class TableSchema:
             )
         if len(df) == 0:
             raise DataValidationError(f"{where}: the table is empty (0 rows)")
-        out = df.copy()
+        out = df.reset_index(drop=True)
         for col in self.columns:
             out[col.name] = _coerce(out[col.name], col, where)
         dup = out.duplicated(list(self.key), keep="first")
@@ -132,7 +132,7 @@ def _coerce(s: pd.Series, col: Column, where: str) -> pd.Series:
             return num.astype("int64")
         return num.astype("float64")
     if col.kind == "datetime":
-        ts = pd.to_datetime(values, errors="coerce", utc=True)
+        ts = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
         bad = ts.isna().to_numpy() & ~null
         if bad.any():
             row = _first_bad(bad)

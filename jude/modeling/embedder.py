@@ -375,3 +375,17 @@ def _write_sentence_transformers_config(path: Path, meta: EmbedderMeta) -> None:
     (path / "config_sentence_transformers.json").write_text(json.dumps(
         {"__version__": {"jude": "0.1.0"}, "prompts": {}, "default_prompt_name": None,
          "similarity_fn_name": "cosine"}, indent=2))
+
+
+@dataclass(frozen=True)
+class ModelDir:
+    """A saved model directory: what pipeline steps pass around instead of weights in memory."""
+
+    path: str
+
+    @property
+    def meta(self) -> EmbedderMeta:
+        return EmbedderMeta.from_dict(json.loads((Path(self.path) / META_FILE).read_text()))
+
+    def load(self, device: str | None = None) -> Embedder:
+        return Embedder.load(self.path, device=device)

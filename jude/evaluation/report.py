@@ -1,0 +1,59 @@
+"""The evaluation table: every variant on the same held-out queries, as HTML for the dashboard."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+from jude.evaluation.retrieval import METRICS
+
+VARIANT_NOTES = {
+    "base": "the base model, no fine-tuning",
+    "finetuned": "two-tower LoRA fine-tuning (InfoNCE)",
+    "bce": "+ BCE apply head",
+    "vp": "+ VP-matrix loss",
+    "distilled": "+ cross-encoder distillation",
+    "teacher": "cross-encoder reranking the fine-tuned top 100",
+}
+
+
+def metrics_table(results: Mapping[str, Mapping[str, float]]) -> list[dict]:
+    """Rows of {variant, metric..., delta_ndcg_vs_base} in the order given."""
+    base = results.get("base", {}).get("ndcg_at_10")
+    rows = []
+    for variant, m in results.items():
+        row = {"variant": variant, **{k: float(m[k]) for k in METRICS if k in m}}
+        if base and "ndcg_at_10" in m:
+            row["ndcg_at_10_vs_base"] = float(m["ndcg_at_10"]) / base if base > 0 else float("nan")
+        rows.append(row)
+    return rows
+
+
+def render_html(results: Mapping[str, Mapping[str, float]], title: str = "jude: offline retrieval evaluation",
+                notes: Mapping[str, str] | None = None, context: Mapping[str, object] | None = None) -> str:
+    """A self-contained HTML page: one row per variant, best value per column in bold."""
+    rows = metrics_table(results)
+    cols = [k for k in METRICS if any(k in r for r in rows)]
+    best = {c: max((r[c] for r in rows if c in r), default=None) for c in cols}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["variant", *cols, "nDCG@10 / base"])
+    body = []
+    for r in rows:
+        cells = [f"<td><b>{html.escape(r['variant'])}</b><br><small>"
+                 f"{html.escape((notes or VARIANT_NOTES).get(r['variant'], ''))}</small></td>"]
+        for c in cols:
+            v = r.get(c)
+            txt = "" if v is None else f"{v:.4f}"
+            cells.append(f"<td>{'<b>' + txt + '</b>' if v is not None and v == best[c] else txt}</td>")
+        ratio = r.get("ndcg_at_10_vs_base")
+        cells.append(f"<td>{'' if ratio is None else f'{ratio:.2f}x'}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    ctx = ""
+    if context:
+        ctx = "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in context.items()) + "</ul>"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.4em .8em;text-align:right}}td:first-child{{text-align:left}}
+th{{background:#f4f4f4}}</style></head><body><h2>{html.escape(title)}</h2>{ctx}
+<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+<p><small>Exact inner-product search (FAISS IndexFlatIP) over every job; metrics by ranx.
+Relevant = judged relevant or applied in the test period.</small></p></body></html>"""

@@ -1,0 +1,23 @@
+"""Load the marketplace tables: the synthetic default, or the user's files (validated)."""
+
+from typing import Annotated, Optional
+
+import pandas as pd
+from zenml import log_metadata, step
+
+from jude.config import DataConfig
+from jude.data.io import load_marketplace as load_from_files
+from jude.data.synthetic import generate_marketplace
+
+
+@step
+def load_marketplace(data: Optional[dict] = None) -> tuple[
+    Annotated[pd.DataFrame, "jobs"],
+    Annotated[pd.DataFrame, "members"],
+    Annotated[pd.DataFrame, "interactions"],
+]:
+    """Generate the synthetic marketplace, or load and validate jobs/members/interactions from data.path."""
+    cfg = DataConfig.model_validate(data or {})
+    market = generate_marketplace(cfg.synthetic) if cfg.source == "synthetic" else load_from_files(cfg.path)
+    log_metadata({"data": {"source": cfg.source, **market.summary()}})
+    return market.jobs, market.members, market.interactions

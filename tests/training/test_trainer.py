@@ -1,0 +1,67 @@
+"""The LoRA trainer on a tiny random BERT: it learns, saves, reloads, and refuses bad data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jude.config import LoRAConfig, ModelConfig, TrainConfig
+from jude.modeling.embedder import Embedder
+from jude.training.pairs import split_and_pair
+from jude.training.trainer import TrainingDataError, pick_negatives, train_embedder
+
+
+@pytest.fixture(scope="module")
+def split(small_market, small_labels):
+    m = small_market
+    return split_and_pair(m.jobs, m.members, m.interactions, small_labels, 0.15, 0.2, max_queries=30)
+
+
+def _cfgs(base, **train):
+    model = ModelConfig(base_model=str(base), max_length_job=64, max_length_profile=48, max_length_resume=64)
+    return model, LoRAConfig(r=4, alpha=8), TrainConfig(batch_size=8, learning_rate=5e-3, **train)
+
+
+def test_training_lowers_the_loss_and_round_trips(tmp_path, tiny_bert_dir, small_market, split):
+    model, lora, train = _cfgs(tiny_bert_dir, max_steps=12, warmup_ratio=0.0, member_views=["profile"])
+    res = train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
+                         tmp_path / "m", show_progress=False)
+    losses = [h["train/loss"] for h in res.history if "train/loss" in h]
+    assert len(losses) == 12
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    reloaded = Embedder.load(tmp_path / "m")
+    assert reloaded.meta.extra["lora"]["r"] == 4 and (tmp_path / "m" / "adapter").is_dir()
+    texts = reloaded.render("job", small_market.jobs.head(3))
+    assert reloaded.encode(texts).shape == (3, 32)
+
+
+def test_same_seed_same_model(tmp_path, tiny_bert_dir, small_market, split):
+    model, lora, train = _cfgs(tiny_bert_dir, max_steps=3)
+    outs = []
+    for i in range(2):
+        train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
+                       tmp_path / f"m{i}", show_progress=False)
+        outs.append(Embedder.load(tmp_path / f"m{i}").encode(["a data engineer in Berlin"]))
+    assert np.allclose(outs[0], outs[1], atol=1e-6)
+
+
+def test_too_few_positives_fails_before_training(tmp_path, tiny_bert_dir, small_market):
+    pairs = pd.DataFrame({"member_id": ["M00000"], "job_id": ["J00000"], "label": [1], "grade": [3],
+                          "source": ["relevance"]})
+    model, lora, train = _cfgs(tiny_bert_dir, max_steps=1)
+    with pytest.raises(TrainingDataError, match="only 1 positive training pairs"):
+        train_embedder(pairs, small_market.jobs, small_market.members, model, lora, train, tmp_path / "m")
+
+
+def test_unknown_lora_target_is_named(tiny_bert_dir):
+    emb = Embedder.from_base(ModelConfig(base_model=str(tiny_bert_dir)))
+    with pytest.raises(ValueError, match="q_proj"):
+        emb.add_lora(LoRAConfig(target_modules=["q_proj"]))
+
+
+def test_hard_negatives_prefer_judged_negatives_and_never_positives():
+    pairs = pd.DataFrame({"member_id": ["m1", "m1", "m1", "m2"], "job_id": ["j1", "j2", "j3", "j1"],
+                          "label": [1, 0, 0, 1], "grade": [3, 0, 1, 3], "source": ["relevance"] * 4})
+    pos = pairs[pairs["label"] == 1]
+    negs = pick_negatives(pos, pairs, ["j1", "j2", "j3", "j4"], k=2, seed=0)
+    assert sorted(negs[0]) == ["j2", "j3"]          # m1: its two judged negatives
+    assert "j1" not in negs[1] and len(set(negs[1])) == 2  # m2: random, never its positive
