@@ -62,16 +62,21 @@ def validate(pipeline: str, params: dict, path: Path) -> None:
                     "eval": C.EvalConfig, "promotion": getattr(C, "PromotionConfig", None)}
     elif pipeline == "monitor":
         sections = {"monitor": getattr(C, "MonitorConfig", None), "data": C.DataConfig, "registry": C.RegistryConfig}
+    problems = []
     for name, value in params.items():
         model = sections.get(name)
+        if pipeline == "train" and name not in sections:
+            problems.append(f"unknown parameter section {name!r}; expected one of {sorted(sections)}")
+            continue
         if model is None or not isinstance(value, dict):
             continue
         try:
             model.model_validate(value)
         except ValidationError as e:
-            errs = "; ".join(f"{name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-                             for err in e.errors())
-            raise ConfigError(f"config file {path}: {errs}") from None
+            problems += [f"{name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+                         for err in e.errors()]
+    if problems:
+        raise ConfigError(f"config file {path}:\n  " + "\n  ".join(problems))
 
 
 def get_pipeline(name: str):

@@ -135,13 +135,18 @@ class TrainConfig(_Section):
     learning_rate: float = Field(2e-4, description="AdamW peak learning rate (LoRA likes larger rates).")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Linear warmup share, then cosine decay.")
-    temperature: float = Field(0.05, gt=0, description="InfoNCE temperature (scale 20, as MNRL).")
     member_views: list[Literal["profile", "resume"]] = Field(
         default_factory=lambda: ["profile", "resume"], description="Member texts used as queries.")
     use_engagement: bool = Field(True, description="Train on engagement positives (applies) besides relevance labels.")
     hard_negatives: int = Field(1, ge=0, le=8, description=(
         "Judged negatives per positive pair (the member's jobs graded below relevant, or dismissed), "
         "added to the in-batch negatives; a random job stands in when a member has none."))
+    mine_negatives: bool = Field(True, description="Refresh hard negatives between curriculum phases by mining "
+                                 "semi-hard negatives with the current model (phase 1 uses judged negatives).")
+    mining_margin: float = Field(0.05, ge=0, description="A mined negative scores at most (positive score - margin).")
+    gradcache_chunk: int | None = Field(None, gt=0, description=(
+        "GradCache: embed the batch in chunks of this size and replay gradients, so batch_size (the number of "
+        "in-batch negatives) can exceed what fits in memory. None = plain backward."))
     max_grad_norm: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(0, ge=0, description="Save a checkpoint every N steps (0 = only at the end).")
     seed: int = 0
@@ -165,16 +170,6 @@ class RegistryConfig(_Section):
     model_name: str = Field("jude-embedder", description="MLflow registered model and ZenML Model name.")
     experiment: str = Field("jude", description="MLflow experiment.")
     tracking_uri: str | None = Field(None, description="None: $MLFLOW_TRACKING_URI, else sqlite under .jude/.")
-
-
-class TrainPipelineConfig(_Section):
-    data: DataConfig = Field(default_factory=DataConfig)
-    labels: LabelConfig = Field(default_factory=LabelConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    lora: LoRAConfig = Field(default_factory=LoRAConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
 
 
 # ---- serving and deployment (Serving engineer) ------------------------------------------
@@ -281,7 +276,8 @@ class MonitorConfig(_Section):
     model_threshold: float = Field(
         0.65, gt=0.5, le=1.0, description="Alert when the window classifier's ROC AUC exceeds this "
                                           "(0.5 = indistinguishable; 0.65 is ~3 sigma of chance at 150 per window).")
-    mmd_threshold: float = Field(0.01, gt=0, description="Alert when the MMD^2 (median-heuristic RBF) exceeds this.")
+    mmd_threshold: float = Field(0.008, gt=0, description="Alert when the MMD^2 (median-heuristic RBF) exceeds this "
+                                 "(no shift: < 0.002; the synthetic shifts: 0.012 and up).")
     alert: Literal["fail", "warn"] = Field("fail", description="On drift: fail the step, or only log a warning.")
     synthetic_shift: Literal["none", "roles", "cities", "style", "all"] = Field(
         "none", description="Demo: the current window comes from a synthetic marketplace with this shift.")
@@ -363,3 +359,104 @@ class LossConfig(_Section):
             if abs(total - 1.0) > 1e-6:
                 raise ValueError(f"loss.curriculum: steps_fraction must sum to 1, got {total:.3g}")
         return self
+
+
+class TrainPipelineConfig(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+
+# ---- cross-encoder teacher and distillation (Distillation engineer) ----------------------
+TEACHER_LOSSES = ("bce", "listwise")
+DISTILL_LOSSES = ("margin_mse", "kl", "both")
+
+
+class TeacherConfig(_Section):
+    """The cross-encoder teacher: one network reads (member text, job text) together and scores the pair."""
+
+    base_model: str = Field("minilm", description="'minilm' (the packaged all-MiniLM-L6-v2), a local path or a hub id.")
+    max_length: int = Field(256, ge=16, le=8192, description="Token budget of one (member, job) pair, both texts together.")
+    member_views: list[Literal["profile", "resume"]] = Field(
+        default_factory=lambda: ["profile", "resume"], min_length=1, description="Member texts the teacher learns to read.")
+    loss: str = Field("bce", description="'bce': each pair against its graded target (grade / 3); "
+                                         "'listwise': softmax cross-entropy picking the positive in its group.")
+    negatives_per_positive: int = Field(3, ge=1, le=16, description="Negatives in each positive's group: the member's "
+                                        "judged negatives first, random jobs when it has too few.")
+    use_engagement: bool = Field(True, description="Train on engagement labels (applies, dismissals) besides relevance.")
+    epochs: int = Field(1, gt=0, description="Passes over the positive pairs.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (overrides epochs).")
+    batch_size: int = Field(8, gt=0, description="Groups per step; pairs per step = batch_size * (1 + negatives_per_positive).")
+    learning_rate: float = Field(3e-5, gt=0, le=1, description="AdamW peak rate (full fine-tuning of a small encoder).")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Linear warmup share, then linear decay.")
+    max_grad_norm: float = Field(1.0, gt=0)
+    seed: int = Field(0, description="Initialisation of the scoring head, batching and random negatives.")
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: str) -> str:
+        if v not in TEACHER_LOSSES:
+            raise ValueError(f"teacher.loss must be one of {list(TEACHER_LOSSES)}, got {v!r}")
+        return v
+
+
+class DistillConfig(_Section):
+    """Offline distillation of the teacher's scores into the fine-tuned bi-encoder (a fresh LoRA on top)."""
+
+    loss: str = Field("kl", description="'margin_mse' (score margins), 'kl' (softmax over each member's "
+                                        "candidates) or 'both' (their sum).")
+    candidates_k: int = Field(20, ge=2, description="Bi-encoder top-k jobs per training member that the teacher scores.")
+    group_size: int = Field(8, ge=2, description="Candidates per member in one step (the teacher's top one always "
+                                                 "included); must be <= candidates_k.")
+    batch_size: int = Field(8, gt=0, description="Members per step; job texts per step = batch_size * group_size.")
+    student_temperature: float = Field(0.05, gt=0, le=1, description="Student cosine -> softmax temperature (KL).")
+    teacher_temperature: float = Field(1.0, gt=0, description="Teacher logit -> softmax temperature (KL).")
+    margin_scale: float = Field(20.0, gt=0, description="Student cosines are multiplied by this before MarginMSE, "
+                                                        "to meet the teacher's logit scale (20 = 1 / 0.05).")
+    infonce_weight: float = Field(0.1, ge=0, description="Weight of an InfoNCE term on the labelled positives that "
+                                                         "keeps the student anchored (0 = off).")
+    epochs: int = Field(1, gt=0, description="Passes over the members with teacher scores.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (overrides epochs).")
+    learning_rate: float = Field(1e-4, gt=0, le=1, description="AdamW peak rate of the distillation LoRA.")
+    seed: int = 0
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: str) -> str:
+        if v not in DISTILL_LOSSES:
+            raise ValueError(f"distill.loss must be one of {list(DISTILL_LOSSES)}, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "DistillConfig":
+        if self.group_size > self.candidates_k:
+            raise ValueError(f"distill.group_size ({self.group_size}) must be <= distill.candidates_k "
+                             f"({self.candidates_k})")
+        return self
+
+
+# ---- Scale: GPU training switches (appended by the Decoder/Scale engineer) -------------------
+class ScaleConfig(_Section):
+    """Training optimisations; all off by default (CPU). docs/gpu.md explains each one and its memory."""
+
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations in backward: ~1/layers the activation memory, ~+30% compute.")
+    bf16: bool = Field(False, description="bf16 autocast (mixed precision); runs on CPU too, pays off on Ampere+ GPUs.")
+    liger: bool = Field(False, description="Liger fused kernels (RMSNorm, RoPE, SwiGLU) for Llama/Qwen2/Mistral; GPU only.")
+    deepspeed: str | None = Field(
+        None, description="DeepSpeed JSON (e.g. configs/deepspeed_zero1.json); set = train with the HF Trainer under DeepSpeed.")
+    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes (tokenisation off the main process).")
+    logging_steps: int = Field(10, gt=0, description="HF Trainer: log loss and learning rate every N steps.")
+
+    @field_validator("deepspeed")
+    @classmethod
+    def _deepspeed(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith(".json"):
+            raise ValueError(f"scale.deepspeed must name a .json DeepSpeed config, got {v!r}")
+        return v

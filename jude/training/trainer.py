@@ -1,19 +1,30 @@
-"""Fine-tune the two-tower embedder with LoRA.
+"""Fine-tune the two-tower embedder with LoRA and JUDE's loss suite.
 
 One shared base model embeds both sides; each side is rendered with its entity
-template (member: profile or resume, chosen per example; job). The objective is
-InfoNCE with in-batch negatives (every other job in the batch is a negative for
-a member), with false negatives masked: the same job twice in a batch, or a job
-that is also a positive of that member.
+template (member: profile or resume, chosen per batch; job). Per step:
 
-Optimiser: AdamW on the LoRA parameters only, linear warmup then cosine decay
-(JUDE's "slanted triangular" schedule), gradient clipping, optional gradient
-accumulation. Parameters and losses go to ``log`` (the step sends them to MLflow).
+- **InfoNCE** over in-batch negatives (every other job in the batch) plus K hard
+  negatives per pair, with false negatives masked (the same job twice in a
+  batch, or a job that is also a positive of that member);
+- optionally **BCE** from an interaction head over (u, v, u⊙v) on the labelled
+  pairs of the batch (positives vs their hard negatives), and the **VP-matrix**
+  loss on the same head's predictions, with predicates (label source,
+  negative origin, member view, job seniority) — see jude/modeling/losses.py;
+- weights from ``LossConfig.weights``.
+
+JUDE's **curriculum**: phases (``LossConfig.curriculum``) train on the positives
+of the listed label sources (relevance first, then relevance + engagement).
+Phase 1 uses the judge's negatives as hard negatives; later phases re-mine
+semi-hard negatives with the current model (``train.mine_negatives``).
+
+Optimiser: AdamW on the LoRA parameters (and the loss's own: head, learned
+temperature), linear warmup then cosine decay, gradient clipping, optional
+gradient accumulation or **GradCache** (``train.gradcache_chunk``) for batches
+larger than memory. Losses and learning rate go to ``log`` (MLflow in the step).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,10 +35,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jude.config import LoRAConfig, ModelConfig, TrainConfig
+from jude.config import LossConfig, LoRAConfig, ModelConfig, TrainConfig
 from jude.evaluation.retrieval import EvalSet, evaluate_embedder
 from jude.modeling.embedder import Embedder
-from jude.modeling.losses import info_nce
+from jude.modeling.losses import CombinedLoss, LossInputs, plan_curriculum, predicate_matrix
+from jude.training.gradcache import gradcache_step
+from jude.training.negatives import mine_hard_negatives
 
 LogFn = Callable[[dict[str, float], int], None]
 
@@ -143,80 +156,176 @@ def make_batches(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame,
                        batch_size=train.batch_size, seed=train.seed, negatives=negatives)
 
 
+def positives_by_member(pos: pd.DataFrame) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for m, j in zip(pos["member_id"], pos["job_id"]):
+        out[m].add(j)
+    return out
+
+
+def mine_negatives(embedder: Embedder, pos: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, k: int,
+                   margin: float, seed: int, show_progress: bool = False) -> list[list[str]]:
+    """Semi-hard negatives for each positive pair, mined with the current model (true positives excluded)."""
+    member_ids = sorted(set(pos["member_id"]))
+    job_ids = jobs["job_id"].tolist()
+    job_index = {j: i for i, j in enumerate(job_ids)}
+    rows = members.set_index("member_id", drop=False).loc[member_ids]
+    q = embedder.encode_entities("profile", rows, show_progress=show_progress)
+    d = embedder.encode_entities("job", jobs, show_progress=show_progress)
+    positives = positives_by_member(pos)
+    mined = mine_hard_negatives(q, d, [{job_index[j] for j in positives[m] if j in job_index} for m in member_ids],
+                                k=k, margin=margin, seed=seed)
+    by_member = {m: [job_ids[i] for i in row] for m, row in zip(member_ids, mined)}
+    return [by_member[m] for m in pos["member_id"]]
+
+
+class _StepLoss:
+    """Turns one batch's embeddings into CombinedLoss inputs (kept apart so GradCache can reuse it)."""
+
+    def __init__(self, criterion: CombinedLoss, positives: dict[str, set[str]], judged: set[tuple[str, str]],
+                 seniority: dict[str, str], sources: dict[tuple[str, str], str]):
+        self.criterion = criterion
+        self.positives = positives
+        self.judged = judged
+        self.seniority = seniority
+        self.sources = sources
+        active = criterion.weights.active
+        self.needs_pairs = "bce" in active or "vp_matrix" in active
+        self.parts: dict[str, float] = {}
+
+    def __call__(self, b: Batch, q: torch.Tensor, d_all: torch.Tensor) -> torch.Tensor:
+        B, D = q.shape
+        d = d_all[:B]  # (B, D) positives
+        hard = d_all[B:].view(B, -1, D) if d_all.shape[0] > B else None  # (B, K, D)
+        x = LossInputs(q=q, d=d, hard_negatives=hard, query_ids=b.member_ids, doc_ids=b.job_ids,
+                       positives=self.positives, hard_negative_ids=b.negative_ids or None)
+        if self.needs_pairs:
+            K = 0 if hard is None else hard.shape[1]
+            x.pair_u = torch.cat([q, q.repeat_interleave(K, 0)]) if K else q  # (B + B*K, D)
+            x.pair_v = torch.cat([d, hard.reshape(-1, D)]) if K else d
+            x.pair_labels = torch.tensor([1.0] * B + [0.0] * (B * K), device=q.device)
+            neg_origin = ["judged" if (m, j) in self.judged else "random"
+                          for m, row in zip(b.member_ids, b.negative_ids) for j in row]
+            origin = [self.sources.get((m, j), "relevance") for m, j in zip(b.member_ids, b.job_ids)] + neg_origin
+            jobs_of = list(b.job_ids) + [j for row in b.negative_ids for j in row]
+            x.pair_predicates = predicate_matrix({
+                "origin": origin, "view": [b.view] * len(origin),
+                "seniority": [self.seniority.get(j, "?") for j in jobs_of]}).to(q.device)
+        out = self.criterion(x)
+        self.parts = out.parts
+        return out.total
+
+
 def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, model_cfg: ModelConfig,
-                   lora_cfg: LoRAConfig, train: TrainConfig, out_dir: str | Path, val_set: EvalSet | None = None,
-                   log: LogFn | None = None, show_progress: bool = True) -> TrainResult:
-    """Fine-tune ``model_cfg.base_model`` with LoRA on the positive pairs; save to ``out_dir``."""
+                   lora_cfg: LoRAConfig, train: TrainConfig, out_dir: str | Path, loss_cfg: LossConfig | None = None,
+                   val_set: EvalSet | None = None, log: LogFn | None = None, show_progress: bool = True,
+                   embedder: Embedder | None = None) -> TrainResult:
+    """Fine-tune ``model_cfg.base_model`` with LoRA on the labelled pairs; save to ``out_dir``.
+
+    ``embedder`` continues training a model that is already loaded (LoRA added if it has none).
+    """
     from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
+    loss_cfg = loss_cfg or LossConfig()
     seed_everything(train.seed)
-    embedder = Embedder.from_base(model_cfg)
-    embedder.add_lora(lora_cfg)
-    batches = make_batches(pairs, jobs, members, embedder, train)
+    if embedder is None:
+        embedder = Embedder.from_base(model_cfg)
+    if not embedder.has_lora:
+        embedder.add_lora(lora_cfg)
+    criterion = CombinedLoss.from_config(loss_cfg, embedder.dimension).to(embedder.device)
+    full = make_batches(pairs, jobs, members, embedder, train)  # validates ids, renders every text once
     pos = pairs[pairs["label"] == 1]
-    positives: dict[str, set[str]] = defaultdict(set)
-    for m, j in zip(pos["member_id"], pos["job_id"]):
-        positives[m].add(j)
+    positives = positives_by_member(pos)
+    neg = pairs[pairs["label"] == 0]
+    judged = set(zip(neg["member_id"], neg["job_id"]))
+    sources = dict(zip(zip(pos["member_id"], pos["job_id"]), pos["source"]))
+    seniority = dict(zip(jobs["job_id"], jobs["seniority"]))
+    step_loss = _StepLoss(criterion, positives, judged, seniority, sources)
 
-    steps_per_epoch = max(1, len(batches) // train.grad_accum)
-    total_steps = train.max_steps or steps_per_epoch * train.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    params = embedder.trainable_parameters()
+    steps_per_epoch = max(1, len(full) // train.grad_accum)
+    plan = plan_curriculum(loss_cfg.curriculum, steps_per_epoch,
+                           total_steps=train.max_steps or (None if loss_cfg.curriculum else steps_per_epoch * train.epochs))
+    total_steps = plan[-1].end
+    params = embedder.trainable_parameters() + [p for p in criterion.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(train.warmup_ratio * total_steps), total_steps)
 
-    n_trainable = sum(p.numel() for p in params)
-    n_total = sum(p.numel() for p in embedder.parameters())
-    stats = {"positive_pairs": len(pos), "steps": total_steps, "epochs": epochs,
-             "trainable_params": n_trainable, "total_params": n_total}
+    stats = {"positive_pairs": len(pos), "steps": total_steps, "phases": [p.name for p in plan],
+             "losses": criterion.weights.active, "gradcache": bool(train.gradcache_chunk),
+             "trainable_params": sum(p.numel() for p in params),
+             "total_params": sum(p.numel() for p in embedder.parameters())}
     history: list[dict] = []
     out_dir = Path(out_dir)
     embedder.train()
     step = 0
     bar = tqdm(total=total_steps, desc="fine-tune (LoRA)", unit="step", disable=not show_progress)
-    for epoch in range(epochs):
-        micro = 0
-        for b in batches.epoch(epoch):
-            q = embedder.embed_texts(b.member_texts, embedder.meta.max_lengths[b.view])  # (B, D)
-            d = embedder.embed_texts(b.job_texts, embedder.meta.max_lengths["job"])  # (B, D)
-            hard = None
-            if b.negative_texts:
-                hard = embedder.embed_texts(b.negative_texts, embedder.meta.max_lengths["job"])  # (B*K, D)
-                hard = hard.view(len(b.member_ids), -1, hard.shape[-1])  # (B, K, D)
-            loss = info_nce(q, d, train.temperature, hard_negatives=hard, query_ids=b.member_ids,
-                            doc_ids=b.job_ids, positives=positives,
-                            hard_negative_ids=b.negative_ids or None)
-            (loss / train.grad_accum).backward()
-            micro += 1
-            if micro % train.grad_accum:
-                continue
-            torch.nn.utils.clip_grad_norm_(params, train.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            rec = {"train/loss": float(loss.detach()), "train/lr": scheduler.get_last_lr()[0]}
-            history.append({"step": step, **rec})
-            if log:
-                log(rec, step)
-            bar.update(1)
-            bar.set_postfix(loss=f"{rec['train/loss']:.3f}")
-            if train.checkpoint_every and step % train.checkpoint_every == 0:
-                embedder.backbone.save_pretrained(out_dir.parent / f"{out_dir.name}-checkpoints" / f"step-{step}")
-            if step >= total_steps:
-                break
+    for phase_no, phase in enumerate(plan):
+        phase_pos = pos[pos["source"].isin(phase.sources)]
+        if len(phase_pos) < train.batch_size:
+            raise TrainingDataError(f"curriculum phase {phase.name!r}: only {len(phase_pos)} positives from "
+                                    f"{list(phase.sources)}, fewer than train.batch_size={train.batch_size}")
+        if phase_no > 0 and train.mine_negatives and train.hard_negatives:
+            negatives = mine_negatives(embedder, phase_pos, jobs, members, train.hard_negatives,
+                                       train.mining_margin, train.seed + phase_no)
+            embedder.train()
+        else:
+            negatives = pick_negatives(phase_pos, pairs, jobs["job_id"].tolist(), train.hard_negatives, train.seed)
+        batches = PairBatches(member_ids=phase_pos["member_id"].tolist(), job_ids=phase_pos["job_id"].tolist(),
+                              member_texts=full.member_texts, job_texts=full.job_texts, views=full.views,
+                              batch_size=train.batch_size, seed=train.seed + 1000 * phase_no, negatives=negatives)
+        bar.set_description(f"fine-tune (LoRA) [{phase.name}]")
+        epoch = 0
+        while step < phase.end:
+            micro = 0
+            for b in batches.epoch(epoch):
+                q_len, d_len = embedder.meta.max_lengths[b.view], embedder.meta.max_lengths["job"]
+                d_texts = b.job_texts + b.negative_texts
+                if train.gradcache_chunk:
+                    loss_value = gradcache_step(lambda t: embedder.embed_texts(list(t), q_len),
+                                                lambda t: embedder.embed_texts(list(t), d_len),
+                                                b.member_texts, d_texts,
+                                                lambda q, d_all, b=b: step_loss(b, q, d_all) / train.grad_accum,
+                                                train.gradcache_chunk) * train.grad_accum
+                else:
+                    q = embedder.embed_texts(b.member_texts, q_len)  # (B, D)
+                    d_all = embedder.embed_texts(d_texts, d_len)  # (B + B*K, D)
+                    loss = step_loss(b, q, d_all)
+                    (loss / train.grad_accum).backward()
+                    loss_value = float(loss.detach())
+                micro += 1
+                if micro % train.grad_accum:
+                    continue
+                torch.nn.utils.clip_grad_norm_(params, train.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                rec = {"train/loss": loss_value, "train/lr": scheduler.get_last_lr()[0],
+                       **{f"train/{k}": v for k, v in step_loss.parts.items()}}
+                history.append({"step": step, "phase": phase.name, **rec})
+                if log:
+                    log(rec, step)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.3f}")
+                if train.checkpoint_every and step % train.checkpoint_every == 0:
+                    embedder.backbone.save_pretrained(out_dir.parent / f"{out_dir.name}-checkpoints" / f"step-{step}")
+                if step >= phase.end:
+                    break
+            epoch += 1
         if val_set is not None:
             val = evaluate_embedder(embedder, val_set)
+            embedder.train()
             rec = {f"val/{k}": v for k, v in val.items()}
-            history.append({"step": step, "epoch": epoch, **rec})
+            history.append({"step": step, "phase": phase.name, **rec})
             if log:
                 log(rec, step)
-        if step >= total_steps:
-            break
     bar.close()
     embedder.eval()
-    embedder.meta.extra["train"] = {"steps": step, "positive_pairs": len(pos),
-                                    "temperature": train.temperature, "learning_rate": train.learning_rate}
+    embedder.meta.extra["train"] = {"steps": step, "positive_pairs": len(pos), "losses": criterion.weights.active,
+                                    "temperature": loss_cfg.temperature, "learning_rate": train.learning_rate,
+                                    "phases": [p.name for p in plan]}
     embedder.save(out_dir)
+    if criterion.head is not None:  # kept for the BCE task and lineage; not part of the served embedding
+        torch.save(criterion.head.state_dict(), out_dir / "interaction_head.pt")
     return TrainResult(model_dir=out_dir, history=history, stats=stats)

@@ -65,3 +65,39 @@ def test_hard_negatives_prefer_judged_negatives_and_never_positives():
     negs = pick_negatives(pos, pairs, ["j1", "j2", "j3", "j4"], k=2, seed=0)
     assert sorted(negs[0]) == ["j2", "j3"]          # m1: its two judged negatives
     assert "j1" not in negs[1] and len(set(negs[1])) == 2  # m2: random, never its positive
+
+
+def test_full_loss_suite_with_curriculum_mining_and_gradcache(tmp_path, tiny_bert_dir, small_market, split):
+    from jude.config import LossConfig
+
+    model, lora, train = _cfgs(tiny_bert_dir, max_steps=6, gradcache_chunk=3, hard_negatives=1)
+    loss = LossConfig(weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}, learn_temperature=True,
+                      curriculum=[{"name": "relevance", "sources": ["relevance"], "steps_fraction": 0.5},
+                                  {"name": "mixed", "sources": ["relevance", "engagement"], "steps_fraction": 0.5}])
+    res = train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
+                         tmp_path / "m", loss_cfg=loss, show_progress=False)
+    steps = [h for h in res.history if "train/loss" in h]
+    assert [h["phase"] for h in steps] == ["relevance"] * 3 + ["mixed"] * 3
+    assert all(np.isfinite(h["train/loss"]) and "train/bce" in h and "train/vp_matrix" in h for h in steps)
+    assert (tmp_path / "m" / "interaction_head.pt").exists()
+
+
+def test_gradcache_gives_the_plain_step_loss(tmp_path, tiny_bert_dir, small_market, split):
+    import shutil
+
+    from transformers import AutoConfig
+
+    base = tmp_path / "no-dropout"  # dropout draws differ between one pass and chunks; switch it off
+    shutil.copytree(tiny_bert_dir, base)
+    cfg = AutoConfig.from_pretrained(base)
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    cfg.save_pretrained(base)
+    model, _, _ = _cfgs(base)
+    lora = LoRAConfig(r=4, alpha=8, dropout=0.0)
+    losses = []
+    for chunk in (None, 3):
+        _, _, train = _cfgs(base, max_steps=1, gradcache_chunk=chunk)
+        res = train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
+                             tmp_path / f"m{chunk}", show_progress=False)
+        losses.append(res.history[0]["train/loss"])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
