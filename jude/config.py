@@ -421,6 +421,8 @@ class DistillConfig(_Section):
                                                         "to meet the teacher's logit scale (20 = 1 / 0.05).")
     infonce_weight: float = Field(0.1, ge=0, description="Weight of an InfoNCE term on the labelled positives that "
                                                          "keeps the student anchored (0 = off).")
+    infonce_temperature: float = Field(0.05, gt=0, le=1, description="Temperature of that InfoNCE term "
+                                                                   "(0.05 = scale 20, as in fine-tuning).")
     epochs: int = Field(1, gt=0, description="Passes over the members with teacher scores.")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (overrides epochs).")
     learning_rate: float = Field(1e-4, gt=0, le=1, description="AdamW peak rate of the distillation LoRA.")
@@ -460,3 +462,12 @@ class ScaleConfig(_Section):
         if v is not None and not v.endswith(".json"):
             raise ValueError(f"scale.deepspeed must name a .json DeepSpeed config, got {v!r}")
         return v
+
+
+class PromotionConfig(_Section):
+    """The deploy pipeline's gate: when does the challenger replace the champion?"""
+
+    min_ndcg_gain: float = Field(0.005, ge=0, description=(
+        "nDCG@10 must improve by at least this much (absolute) on the challenger's held-out set."))
+    max_recall_drop: float = Field(0.0, ge=0, description="recall@100 may fall by at most this much (0 = no regression).")
+    batch_size: int = Field(64, gt=0)
