@@ -6,8 +6,7 @@ import pandas as pd
 from zenml import log_metadata, step
 
 from jude.config import DataConfig
-from jude.data.io import load_marketplace as load_from_files
-from jude.data.synthetic import generate_marketplace
+from jude.data.io import marketplace_from_config
 
 
 @step
@@ -18,6 +17,6 @@ def load_marketplace(data: Optional[dict] = None) -> tuple[
 ]:
     """Generate the synthetic marketplace, or load and validate jobs/members/interactions from data.path."""
     cfg = DataConfig.model_validate(data or {})
-    market = generate_marketplace(cfg.synthetic) if cfg.source == "synthetic" else load_from_files(cfg.path)
+    market = marketplace_from_config(cfg)
     log_metadata({"data": {"source": cfg.source, **market.summary()}})
     return market.jobs, market.members, market.interactions
