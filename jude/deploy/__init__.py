@@ -1,0 +1,1 @@
+"""Deploying the embedding server: locally as a background process, or on Kubernetes."""

@@ -1,0 +1,209 @@
+"""The HTTP API: ``create_app(engine, cfg)`` builds a FastAPI app over the embedding service.
+
+The model is loaded once: pass a loaded :class:`InferenceEngine`, or a loader
+(``lambda: load_engine(uri)``) that the app's lifespan runs in a thread, so
+``GET /health`` answers at once and ``GET /ready`` turns 200 when the model is in.
+
+Errors are a small table, each with a body ``{"error": {"message", "type", "param", "code"}}``
+(the OpenAI error shape) that says what was wrong:
+
+=====================================================  ======
+empty input, or an empty string in it                   400
+missing or wrong bearer token (with ``JUDE_API_KEY``)   401
+more inputs than ``max_client_batch_size``; too many
+characters in one input                                 413
+malformed JSON, wrong types, too many tokens with
+``truncate=false``                                      422
+the queue is full (``Retry-After`` header)              429
+the model is not loaded yet                             503
+=====================================================  ======
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import os
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jude.config import ServeConfig
+from jude.serving import schemas as S
+from jude.serving.engine import InferenceEngine
+from jude.serving.metrics import MetricsMiddleware, ServerMetrics
+from jude.serving.service import EmbeddingService, InputError, NotReadyError, QueueFullError
+
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+               405: "invalid_request_error", 413: "payload_too_large", 422: "invalid_request_error",
+               429: "rate_limit_error", 503: "service_unavailable"}
+_ERROR_RESPONSES = {code: {"model": S.ErrorBody} for code in (400, 401, 413, 422, 429, 503)}
+
+
+def error_response(status: int, message: str, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": ERROR_TYPES.get(status, "error"), "param": param, "code": status}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _json(content: Any) -> Response:
+    """Serialise with json.dumps directly: embeddings are plain float lists, no validation needed."""
+    return Response(json.dumps(content, separators=(",", ":")), media_type="application/json")
+
+
+def _encode(row: np.ndarray, fmt: str) -> list[float] | str:
+    if fmt == "base64":
+        return base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
+    return row.tolist()
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request body is invalid"
+
+
+def create_app(engine: InferenceEngine | Callable[[], InferenceEngine], cfg: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI app. ``engine``: a loaded engine, or a zero-argument loader run at start-up."""
+    cfg = cfg or ServeConfig()
+    metrics = ServerMetrics()
+    service = EmbeddingService(engine, cfg, metrics)
+    api_key = os.environ.get(cfg.api_key_env) or None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await service.start()
+        grpc_server = None
+        if cfg.grpc_port is not None:
+            from jude.serving.grpc_server import start_grpc_server
+
+            grpc_server, app.state.grpc_port = await start_grpc_server(service, cfg.host, cfg.grpc_port, api_key)
+        try:
+            yield
+        finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=2)
+            await service.stop()
+
+    app = FastAPI(title="jude embedding server", version="1", lifespan=lifespan,
+                  description="Job and member embeddings: OpenAI- and TEI-compatible endpoints, structured "
+                              "entities rendered by the training templates.")
+    app.state.service = service
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    # ---- errors: every failure is a JSON body that says what was wrong -----------------
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, exc: InputError):
+        return error_response(exc.status, exc.message, exc.param)
+
+    @app.exception_handler(QueueFullError)
+    async def _queue_full(request: Request, exc: QueueFullError):
+        return error_response(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(NotReadyError)
+    async def _not_ready(request: Request, exc: NotReadyError):
+        return error_response(503, str(exc), headers={"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        return error_response(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        return error_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    def require_key(request: Request) -> None:
+        if api_key is None:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise StarletteHTTPException(401, "missing bearer token: send 'Authorization: Bearer <key>'",
+                                         headers={"WWW-Authenticate": "Bearer"})
+        if not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            raise StarletteHTTPException(401, "wrong API key", headers={"WWW-Authenticate": "Bearer"})
+
+    auth = [Depends(require_key)]
+
+    # ---- embeddings --------------------------------------------------------------------
+    @app.post("/v1/embeddings", response_model=S.OpenAIEmbeddingResponse, responses=_ERROR_RESPONSES,
+              dependencies=auth, summary="OpenAI-compatible embeddings")
+    async def openai_embeddings(req: S.OpenAIEmbeddingRequest) -> Response:
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        if req.dimensions is not None and service.ready and req.dimensions != service.engine.info.dimension:
+            raise InputError(f"dimensions={req.dimensions} is not supported; this model has "
+                             f"{service.engine.info.dimension}", param="dimensions", status=422)
+        emb, n_tokens = await service.embed_texts(texts, truncate=req.truncate, endpoint="/v1/embeddings")
+        return _json({
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": _encode(row, req.encoding_format)}
+                     for i, row in enumerate(emb)],
+            "model": service.engine.info.model_name,
+            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+        })
+
+    @app.post("/embed", response_model=list[list[float]], responses=_ERROR_RESPONSES, dependencies=auth,
+              summary="Hugging Face TEI-compatible embeddings")
+    async def tei_embed(req: S.TEIEmbedRequest) -> Response:
+        texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
+        emb, _ = await service.embed_texts(texts, truncate=req.truncate, normalize=req.normalize,
+                                           endpoint="/embed", param="inputs")
+        return _json(emb.tolist())
+
+    def _entity_route(entity_type: str, body_model: type):
+        async def embed_entity(req: body_model) -> Response:  # type: ignore[valid-type]
+            emb, n_tokens = await service.embed_entities(entity_type, req.records(), truncate=req.truncate,
+                                                         endpoint=f"/v1/entities/{entity_type}/embed")
+            return _json({
+                "object": "list", "entity_type": entity_type,
+                "data": [{"object": "embedding", "index": i, "embedding": row.tolist()}
+                         for i, row in enumerate(emb)],
+                "model": service.engine.info.model_name,
+                "templates_version": service.engine.info.templates_version,
+                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+            })
+
+        # set after definition: string annotations cannot see this closure's body_model
+        embed_entity.__annotations__ = {"req": body_model, "return": Response}
+        app.post(f"/v1/entities/{entity_type}/embed", response_model=S.EntityEmbedResponse,
+                 responses=_ERROR_RESPONSES, dependencies=auth, name=f"embed_{entity_type}",
+                 summary=f"Embed {entity_type} entities with the training template")(embed_entity)
+
+    _entity_route("job", S.JobEmbedRequest)
+    _entity_route("profile", S.ProfileEmbedRequest)
+    _entity_route("resume", S.ResumeEmbedRequest)
+
+    # ---- status ------------------------------------------------------------------------
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict:
+        return {"status": "alive"}
+
+    @app.get("/ready", summary="Readiness: the model is loaded", responses={503: {"model": S.ErrorBody}})
+    async def ready() -> Response:
+        if service.ready:
+            return _json({"status": "ready", "model": service.engine.info.model_uri})
+        if service.load_error:
+            return error_response(503, f"failed: the model failed to load: {service.load_error}")
+        return error_response(503, "loading: the model is not loaded yet", headers={"Retry-After": "2"})
+
+    @app.get("/info", response_model=S.InfoResponse, responses={503: {"model": S.ErrorBody}},
+             summary="The served model")
+    async def info() -> Response:
+        return _json(service.info())
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
