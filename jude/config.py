@@ -270,8 +270,8 @@ class MonitorConfig(_Section):
         "model", description="Drift method that decides the alert: a classifier's ROC AUC, or kernel MMD^2.")
     second_opinion: Literal["model", "mmd", "none"] = Field(
         "mmd", description="Another Evidently method reported beside the first (never alerts on its own).")
-    sample_size: int = Field(2000, ge=20, description="Entities per window sent to the detector (seeded sample); "
-                             "MMD builds an (n+m)^2 kernel matrix, so this caps memory.")
+    sample_size: int = Field(1000, ge=20, description="Entities per window embedded and compared (seeded sample); "
+                             "caps MMD's (n+m)^2 kernel and the report's t-SNE, the slow parts.")
     min_entities: int = Field(20, ge=2, description="A window with fewer entities is an error, not a verdict.")
     model_threshold: float = Field(
         0.65, gt=0.5, le=1.0, description="Alert when the window classifier's ROC AUC exceeds this "
