@@ -361,17 +361,6 @@ class LossConfig(_Section):
         return self
 
 
-class TrainPipelineConfig(_Section):
-    data: DataConfig = Field(default_factory=DataConfig)
-    labels: LabelConfig = Field(default_factory=LabelConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    lora: LoRAConfig = Field(default_factory=LoRAConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    loss: LossConfig = Field(default_factory=LossConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
-
-
 # ---- cross-encoder teacher and distillation (Distillation engineer) ----------------------
 TEACHER_LOSSES = ("bce", "listwise")
 DISTILL_LOSSES = ("margin_mse", "kl", "both")
@@ -471,3 +460,17 @@ class PromotionConfig(_Section):
         "nDCG@10 must improve by at least this much (absolute) on the challenger's held-out set."))
     max_recall_drop: float = Field(0.0, ge=0, description="recall@100 may fall by at most this much (0 = no regression).")
     batch_size: int = Field(64, gt=0)
+
+
+class TrainPipelineConfig(_Section):
+    """The ``parameters:`` section of a train YAML: one field per pipeline parameter."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    scale: ScaleConfig = Field(default_factory=ScaleConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)

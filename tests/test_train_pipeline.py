@@ -18,16 +18,24 @@ def _run(args, tmp_path, timeout=1800):
                           timeout=timeout)
 
 
-@pytest.mark.slow
-def test_train_pipeline_registers_a_champion_with_metrics(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One smoke training run shared by the pipeline tests of this module."""
+    tmp_path = tmp_path_factory.mktemp("pipelines")
     res = _run(["--pipeline", "train", "--config", "configs/train_smoke.yaml"], tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_train_pipeline_registers_a_champion_with_metrics(trained):
+    tmp_path = trained
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / '.jude' / 'mlflow.db'}")
     mv = client.get_model_version_by_alias("jude-embedder", "champion")
-    assert mv.version == "1"
+    assert str(mv.version) == "1"
     assert set(client.get_model_version("jude-embedder", "1").aliases) == {"challenger", "champion"}
     metrics = client.get_run(mv.run_id).data.metrics
     for variant in ("base", "finetuned"):
@@ -58,3 +66,49 @@ def test_bad_config_fails_before_anything_runs(tmp_path):
 def test_missing_config_file_is_named(tmp_path):
     res = _run(["--pipeline", "train", "--config", str(tmp_path / "nope.yaml")], tmp_path, timeout=300)
     assert res.returncode == 2 and "nope.yaml" in res.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_deploy_pipeline_gates_and_serves_the_champion_locally(trained):
+    import httpx
+    import yaml
+
+    port = _free_port()
+    state = trained / "deploy-state"
+    cfg = trained / "deploy_local.yaml"
+    cfg.write_text(yaml.safe_dump({"enable_cache": False, "parameters": {"deploy": {
+        "target": "local", "local": {"port": port, "state_dir": str(state)}}}}))
+    res = _run(["--pipeline", "deploy", "--config", str(cfg)], trained)
+    try:
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        import json
+
+        record = json.loads((state / "local.json").read_text())
+        base = record["address"].rstrip("/")
+        assert httpx.get(f"{base}/ready", timeout=10).status_code == 200
+        info = httpx.get(f"{base}/info", timeout=10).json()
+        assert "jude-embedder" in json.dumps(info)
+        out = httpx.post(f"{base}/v1/embeddings", json={"input": ["senior data engineer"]}, timeout=60).json()
+        assert len(out["data"][0]["embedding"]) == 384
+    finally:
+        subprocess.run([sys.executable, "-m", "jude.cli", "deploy", "stop", "--state-dir", str(state)], cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_deploy_k8s_dry_run_writes_valid_manifests(trained):
+    out = trained / "k8s"
+    res = _run(["--pipeline", "deploy", "--config", "configs/deploy_k8s.yaml", "--dry-run", "--output", str(out)],
+               trained)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    import yaml
+
+    kinds = sorted(yaml.safe_load(p.read_text())["kind"] for p in out.glob("*.yaml"))
+    assert kinds == ["Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Service"]

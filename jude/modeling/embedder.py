@@ -14,6 +14,11 @@ adapter in ``adapter/`` for lineage, and ``jude.json``::
      "append_eos": false, "padding_side": "right", ...}
 
 Anything that loads sentence-transformers models can load the directory.
+
+Scale switches (GPU set-ups; see docs/gpu.md) live here too, because they are
+properties of the model rather than of a training loop:
+``enable_gradient_checkpointing()``, ``apply_liger()``, ``autocast()``, and the
+flash-attention check in ``from_base``.
 """
 
 from __future__ import annotations
@@ -54,6 +59,49 @@ QKV_MODULES = {
 
 class ModelLoadError(ValueError):
     """A model path or configuration that cannot be loaded."""
+
+
+class MissingAcceleratorPackage(ModelLoadError):
+    """A GPU switch (flash-attention 2, Liger kernels) is on but its package or a GPU is missing."""
+
+
+def load_tokenizer(path: str | os.PathLike) -> Any:
+    """The tokenizer saved at ``path``, exactly as saved.
+
+    transformers 5's ``AutoTokenizer`` picks the tokenizer class from the model
+    type when ``tokenizer_config.json`` names only a generic fast tokenizer, and
+    that class rebuilds the pre-tokenizer (e.g. Qwen2's byte-level BPE) over a
+    vocabulary it was not made for. A generic ``tokenizer.json`` is therefore
+    loaded with ``PreTrainedTokenizerFast``, which keeps it as is; everything else
+    (real hub models name their class) goes through ``AutoTokenizer``.
+    """
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    path = Path(path)
+    tok_cfg = path / "tokenizer_config.json"
+    if tok_cfg.exists() and (path / "tokenizer.json").exists():
+        cls = json.loads(tok_cfg.read_text()).get("tokenizer_class")
+        if cls in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+            return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
+def check_flash_attention(cfg: ModelConfig) -> None:
+    """flash_attention_2 needs the ``flash-attn`` package, a CUDA GPU and 16-bit weights."""
+    if cfg.attn_implementation != "flash_attention_2":
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        raise MissingAcceleratorPackage(
+            "model.attn_implementation='flash_attention_2' needs the flash-attn package on a CUDA machine "
+            "(pip install flash-attn --no-build-isolation); set it to null or 'sdpa' elsewhere")
+    if not torch.cuda.is_available():
+        raise MissingAcceleratorPackage(
+            "model.attn_implementation='flash_attention_2' needs a CUDA GPU, and none is visible")
+    if cfg.dtype == "float32":
+        raise ValueError("model.attn_implementation='flash_attention_2' needs model.dtype bfloat16 or float16, "
+                         "got 'float32'")
 
 
 def packaged_minilm_path() -> Path:
@@ -139,7 +187,7 @@ class Embedder(nn.Module):
     @classmethod
     def from_base(cls, cfg: ModelConfig) -> "Embedder":
         """Load the base model named by ``cfg.base_model`` for fine-tuning."""
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel
 
         path = resolve_model_path(cfg.base_model)
         try:
@@ -149,11 +197,14 @@ class Embedder(nn.Module):
         is_decoder = _is_decoder(hf_cfg)
         if is_decoder and cfg.pooling != "lasttoken" and cfg.pooling != "mean":
             raise ValueError(f"model.pooling={cfg.pooling!r} makes no sense for a decoder-only model; use 'lasttoken' or 'mean'")
+        check_flash_attention(cfg)
         kwargs: dict[str, Any] = {"dtype": getattr(torch, cfg.dtype)}
         if cfg.attn_implementation:
             kwargs["attn_implementation"] = cfg.attn_implementation
         backbone = AutoModel.from_pretrained(path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        if is_decoder and hasattr(backbone.config, "use_cache"):
+            backbone.config.use_cache = False  # embeddings never generate; a KV cache only costs memory
+        tokenizer = load_tokenizer(path)
         meta = EmbedderMeta(
             base_model=cfg.base_model,
             pooling=cfg.pooling,
@@ -174,7 +225,7 @@ class Embedder(nn.Module):
         Without a ``jude.json`` the pooling comes from ``1_Pooling/config.json``
         (mean if absent) and the entity templates take their defaults.
         """
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel
 
         path = Path(resolve_model_path(str(path)))
         if not (path / "config.json").exists():
@@ -186,7 +237,7 @@ class Embedder(nn.Module):
         else:
             meta = _meta_from_sentence_transformers(path, hf_cfg)
         backbone = AutoModel.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)
         model = cls(backbone, tokenizer, meta)
         model.eval()
         if device:
@@ -223,6 +274,81 @@ class Embedder(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
+    # ---- scale switches (docs/gpu.md) ------------------------------------------------
+    @property
+    def is_decoder(self) -> bool:
+        """A decoder-only base (Qwen2, Llama, Mistral, ...): left padding, EOS for last-token pooling."""
+        return self.meta.padding_side == "left"
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each layer's activations in the backward pass instead of storing them.
+
+        Activation memory drops from O(layers x tokens x hidden) to about one layer's
+        worth, for roughly a third more compute; what makes long inputs and big
+        batches fit on a 7B model. The non-reentrant variant is used: it works when
+        the inputs carry no gradient (LoRA on a frozen base) and under DDP/DeepSpeed.
+        The loss and gradients are the same as without it.
+        """
+        base = self.backbone.get_base_model() if self.has_lora else self.backbone
+        if getattr(base, "supports_gradient_checkpointing", True) is False:
+            raise ValueError(f"model type {self.meta.model_type!r} does not support gradient checkpointing")
+        if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5
+            base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        cfg = getattr(base, "config", None)
+        if cfg is not None and hasattr(cfg, "use_cache"):
+            cfg.use_cache = False  # a KV cache and checkpointing do not mix
+        self.meta.extra["gradient_checkpointing"] = True
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        base = self.backbone.get_base_model() if self.has_lora else self.backbone
+        for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):  # transformers 5 renamed it
+            if hasattr(type(base), name):
+                return bool(getattr(base, name))
+        return False
+
+    def apply_liger(self) -> None:
+        """Swap in Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU) for this decoder. GPU only.
+
+        Cuts activation memory and speeds up training of Llama/Qwen2/Mistral-family
+        models; the maths is unchanged. The cross-entropy kernels are left off: an
+        embedder has no language-model head. Raises ``MissingAcceleratorPackage``
+        when ``liger-kernel`` is not installed or no GPU is visible, and
+        ``ValueError`` for a model family Liger does not cover.
+        """
+        try:
+            import liger_kernel.transformers as liger
+        except ImportError as e:
+            raise MissingAcceleratorPackage(
+                "scale.liger=true needs the liger-kernel package on a CUDA machine (pip install liger-kernel); "
+                f"set scale.liger to false elsewhere ({e})") from e
+        if not torch.cuda.is_available():
+            raise MissingAcceleratorPackage("scale.liger=true needs a CUDA GPU (Triton kernels), and none is visible")
+        apply = getattr(liger, f"apply_liger_kernel_to_{self.meta.model_type}", None)
+        if apply is None:
+            raise ValueError(f"scale.liger: Liger has no kernels for model type {self.meta.model_type!r}")
+        base = self.backbone.get_base_model() if self.has_lora else self.backbone
+        import inspect
+
+        wanted = {"rope": True, "rms_norm": True, "swiglu": True, "cross_entropy": False,
+                  "fused_linear_cross_entropy": False, "model": base}
+        params = inspect.signature(apply).parameters
+        apply(**{k: v for k, v in wanted.items() if k in params})
+        self.meta.extra["liger"] = True
+
+    def autocast(self, enabled: bool = True, dtype: str = "bfloat16") -> Any:
+        """Mixed precision for a forward pass: ``with embedder.autocast(): loss = ...``.
+
+        Weights stay in their dtype (fp32 master weights for the optimiser), matmuls
+        run in ``dtype``. bf16 autocast also works on CPU (slower, but it runs, so it
+        is tested there); fp16 needs a GPU and a gradient scaler, bf16 needs neither.
+        """
+        if dtype not in ("bfloat16", "float16"):
+            raise ValueError(f"autocast dtype must be 'bfloat16' or 'float16', got {dtype!r}")
+        return torch.autocast(device_type=self.device.type, dtype=getattr(torch, dtype), enabled=enabled)
+
     # ---- encoding ------------------------------------------------------------------
     @property
     def dimension(self) -> int:
@@ -232,12 +358,55 @@ class Embedder(nn.Module):
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
-    def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
-        if self.meta.append_eos and self.tokenizer.eos_token:
-            eos = self.tokenizer.eos_token
-            texts = [t if t.endswith(eos) else t + eos for t in texts]
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    def tokenize(self, texts: list[str], max_length: int, to_device: bool = True) -> dict[str, torch.Tensor]:
+        """Tokenise a batch: (B, T) ids and mask, padded on the model's side.
+
+        Decoders with last-token pooling get the EOS token appended, so the pooled
+        state has read the whole text. A text cut at ``max_length`` still ends in
+        EOS: the tokenizer truncates the text before the EOS is added back.
+        ``to_device=False`` keeps the tensors on the CPU (data collators).
+        """
+        eos = self.tokenizer.eos_token
+        if self.meta.append_eos and eos:  # an EOS already in the text would be doubled
+            texts = [t[:-len(eos)] if t.endswith(eos) else t for t in texts]
+        enc = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt",
+                             max_length=max_length - 1 if self._eos_appended else max_length,
+                             add_special_tokens=True)
+        if self._eos_appended:
+            enc = self._append_eos(enc)
+        if not to_device:
+            return dict(enc)
         return {k: v.to(self.device) for k, v in enc.items()}
+
+    @property
+    def _eos_appended(self) -> bool:
+        """Whether ``tokenize`` adds EOS itself (not when the tokenizer already ends every text with it)."""
+        if not (self.meta.append_eos and self.tokenizer.eos_token_id is not None):
+            return False
+        if not hasattr(self, "_tokenizer_adds_eos"):
+            ids = self.tokenizer("a")["input_ids"]
+            self._tokenizer_adds_eos = bool(ids) and ids[-1] == self.tokenizer.eos_token_id
+        return not self._tokenizer_adds_eos
+
+    def _append_eos(self, enc: Any) -> dict[str, torch.Tensor]:
+        """Put EOS after the last real token of every row, keeping the padding side. (B, T) -> (B, T+1)."""
+        ids, mask = enc["input_ids"], enc["attention_mask"]  # (B, T)
+        B = ids.shape[0]
+        eos = self.tokenizer.eos_token_id
+        if self.meta.padding_side == "left":
+            # every row's real tokens end at the last column: EOS is one more column for all
+            ids = torch.cat([ids, torch.full((B, 1), eos, dtype=ids.dtype)], dim=1)  # (B, T+1)
+            mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype)], dim=1)
+        else:
+            pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+            ids = torch.cat([ids, torch.full((B, 1), pad, dtype=ids.dtype)], dim=1)  # (B, T+1)
+            mask = torch.cat([mask, torch.zeros((B, 1), dtype=mask.dtype)], dim=1)
+            rows, lengths = torch.arange(B), mask.sum(1)  # EOS goes right after each row's last real token
+            ids[rows, lengths], mask[rows, lengths] = eos, 1
+        out = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in enc:
+            out["token_type_ids"] = torch.cat([enc["token_type_ids"], enc["token_type_ids"][:, -1:]], dim=1)
+        return out
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from jude.config import LossConfig, LoRAConfig, ModelConfig, TrainConfig
+from jude.config import LossConfig, LoRAConfig, ModelConfig, ScaleConfig, TrainConfig
 from jude.evaluation.retrieval import EvalSet, evaluate_embedder
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import CombinedLoss, LossInputs, plan_curriculum, predicate_matrix
@@ -219,18 +219,23 @@ class _StepLoss:
 def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, model_cfg: ModelConfig,
                    lora_cfg: LoRAConfig, train: TrainConfig, out_dir: str | Path, loss_cfg: LossConfig | None = None,
                    val_set: EvalSet | None = None, log: LogFn | None = None, show_progress: bool = True,
-                   embedder: Embedder | None = None) -> TrainResult:
+                   embedder: Embedder | None = None, scale: ScaleConfig | None = None) -> TrainResult:
     """Fine-tune ``model_cfg.base_model`` with LoRA on the labelled pairs; save to ``out_dir``.
 
     ``embedder`` continues training a model that is already loaded (LoRA added if it has none).
+    ``scale`` switches on gradient checkpointing, Liger kernels and bf16 autocast
+    (DeepSpeed runs through ``jude.training.hf_trainer`` instead).
     """
     from tqdm.auto import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
     loss_cfg = loss_cfg or LossConfig()
+    scale = scale or ScaleConfig()
     seed_everything(train.seed)
     if embedder is None:
-        embedder = Embedder.from_base(model_cfg)
+        from jude.training.hf_trainer import build_embedder  # base + Liger + LoRA + checkpointing
+
+        embedder = build_embedder(model_cfg, lora_cfg, scale)
     if not embedder.has_lora:
         embedder.add_lora(lora_cfg)
     criterion = CombinedLoss.from_config(loss_cfg, embedder.dimension).to(embedder.device)
@@ -288,9 +293,10 @@ def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFram
                                                 lambda q, d_all, b=b: step_loss(b, q, d_all) / train.grad_accum,
                                                 train.gradcache_chunk) * train.grad_accum
                 else:
-                    q = embedder.embed_texts(b.member_texts, q_len)  # (B, D)
-                    d_all = embedder.embed_texts(d_texts, d_len)  # (B + B*K, D)
-                    loss = step_loss(b, q, d_all)
+                    with embedder.autocast(enabled=scale.bf16):
+                        q = embedder.embed_texts(b.member_texts, q_len)  # (B, D)
+                        d_all = embedder.embed_texts(d_texts, d_len)  # (B + B*K, D)
+                        loss = step_loss(b, q, d_all)
                     (loss / train.grad_accum).backward()
                     loss_value = float(loss.detach())
                 micro += 1

@@ -1,0 +1,424 @@
+"""The two-tower fine-tune through the Hugging Face ``Trainer``: DeepSpeed ZeRO, torchrun, multi-node.
+
+``jude.training.trainer`` is the plain loop the ZenML pipeline runs on one device.
+This module trains the *same* model on the *same* pairs with the *same* InfoNCE
+(``jude.modeling.losses.info_nce``, in-batch + judged hard negatives, false
+negatives masked), but lets ``transformers.Trainer`` own the device placement,
+so one script runs unchanged
+
+- on a CPU (tests),
+- on one GPU, with bf16, gradient checkpointing, flash-attention 2 and Liger,
+- on N GPUs / M nodes under ``torchrun`` or the ``deepspeed`` launcher, with
+  DeepSpeed ZeRO stage 1 (optimizer states sharded across ranks), configured by
+  ``configs/deepspeed_zero1.json``.
+
+The optimiser and schedule come from ``TrainingArguments`` (AdamW, linear warmup
+then cosine decay) in every set-up; the DeepSpeed JSON has no optimizer section,
+so DeepSpeed wraps that same torch optimiser. In-batch negatives are per rank
+(each rank's B pairs); the global batch is B x ranks x grad_accum.
+
+CLI (what torchrun / deepspeed launch; see docs/gpu.md)::
+
+    python -m jude.training.hf_trainer --config configs/train_gpu_7b.yaml [--out DIR] [--max-steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig, TrainPipelineConfig
+from jude.modeling.embedder import Embedder
+from jude.modeling.losses import info_nce
+from jude.training.trainer import PairBatches, TrainResult, make_batches, positives_by_member, seed_everything
+
+ZERO_STAGES = (0, 1, 2, 3)
+TOWERS = ("q", "d", "n")  # member queries, their jobs, the hard-negative jobs
+
+
+class DeepSpeedConfigError(ValueError):
+    """A DeepSpeed JSON that cannot be used; raised before any model is loaded."""
+
+
+class ScaleConfigError(ValueError):
+    """Switches that contradict each other or the rest of the configuration."""
+
+
+# ============================================================================ configuration
+def load_deepspeed_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a DeepSpeed JSON: it parses, is an object, and its ZeRO stage is 0-3.
+
+    Values may be ``"auto"`` (the HF Trainer fills them from ``TrainingArguments``),
+    except the stage, which decides how memory is laid out and must be explicit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DeepSpeedConfigError(f"DeepSpeed config {path} does not exist")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DeepSpeedConfigError(f"DeepSpeed config {path} is not valid JSON: {e.msg} at line {e.lineno}, "
+                                   f"column {e.colno}") from e
+    if not isinstance(cfg, dict):
+        raise DeepSpeedConfigError(f"DeepSpeed config {path}: expected a JSON object, got {type(cfg).__name__}")
+    zero = cfg.get("zero_optimization", {})
+    if not isinstance(zero, dict):
+        raise DeepSpeedConfigError(f"DeepSpeed config {path}: 'zero_optimization' must be an object, got {zero!r}")
+    stage = zero.get("stage", 0)
+    if isinstance(stage, bool) or not isinstance(stage, int) or stage not in ZERO_STAGES:
+        raise DeepSpeedConfigError(f"DeepSpeed config {path}: zero_optimization.stage must be one of "
+                                   f"{list(ZERO_STAGES)}, got {stage!r}")
+    for key in ("optimizer", "scheduler"):
+        if key in cfg:
+            raise DeepSpeedConfigError(
+                f"DeepSpeed config {path}: remove the '{key}' section; jude's optimiser and schedule come from "
+                "train.* (AdamW, warmup then cosine) so every set-up trains the same way")
+    return cfg
+
+
+def check_scale(model_cfg: ModelConfig, scale: ScaleConfig) -> None:
+    """Cross-section checks that no single section can do on its own."""
+    if scale.bf16 and model_cfg.dtype == "float16":
+        raise ScaleConfigError("scale.bf16=true with model.dtype='float16': pick one 16-bit format "
+                               "(model.dtype 'bfloat16' or 'float32')")
+    if scale.deepspeed:
+        load_deepspeed_config(scale.deepspeed)
+
+
+def load_pipeline_config(path: str | os.PathLike) -> tuple[TrainPipelineConfig, ScaleConfig]:
+    """The ``parameters:`` of a train YAML, validated: the pipeline sections and the ``scale`` section.
+
+    ``scale`` is validated with :class:`ScaleConfig` whether or not
+    ``TrainPipelineConfig`` has a ``scale`` field yet, so this works on both sides
+    of that change.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"config file {path} is not valid YAML: {e}") from e
+    params = dict((doc.get("parameters") or {}) if isinstance(doc, dict) else {})
+    try:
+        if "scale" in TrainPipelineConfig.model_fields:
+            cfg = TrainPipelineConfig.model_validate(params)
+            scale = cfg.scale  # type: ignore[attr-defined]
+        else:
+            scale = ScaleConfig.model_validate(params.pop("scale", None) or {})
+            cfg = TrainPipelineConfig.model_validate(params)
+    except ValueError as e:
+        raise ValueError(f"config file {path}: {e}") from e
+    return cfg, scale
+
+
+# ============================================================================ model and data
+def build_embedder(model_cfg: ModelConfig, lora_cfg: LoRAConfig, scale: ScaleConfig | None = None) -> Embedder:
+    """Base model + LoRA + the model-side switches (Liger, gradient checkpointing)."""
+    scale = scale or ScaleConfig()
+    check_scale(model_cfg, scale)
+    embedder = Embedder.from_base(model_cfg)
+    if scale.liger:
+        embedder.apply_liger()  # before LoRA wraps the modules Liger patches
+    embedder.add_lora(lora_cfg)
+    if scale.gradient_checkpointing:
+        embedder.enable_gradient_checkpointing()
+    return embedder
+
+
+class TwoTower(nn.Module):
+    """One forward call embeds every tower of a batch, so DDP/DeepSpeed see one forward per step.
+
+    ``forward(q_input_ids=..., q_attention_mask=..., d_input_ids=..., ...)`` returns
+    ``{"q": (B, D), "d": (B, D), "n": (B*K, D)}`` (``n`` only with hard negatives).
+    """
+
+    def __init__(self, embedder: Embedder):
+        super().__init__()
+        self.embedder = embedder
+
+    def forward(self, **features: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {}
+        for tower in TOWERS:
+            feats = {k[2:]: v for k, v in features.items() if k.startswith(f"{tower}_")}
+            if feats:
+                out[tower] = self.embedder(feats)
+        return out
+
+
+class PairIndexDataset(torch.utils.data.Dataset):
+    """Positive pair i -> i; the collator turns a list of indices into tokenised towers."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class PairCollator:
+    """Indices of positive pairs -> tokenised member, job and hard-negative texts (CPU tensors).
+
+    One member view (profile or resume) per batch, drawn from a seeded generator,
+    so the batch has one max length, as in the plain trainer.
+    """
+
+    def __init__(self, pairs: PairBatches, embedder: Embedder, seed: int):
+        self.pairs = pairs
+        self.embedder = embedder
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, idx: Sequence[int]) -> dict[str, Any]:
+        p, e = self.pairs, self.embedder
+        view = p.views[int(self.rng.integers(len(p.views)))]
+        member_ids = [p.member_ids[i] for i in idx]
+        job_ids = [p.job_ids[i] for i in idx]
+        batch: dict[str, Any] = {"member_ids": member_ids, "job_ids": job_ids, "negative_ids": None}
+        towers = {"q": ([p.member_texts[view][m] for m in member_ids], e.meta.max_lengths[view]),
+                  "d": ([p.job_texts[j] for j in job_ids], e.meta.max_lengths["job"])}
+        if p.negatives:
+            negs = [p.negatives[i] for i in idx]  # (B, K) job ids
+            batch["negative_ids"] = negs
+            towers["n"] = ([p.job_texts[j] for row in negs for j in row], e.meta.max_lengths["job"])
+        for tower, (texts, max_length) in towers.items():
+            for k, v in e.tokenize(texts, max_length, to_device=False).items():
+                batch[f"{tower}_{k}"] = v
+        return batch
+
+
+def make_trainer(model: TwoTower, args: Any, dataset: PairIndexDataset, collator: PairCollator,
+                 loss_cfg: LossConfig, positives: Mapping[str, set[str]]) -> Any:
+    """A ``transformers.Trainer`` whose loss is jude's two-tower InfoNCE."""
+    from transformers import Trainer
+
+    class _EmbedderTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            member_ids, job_ids = inputs.pop("member_ids"), inputs.pop("job_ids")
+            negative_ids = inputs.pop("negative_ids", None)
+            emb = model(**inputs)
+            q, d = emb["q"], emb["d"]  # (B, D) each
+            hard = None
+            if "n" in emb:
+                hard = emb["n"].view(q.shape[0], -1, q.shape[1])  # (B, K, D)
+            loss = info_nce(q, d, loss_cfg.temperature, hard_negatives=hard, symmetric=loss_cfg.symmetric,
+                            query_ids=member_ids, doc_ids=job_ids, positives=positives,
+                            hard_negative_ids=negative_ids)
+            return (loss, emb) if return_outputs else loss
+
+        def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+            # Checkpoints keep the LoRA adapter (small); the final model is saved by Embedder.save.
+            output_dir = output_dir or self.args.output_dir
+            os.makedirs(output_dir, exist_ok=True)
+            self.model_wrapped_embedder.backbone.save_pretrained(output_dir)
+
+    trainer = _EmbedderTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+    trainer.model_wrapped_embedder = model.embedder
+    return trainer
+
+
+def training_arguments(train_cfg: TrainConfig, scale: ScaleConfig, output_dir: str | os.PathLike,
+                       deepspeed_config: str | None, show_progress: bool = True) -> Any:
+    """``TrainingArguments`` from jude's config: the same optimiser and schedule as the plain trainer."""
+    from transformers import TrainingArguments
+
+    cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {}
+    if train_cfg.max_steps:
+        kwargs["max_steps"] = train_cfg.max_steps
+    if train_cfg.checkpoint_every:
+        kwargs.update(save_strategy="steps", save_steps=train_cfg.checkpoint_every)
+    else:
+        kwargs["save_strategy"] = "no"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=train_cfg.batch_size,
+        gradient_accumulation_steps=train_cfg.grad_accum,
+        num_train_epochs=train_cfg.epochs,
+        learning_rate=train_cfg.learning_rate,
+        weight_decay=train_cfg.weight_decay,
+        warmup_steps=float(train_cfg.warmup_ratio),  # a float in [0, 1) is a share of the steps
+        lr_scheduler_type="cosine",
+        optim="adamw_torch",
+        max_grad_norm=train_cfg.max_grad_norm,
+        seed=train_cfg.seed,
+        bf16=scale.bf16,
+        use_cpu=not cuda,
+        deepspeed=deepspeed_config,
+        ddp_backend="gloo" if not cuda and "WORLD_SIZE" in os.environ else None,  # CPU ranks talk over gloo
+        ddp_find_unused_parameters=False,
+        dataloader_drop_last=True,  # in-batch negatives want full batches
+        dataloader_num_workers=scale.dataloader_workers,
+        remove_unused_columns=False,  # our batches are dicts of towers, not model kwargs
+        logging_steps=scale.logging_steps,
+        report_to="none",
+        disable_tqdm=not show_progress,
+        **kwargs,
+    )
+
+
+def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, model_cfg: ModelConfig,
+                          lora_cfg: LoRAConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
+                          deepspeed_config: str | None = None, loss_cfg: LossConfig | None = None,
+                          scale: ScaleConfig | None = None, show_progress: bool = True) -> TrainResult:
+    """Fine-tune with LoRA through ``transformers.Trainer`` (DeepSpeed when ``deepspeed_config`` is set).
+
+    Returns the same :class:`TrainResult` as ``train_embedder``; the model at
+    ``out_dir`` is a jude model directory (``Embedder.load``), written by rank 0.
+    Checkpoints (LoRA adapters) and Trainer state go to ``<out_dir>-hf/``.
+    """
+    loss_cfg = loss_cfg or LossConfig()
+    extra = sorted(k for k, w in loss_cfg.weights.items() if w > 0 and k != "infonce")
+    if extra or loss_cfg.weights.get("infonce", 0) <= 0:
+        raise ScaleConfigError(f"the HF Trainer path trains InfoNCE only; loss.weights {loss_cfg.weights} "
+                               f"asks for {extra or 'no infonce'}; use jude.training.trainer for the loss suite")
+    scale = (scale or ScaleConfig()).model_copy(update={"deepspeed": deepspeed_config or (scale and scale.deepspeed)})
+    if scale.deepspeed:
+        load_deepspeed_config(scale.deepspeed)  # fail on a bad file before loading any weights
+    out_dir = Path(out_dir)
+    hf_dir = out_dir.parent / f"{out_dir.name}-hf"
+    args = training_arguments(train_cfg, scale, hf_dir, scale.deepspeed, show_progress)  # sets up distributed
+
+    seed_everything(train_cfg.seed)
+    embedder = build_embedder(model_cfg, lora_cfg, scale)
+    batches = make_batches(pairs, jobs, members, embedder, train_cfg)
+    positives = positives_by_member(pairs[pairs["label"] == 1])
+    trainer = make_trainer(TwoTower(embedder), args, PairIndexDataset(len(batches.member_ids)),
+                           PairCollator(batches, embedder, train_cfg.seed), loss_cfg, positives)
+    output = trainer.train()
+
+    history = [{"step": int(h["step"]), "train/loss": float(h["loss"]),
+                **({"train/lr": float(h["learning_rate"])} if "learning_rate" in h else {})}
+               for h in trainer.state.log_history if "loss" in h]
+    stats = {"positive_pairs": len(batches.member_ids), "steps": int(trainer.state.global_step),
+             "world_size": int(args.world_size), "trainable_params": sum(p.numel() for p in embedder.trainable_parameters()),
+             "total_params": sum(p.numel() for p in embedder.parameters()), "train_loss": float(output.training_loss),
+             "deepspeed": scale.deepspeed or "", "bf16": scale.bf16,
+             "gradient_checkpointing": scale.gradient_checkpointing, "liger": scale.liger,
+             "zero_stage": trainer.deepspeed.zero_optimization_stage() if trainer.is_deepspeed_enabled else None,
+             "dist_backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None}
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        embedder.eval()
+        embedder.meta.extra["train"] = {"steps": stats["steps"], "positive_pairs": stats["positive_pairs"],
+                                        "temperature": loss_cfg.temperature,
+                                        "learning_rate": train_cfg.learning_rate, "trainer": "hf",
+                                        "world_size": stats["world_size"], "deepspeed": stats["deepspeed"]}
+        embedder.save(out_dir)
+    trainer.accelerator.wait_for_everyone()
+    return TrainResult(model_dir=out_dir, history=history, stats=stats)
+
+
+# ============================================================================ CLI
+def prepare_training_data(cfg: TrainPipelineConfig, cache_dir: str | os.PathLike,
+                          timeout_s: float = 4 * 3600) -> dict[str, pd.DataFrame]:
+    """Marketplace -> labels -> time split -> training pairs, as the ZenML pipeline does, cached on disk.
+
+    Under torchrun every process calls this; the node's local rank 0 builds the
+    tables (the judge is called once) and renames the finished directory into
+    place; the other local ranks wait for it and read it.
+    """
+    cache_dir = Path(cache_dir)
+    names = ("jobs", "members", "pairs")
+    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        deadline = time.monotonic() + timeout_s
+        while not (cache_dir / "pairs.parquet").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"local rank 0 did not write the training data to {cache_dir} in {timeout_s:.0f}s")
+            time.sleep(2)
+        return {n: pd.read_parquet(cache_dir / f"{n}.parquet") for n in names}
+    if (cache_dir / "pairs.parquet").exists():
+        return {n: pd.read_parquet(cache_dir / f"{n}.parquet") for n in names}
+
+    from jude.data.io import marketplace_from_config
+    from jude.evaluation.retrieval import top_k_candidates
+    from jude.labels.engagement import engagement_labels
+    from jude.labels.judges import make_judge
+    from jude.labels.sampling import judge_pairs, sample_pairs
+    from jude.training.pairs import split_and_pair
+
+    market = marketplace_from_config(cfg.data)
+    candidates = None
+    if cfg.labels.retrieved_fraction > 0:
+        base = Embedder.from_base(cfg.model)
+        candidates = top_k_candidates(base, market.jobs, market.members, k=cfg.labels.retrieve_k, show_progress=True)
+        del base
+    sampled = sample_pairs(market.jobs, market.members, market.interactions, cfg.labels, candidates=candidates,
+                           rng_seed=cfg.labels.seed)
+    relevance, _ = judge_pairs(make_judge(cfg.labels), sampled, market.jobs, market.members, cfg.labels.relevant_grade)
+    labels = pd.concat([relevance, engagement_labels(market.interactions, cfg.labels)], ignore_index=True)
+    split = split_and_pair(market.jobs, market.members, market.interactions, labels, cfg.data.val_fraction,
+                           cfg.data.test_fraction, max_queries=cfg.eval.max_queries,
+                           query_entity=cfg.eval.member_view, use_engagement=cfg.train.use_engagement,
+                           seed=cfg.train.seed)
+    tables = {"jobs": market.jobs, "members": market.members, "pairs": split.pairs}
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
+    try:
+        for n, df in tables.items():
+            df.to_parquet(tmp / f"{n}.parquet", index=False)
+        (tmp / "test_set.json").write_text(json.dumps(split.test.to_dict()))
+        if (cache_dir / "pairs.parquet").exists():  # another node on a shared disk finished first: same data
+            shutil.rmtree(tmp)
+        else:
+            if cache_dir.exists():
+                shutil.rmtree(cache_dir)
+            tmp.rename(cache_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tables
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m jude.training.hf_trainer --config configs/train_gpu_7b.yaml``: data, labels, pairs, train."""
+    for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+        os.environ.setdefault(key, value)
+    ap = argparse.ArgumentParser(prog="python -m jude.training.hf_trainer", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True, help="a train YAML (its parameters: section), e.g. configs/train_gpu_7b.yaml")
+    ap.add_argument("--out", default=".jude/hf-train/model", help="where the trained model directory goes")
+    ap.add_argument("--max-steps", type=int, default=None, help="override train.max_steps (smoke runs)")
+    ap.add_argument("--base-model", default=None, help="override model.base_model (a local path)")
+    ap.add_argument("--evaluate", action="store_true", help="rank 0: retrieval metrics on the test split")
+    ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
+    a = ap.parse_args(argv)
+    cfg, scale = load_pipeline_config(a.config)
+    if a.base_model:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"base_model": a.base_model})})
+    train_cfg = cfg.train.model_copy(update={"max_steps": a.max_steps}) if a.max_steps else cfg.train
+    if scale.deepspeed:
+        load_deepspeed_config(scale.deepspeed)
+    out = Path(a.out)
+    data = prepare_training_data(cfg, out.parent / "data")
+    result = train_with_hf_trainer(data["pairs"], data["jobs"], data["members"], cfg.model, cfg.lora, train_cfg,
+                                   out, deepspeed_config=scale.deepspeed, loss_cfg=cfg.loss, scale=scale)
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = {"model_dir": str(result.model_dir), **result.stats}
+        if a.evaluate:
+            from jude.evaluation.retrieval import EvalSet, evaluate_embedder
+
+            test = EvalSet.from_dict(json.loads((out.parent / "data" / "test_set.json").read_text()))
+            summary["test"] = evaluate_embedder(Embedder.load(out), test, show_progress=True)
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
