@@ -462,6 +462,32 @@ class PromotionConfig(_Section):
     batch_size: int = Field(64, gt=0)
 
 
+class AblationConfig(_Section):
+    """The evaluation table of the train pipeline: which variants besides base and fine-tuned."""
+
+    loss_variants: list[Literal["infonce", "bce", "vp"]] = Field(
+        default_factory=list, description=("Extra models trained with the same data and schedule for the table: "
+                                           "'infonce' (InfoNCE only), 'bce' (+ BCE head), 'vp' (+ BCE + VP-matrix)."))
+    distill: bool = Field(False, description="Train the cross-encoder teacher, distil it into the fine-tuned model, "
+                                             "and add 'distilled' and 'teacher' (reranking the top 100) to the table.")
+    register_model: Literal["finetuned", "distilled"] = Field(
+        "finetuned", description="Which model the pipeline registers as the challenger.")
+    rerank_k: int = Field(100, gt=0, description="Fine-tuned top-k the teacher reranks for its row of the table.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "AblationConfig":
+        if self.register_model == "distilled" and not self.distill:
+            raise ValueError("ablation.register_model='distilled' needs ablation.distill=true")
+        return self
+
+
+LOSS_VARIANTS = {
+    "infonce": {"infonce": 1.0},
+    "bce": {"infonce": 1.0, "bce": 0.5},
+    "vp": {"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5},
+}
+
+
 class TrainPipelineConfig(_Section):
     """The ``parameters:`` section of a train YAML: one field per pipeline parameter."""
 
@@ -472,5 +498,8 @@ class TrainPipelineConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     scale: ScaleConfig = Field(default_factory=ScaleConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    ablation: AblationConfig = Field(default_factory=AblationConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 
-from jude.registry.mlflow_registry import resolve_tracking_uri
+from jude.registry.mlflow_registry import configure, resolve_tracking_uri
 
 STACK_NAME = "jude-local"
+EXPERIMENT = "jude"  # RegistryConfig.experiment's default: every pipeline logs into it
 EXPERIMENT_TRACKER = "jude_mlflow"
 MODEL_REGISTRY = "jude_registry"
 
@@ -26,6 +27,9 @@ def ensure_local_stack(tracking_uri: str | None = None, activate: bool = True) -
     from zenml.enums import StackComponentType
 
     uri = resolve_tracking_uri(tracking_uri)
+    # create the experiment ourselves so its artifacts live beside the store (.jude/mlartifacts),
+    # not in an ./mlruns of whatever directory the pipeline was started from
+    configure(uri, EXPERIMENT)
     client = Client()
 
     def component(name: str, flavor: str, ctype: StackComponentType, config: dict):
@@ -39,7 +43,8 @@ def ensure_local_stack(tracking_uri: str | None = None, activate: bool = True) -
                                                  configuration=config)
         return existing
 
-    component(EXPERIMENT_TRACKER, "mlflow", StackComponentType.EXPERIMENT_TRACKER, {"tracking_uri": uri})
+    component(EXPERIMENT_TRACKER, "mlflow", StackComponentType.EXPERIMENT_TRACKER,
+              {"tracking_uri": uri, "experiment_name": EXPERIMENT})
     component(MODEL_REGISTRY, "mlflow", StackComponentType.MODEL_REGISTRY, {})
     try:
         client.get_stack(STACK_NAME)

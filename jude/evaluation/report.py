@@ -57,3 +57,10 @@ th{{background:#f4f4f4}}</style></head><body><h2>{html.escape(title)}</h2>{ctx}
 <table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 <p><small>Exact inner-product search (FAISS IndexFlatIP) over every job; metrics by ranx.
 Relevant = judged relevant or applied in the test period.</small></p></body></html>"""
+
+
+def gap_closure(finetuned: float, distilled: float, teacher: float) -> float:
+    """(distilled - finetuned) / (teacher - finetuned): the share of the teacher's lead that distillation
+    recovers (JUDE reports 0.5). NaN when the teacher is not ahead of the fine-tuned model."""
+    gap = teacher - finetuned
+    return (distilled - finetuned) / gap if gap > 0 else float("nan")

@@ -97,7 +97,7 @@ class JudeEmbedderPyfunc(mlflow.pyfunc.PythonModel):
 
         self.embedder = Embedder.load(context.artifacts[MODEL_ARTIFACT])
 
-    def predict(self, context: Any, model_input: Any, params: dict | None = None) -> Any:
+    def predict(self, context, model_input, params=None):  # untyped: MLflow infers no schema from it
         if isinstance(model_input, pd.DataFrame):
             texts = model_input.iloc[:, 0].astype(str).tolist()
         else:
