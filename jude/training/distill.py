@@ -1,0 +1,287 @@
+"""Offline cross-encoder distillation into the fine-tuned bi-encoder.
+
+JUDE: "offline cross-encoder distillation ... bridging 50% of the performance
+gap" between the two-tower model and the cross-encoder. The recipe:
+
+1. the fine-tuned bi-encoder retrieves its top-k jobs for every training member
+   (``jude.evaluation.retrieval.top_k_candidates``);
+2. the cross-encoder teacher scores those pairs offline
+   (``jude.modeling.cross_encoder.score_candidates``) -> ``teacher_scores``;
+3. :func:`distill_embedder` trains the bi-encoder to reproduce the teacher's
+   ordering of each member's candidates.
+
+Student: the fine-tuned model directory is loaded (its LoRA already merged into
+the weights) and a **fresh LoRA** is added on top. Only the new adapter trains,
+so the fine-tuned weights stay the starting point, the step is as cheap as
+fine-tuning, and ``adapter/`` of the saved model holds exactly what distillation
+learned (``jude.json`` -> ``extra.distill.student_dir`` names the parent model for
+lineage). The saved model is merged like the trainer's, so serving sees one model.
+
+Each step takes ``batch_size`` members and ``group_size`` of their candidates
+(the teacher's best always, the rest sampled), embeds both sides, and computes
+the student's cosine scores ``s`` (B, C) against the teacher's logits ``t`` (B, C):
+
+- ``margin_mse``: MSE between the margins ``s_top - s_c`` (cosines times
+  ``margin_scale``) and ``t_top - t_c`` (Hofstätter et al. 2020);
+- ``kl``: KL(softmax(t / T_t) || softmax(s / T_s)) over each member's candidates;
+- ``both``: their sum;
+
+plus ``infonce_weight`` x InfoNCE on the members' labelled positive jobs (with
+in-batch negatives), which keeps the student anchored to the ground truth where
+the teacher is wrong. The loss maths lives in ``jude.modeling.losses``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from jude.config import DistillConfig, LoRAConfig, ModelConfig, TrainConfig
+from jude.modeling.cross_encoder import SCORE_COLUMNS
+from jude.modeling.embedder import Embedder
+from jude.modeling.losses import info_nce, kl_distillation, margin_mse
+from jude.training.trainer import TrainingDataError, TrainResult, seed_everything
+
+LogFn = Callable[[dict[str, float], int], None]
+
+
+@dataclass
+class CandidateLists:
+    """Each member's scored candidates, as aligned arrays, sorted by teacher score (best first)."""
+
+    member_ids: list[str]
+    job_ids: list[list[str]]  # member -> its candidates, best teacher score first
+    scores: list[np.ndarray]  # member -> (C_m,) teacher logits, same order
+
+
+def candidate_lists(teacher_scores: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame,
+                    min_candidates: int = 2) -> tuple[CandidateLists, dict]:
+    """Validate ``teacher_scores`` and group it by member.
+
+    Members with fewer than ``min_candidates`` scored jobs are dropped (counted in
+    the returned stats); an empty result is an error.
+    """
+    missing = [c for c in SCORE_COLUMNS if c not in teacher_scores.columns]
+    if missing:
+        raise TrainingDataError(f"teacher_scores is missing column(s) {missing}; expected {SCORE_COLUMNS}")
+    ts = teacher_scores[SCORE_COLUMNS].reset_index(drop=True)
+    scores = pd.to_numeric(ts["teacher_score"], errors="coerce")
+    bad = np.flatnonzero(~np.isfinite(scores.to_numpy(dtype=float)))
+    if len(bad):
+        r = ts.iloc[int(bad[0])]
+        raise TrainingDataError(f"teacher_scores row {int(bad[0])}: teacher_score must be a finite number, got "
+                                f"{r['teacher_score']!r} (member {r['member_id']}, job {r['job_id']})")
+    unknown_j = sorted(set(ts["job_id"]) - set(jobs["job_id"]))
+    if unknown_j:
+        raise TrainingDataError(f"teacher_scores names unknown job(s) {unknown_j[:5]}")
+    unknown_m = sorted(set(ts["member_id"]) - set(members["member_id"]))
+    if unknown_m:
+        raise TrainingDataError(f"teacher_scores names unknown member(s) {unknown_m[:5]}")
+    dup = ts.duplicated(["member_id", "job_id"])
+    if dup.any():
+        r = ts[dup].iloc[0]
+        raise TrainingDataError(f"teacher_scores row {int(np.flatnonzero(dup)[0])}: duplicate pair "
+                                f"(member {r['member_id']}, job {r['job_id']})")
+    ts = ts.assign(teacher_score=scores.astype(np.float32)).sort_values(
+        ["member_id", "teacher_score"], ascending=[True, False], kind="stable")
+    out = CandidateLists([], [], [])
+    dropped = 0
+    for m, g in ts.groupby("member_id", sort=True):
+        if len(g) < min_candidates:
+            dropped += 1
+            continue
+        out.member_ids.append(str(m))
+        out.job_ids.append(g["job_id"].astype(str).tolist())
+        out.scores.append(g["teacher_score"].to_numpy(np.float32))
+    if not out.member_ids:
+        raise TrainingDataError(f"teacher_scores: no member has >= {min_candidates} scored candidates "
+                                f"(distill.group_size); score more candidates (distill.candidates_k)")
+    return out, {"distill_members": len(out.member_ids), "distill_members_dropped": dropped,
+                 "distill_pairs": int(sum(len(j) for j in out.job_ids))}
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, cfg: DistillConfig) -> dict[str, torch.Tensor]:
+    """Distillation losses of student cosines (B, C) against teacher logits (B, C).
+
+    MarginMSE uses each row's teacher-best candidate as the reference: margins
+    ``s_best - s_c`` vs ``t_best - t_c`` for the C - 1 others.
+    Returns the active parts by name (``margin_mse``, ``kl``).
+    """
+    parts: dict[str, torch.Tensor] = {}
+    if cfg.loss in ("margin_mse", "both"):
+        best = teacher.argmax(1)  # (B,)
+        rows = torch.arange(student.shape[0], device=student.device)
+        others = torch.ones_like(teacher, dtype=torch.bool)
+        others[rows, best] = False
+        B, C = student.shape
+        s = student * cfg.margin_scale
+        parts["margin_mse"] = margin_mse(s[rows, best], s[others].view(B, C - 1),
+                                         teacher[rows, best], teacher[others].view(B, C - 1))
+    if cfg.loss in ("kl", "both"):
+        parts["kl"] = kl_distillation(student, teacher, cfg.student_temperature, cfg.teacher_temperature)
+    return parts
+
+
+@torch.inference_mode()
+def distillation_metrics(embedder: Embedder, teacher_scores: pd.DataFrame, jobs: pd.DataFrame,
+                         members: pd.DataFrame, cfg: DistillConfig, member_view: str = "profile",
+                         batch_size: int = 64) -> dict[str, float]:
+    """How far the student is from the teacher on the scored candidates (lower = closer).
+
+    Over every member's full candidate list: MarginMSE (teacher-best as reference,
+    student cosines times ``margin_scale``), KL at the configured temperatures, and
+    the mean Spearman correlation of student and teacher scores per member.
+    """
+    lists, _ = candidate_lists(teacher_scores, jobs, members, min_candidates=2)
+    job_ids = sorted({j for js in lists.job_ids for j in js})
+    job_rows = jobs.set_index("job_id", drop=False).loc[job_ids]
+    mem_rows = members.set_index("member_id", drop=False).loc[lists.member_ids]
+    job_emb = dict(zip(job_ids, embedder.encode_entities("job", job_rows, batch_size=batch_size)))
+    mem_emb = embedder.encode_entities(member_view, mem_rows, batch_size=batch_size)  # (M, D)
+    mse, kl, rho = [], [], []
+    full = cfg.model_copy(update={"loss": "both"})
+    for i, (js, t) in enumerate(zip(lists.job_ids, lists.scores)):
+        s = np.stack([job_emb[j] for j in js]) @ mem_emb[i]  # (C,)
+        parts = distill_loss(torch.from_numpy(s)[None], torch.from_numpy(t)[None], full)
+        mse.append(float(parts["margin_mse"]))
+        kl.append(float(parts["kl"]))
+        rs, rt = pd.Series(s).rank().to_numpy(), pd.Series(t).rank().to_numpy()
+        rho.append(float(np.corrcoef(rs, rt)[0, 1]) if rs.std() > 0 and rt.std() > 0 else 0.0)
+    return {"margin_mse": float(np.mean(mse)), "kl": float(np.mean(kl)), "spearman": float(np.mean(rho))}
+
+
+def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs: pd.DataFrame,
+                     members: pd.DataFrame, model_cfg: ModelConfig | None, lora_cfg: LoRAConfig,
+                     train_cfg: TrainConfig, distill_cfg: DistillConfig, out_dir: str | Path,
+                     pairs: pd.DataFrame | None = None, log: LogFn | None = None, measure: bool = True,
+                     show_progress: bool = True) -> TrainResult:
+    """Distil the teacher's candidate scores into the bi-encoder at ``student_dir``; save to ``out_dir``.
+
+    Args:
+        student_dir: the fine-tuned model directory (``Embedder.save`` output).
+        teacher_scores: DataFrame[member_id, job_id, teacher_score] from ``score_candidates``.
+        model_cfg: if given, its ``template_style`` must match the student's (the
+            teacher scored texts rendered in that style).
+        lora_cfg: the fresh distillation LoRA.
+        train_cfg: ``member_views`` (student query texts, one per batch), ``weight_decay``,
+            ``warmup_ratio``, ``max_grad_norm``.
+        distill_cfg: loss, temperatures, steps, rate, batch and group sizes.
+        pairs: the training pairs (positives label == 1); required when
+            ``distill_cfg.infonce_weight`` > 0.
+        measure: compute :func:`distillation_metrics` before and after (stats
+            ``before/...``, ``after/...``) on the first member view.
+
+    Returns a ``TrainResult`` (model_dir, per-step history, stats).
+    """
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    if distill_cfg.infonce_weight > 0 and pairs is None:
+        raise ValueError(f"distill.infonce_weight={distill_cfg.infonce_weight} needs the training pairs; "
+                         "pass pairs= or set distill.infonce_weight to 0")
+    seed_everything(distill_cfg.seed)
+    lists, stats = candidate_lists(teacher_scores, jobs, members, min_candidates=distill_cfg.group_size)
+    embedder = Embedder.load(student_dir)
+    if model_cfg is not None and model_cfg.template_style != embedder.meta.template_style:
+        raise ValueError(f"model.template_style={model_cfg.template_style!r} but the student at {student_dir} "
+                         f"was trained with {embedder.meta.template_style!r}")
+    views = list(train_cfg.member_views)
+    if measure:
+        before = distillation_metrics(embedder, teacher_scores, jobs, members, distill_cfg, views[0])
+        stats.update({f"before/{k}": v for k, v in before.items()})
+    parent_lora = embedder.meta.extra.pop("lora", None)
+    embedder.add_lora(lora_cfg)
+    embedder.train()
+
+    # texts, rendered once with the student's templates
+    used = members.set_index("member_id", drop=False).loc[lists.member_ids]
+    member_texts = {v: dict(zip(lists.member_ids, embedder.render(v, used))) for v in views}
+    job_texts = dict(zip(jobs["job_id"], embedder.render("job", jobs)))
+    positives: dict[str, list[str]] = defaultdict(list)
+    if pairs is not None and distill_cfg.infonce_weight > 0:
+        pos = pairs[(pairs["label"] == 1) & pairs["member_id"].isin(set(lists.member_ids))
+                    & pairs["job_id"].isin(set(job_texts))]
+        for m, j in zip(pos["member_id"], pos["job_id"]):
+            positives[m].append(j)
+    positive_sets = {m: set(js) for m, js in positives.items()}
+
+    B, C = distill_cfg.batch_size, distill_cfg.group_size
+    n_members = len(lists.member_ids)
+    steps_per_epoch = max(1, n_members // B)  # the ragged last batch is dropped (one short batch if n < B)
+    total_steps = distill_cfg.max_steps or steps_per_epoch * distill_cfg.epochs
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    params = embedder.trainable_parameters()
+    optimizer = torch.optim.AdamW(params, lr=distill_cfg.learning_rate, weight_decay=train_cfg.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
+    rng = np.random.default_rng(distill_cfg.seed)
+    max_job = embedder.meta.max_lengths["job"]
+
+    history: list[dict] = []
+    step = 0
+    bar = tqdm(total=total_steps, desc=f"distil ({distill_cfg.loss})", unit="step", disable=not show_progress)
+    for _epoch in range(epochs):
+        order = rng.permutation(n_members)
+        for b in range(steps_per_epoch):
+            idx = order[b * B:(b + 1) * B]
+            view = views[int(rng.integers(len(views)))]
+            # each member: its teacher-best candidate + (C - 1) sampled from the rest, then shuffled
+            cand, teach = [], []
+            for i in idx:
+                rest = 1 + rng.choice(len(lists.job_ids[i]) - 1, size=C - 1, replace=False)
+                pick = rng.permutation(np.concatenate([[0], rest]))
+                cand.append([lists.job_ids[i][p] for p in pick])
+                teach.append(lists.scores[i][pick])
+            mids = [lists.member_ids[i] for i in idx]
+            q = embedder.embed_texts([member_texts[view][m] for m in mids], embedder.meta.max_lengths[view])  # (B, D)
+            d = embedder.embed_texts([job_texts[j] for row in cand for j in row], max_job)  # (B*C, D)
+            student = torch.einsum("bd,bcd->bc", q, d.view(len(idx), C, -1))  # (B, C) cosines
+            teacher = torch.from_numpy(np.stack(teach)).to(student.device)  # (B, C) logits
+            parts = distill_loss(student, teacher, distill_cfg)
+            loss = sum(parts.values())
+            anchored = [k for k, m in enumerate(mids) if positives.get(m)]
+            if distill_cfg.infonce_weight > 0 and len(anchored) >= 2:
+                pos_jobs = [positives[mids[k]][int(rng.integers(len(positives[mids[k]])))] for k in anchored]
+                dp = embedder.embed_texts([job_texts[j] for j in pos_jobs], max_job)  # (A, D)
+                parts["infonce"] = info_nce(q[anchored], dp, distill_cfg.infonce_temperature,
+                                            query_ids=[mids[k] for k in anchored], doc_ids=pos_jobs,
+                                            positives=positive_sets)
+                loss = loss + distill_cfg.infonce_weight * parts["infonce"]
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            rec = {"distill/loss": float(loss.detach()), "distill/lr": scheduler.get_last_lr()[0],
+                   **{f"distill/{k}": float(v.detach()) for k, v in parts.items()}}
+            history.append({"step": step, **rec})
+            if log:
+                log(rec, step)
+            bar.update(1)
+            bar.set_postfix(loss=f"{rec['distill/loss']:.3f}")
+            if step >= total_steps:
+                break
+        if step >= total_steps:
+            break
+    bar.close()
+    embedder.eval()
+    if measure:
+        after = distillation_metrics(embedder, teacher_scores, jobs, members, distill_cfg, views[0])
+        stats.update({f"after/{k}": v for k, v in after.items()})
+    stats.update({"steps": step, "epochs": epochs,
+                  "trainable_params": sum(p.numel() for p in params)})
+    embedder.meta.extra["distill"] = {
+        "student_dir": str(student_dir), "parent_lora": parent_lora, "loss": distill_cfg.loss, "steps": step,
+        "learning_rate": distill_cfg.learning_rate, "infonce_weight": distill_cfg.infonce_weight,
+        "infonce_temperature": distill_cfg.infonce_temperature,
+        "student_temperature": distill_cfg.student_temperature,
+        "teacher_temperature": distill_cfg.teacher_temperature, "margin_scale": distill_cfg.margin_scale}
+    out = embedder.save(out_dir)
+    return TrainResult(model_dir=Path(out), history=history, stats=stats)

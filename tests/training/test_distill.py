@@ -1,0 +1,116 @@
+"""Distillation on a tiny random BERT: the student's margins move toward the teacher's; bad input is refused."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from jude.config import DistillConfig, LoRAConfig, ModelConfig, TrainConfig
+from jude.modeling.embedder import Embedder
+from jude.training.distill import candidate_lists, distill_embedder, distill_loss, distillation_metrics
+from jude.training.trainer import TrainingDataError
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory, tiny_bert_dir):
+    """A 'fine-tuned' student: the tiny BERT saved as a jude model (what train_embedder writes)."""
+    model = ModelConfig(base_model=str(tiny_bert_dir), max_length_job=48, max_length_profile=32, max_length_resume=48)
+    return Embedder.from_base(model).save(tmp_path_factory.mktemp("student") / "s")
+
+
+@pytest.fixture(scope="module")
+def toy_scores(small_market):
+    """6 members x 6 candidates with fixed, arbitrary teacher logits (unit spread)."""
+    rng = np.random.default_rng(0)
+    members = small_market.members["member_id"].tolist()[:6]
+    jobs = small_market.jobs["job_id"].tolist()
+    rows = []
+    for m in members:
+        for j in rng.choice(jobs, size=6, replace=False):
+            rows.append((m, j, float(rng.normal(0, 1))))
+    return pd.DataFrame(rows, columns=["member_id", "job_id", "teacher_score"])
+
+
+def _cfgs(**distill):
+    lora = LoRAConfig(r=8, alpha=16, dropout=0.0)
+    train = TrainConfig(member_views=["profile"], warmup_ratio=0.0)
+    kw = {"candidates_k": 6, "group_size": 6, "batch_size": 3, "learning_rate": 2e-2, "infonce_weight": 0.0,
+          **distill}
+    return lora, train, DistillConfig(**kw)
+
+
+def test_distillation_moves_student_margins_toward_the_teacher(tmp_path, student_dir, toy_scores, small_market):
+    lora, train, cfg = _cfgs(loss="margin_mse", max_steps=30)
+    res = distill_embedder(student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
+                           tmp_path / "d", show_progress=False)
+    s = res.stats
+    assert s["steps"] == 30 and len(res.history) == 30
+    assert s["after/margin_mse"] < 0.6 * s["before/margin_mse"]
+    assert s["after/spearman"] > s["before/spearman"]
+    # the saved model is what was measured, and it records its lineage
+    saved = Embedder.load(res.model_dir)
+    again = distillation_metrics(saved, toy_scores, small_market.jobs, small_market.members, cfg)
+    assert again["margin_mse"] == pytest.approx(s["after/margin_mse"], rel=1e-3)
+    assert saved.meta.extra["distill"]["student_dir"] == str(student_dir)
+    assert (res.model_dir / "adapter").is_dir()
+
+
+def test_kl_distillation_with_infonce_anchor(tmp_path, student_dir, toy_scores, small_market):
+    # every toy member's first candidate is its labelled positive
+    firsts = toy_scores.groupby("member_id").head(1)
+    pairs = firsts.assign(label=1, grade=3, source="relevance")[["member_id", "job_id", "label", "grade", "source"]]
+    lora, train, cfg = _cfgs(loss="both", max_steps=20, infonce_weight=0.5)
+    res = distill_embedder(student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
+                           tmp_path / "d", pairs=pairs, show_progress=False)
+    assert all({"distill/kl", "distill/margin_mse", "distill/infonce"} <= set(h) for h in res.history)
+    assert res.stats["after/kl"] < res.stats["before/kl"]
+
+
+def test_distill_loss_is_zero_when_student_matches_teacher():
+    teacher = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
+    cfg = DistillConfig(loss="both", margin_scale=20.0, student_temperature=0.05, teacher_temperature=1.0,
+                        group_size=3, candidates_k=3)
+    parts = distill_loss(teacher / 20.0, teacher, cfg)  # student cosines x 20 == teacher logits
+    assert parts["margin_mse"] == pytest.approx(0.0, abs=1e-10)
+    assert parts["kl"] == pytest.approx(0.0, abs=1e-6)
+    worse = distill_loss(-teacher / 20.0, teacher, cfg)
+    assert worse["margin_mse"] > 1.0 and worse["kl"] > 0.1
+
+
+def test_candidate_lists_sort_by_teacher_and_drop_short_lists(small_market):
+    ts = pd.DataFrame({"member_id": ["M00001"] * 3 + ["M00002"], "job_id": ["J00001", "J00002", "J00003", "J00001"],
+                       "teacher_score": [0.1, 2.0, -1.0, 5.0]})
+    lists, stats = candidate_lists(ts, small_market.jobs, small_market.members, min_candidates=2)
+    assert lists.member_ids == ["M00001"] and lists.job_ids[0] == ["J00002", "J00001", "J00003"]
+    assert stats["distill_members_dropped"] == 1
+
+
+@pytest.mark.parametrize("bad, match", [
+    (pd.DataFrame({"member_id": ["M00001"], "job_id": ["J00001"]}), r"missing column\(s\) \['teacher_score'\]"),
+    (pd.DataFrame({"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J00002"],
+                   "teacher_score": [1.0, float("nan")]}), "row 1: teacher_score must be a finite number"),
+    (pd.DataFrame({"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J99999"],
+                   "teacher_score": [1.0, 2.0]}), "unknown job.*J99999"),
+    (pd.DataFrame({"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J00001"],
+                   "teacher_score": [1.0, 2.0]}), "row 1: duplicate pair"),
+])
+def test_bad_teacher_scores_are_named(bad, match, small_market):
+    with pytest.raises(TrainingDataError, match=match):
+        candidate_lists(bad, small_market.jobs, small_market.members)
+
+
+def test_infonce_anchor_needs_pairs(tmp_path, student_dir, toy_scores, small_market):
+    lora, train, cfg = _cfgs(infonce_weight=0.1, max_steps=1)
+    with pytest.raises(ValueError, match="infonce_weight=0.1 needs the training pairs"):
+        distill_embedder(student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
+                         tmp_path / "d", show_progress=False)
+    assert not (tmp_path / "d").exists()
+
+
+def test_distill_config_validation():
+    with pytest.raises(ValueError, match="distill.loss must be one of .*got 'mse'"):
+        DistillConfig(loss="mse")
+    with pytest.raises(ValueError, match=r"group_size \(30\) must be <= distill.candidates_k \(20\)"):
+        DistillConfig(group_size=30, candidates_k=20)
+    with pytest.raises(ValueError, match="student_temperature"):
+        DistillConfig(student_temperature=0)
