@@ -42,6 +42,8 @@ def test_train_pipeline_registers_a_champion_with_metrics(trained):
         for name in ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10"):
             assert 0.0 <= metrics[f"{variant}/{name}"] <= 1.0
     assert "train/loss" in metrics
+    # artifacts live beside the tracking store, not in the directory the pipeline was started from
+    assert client.get_run(mv.run_id).info.artifact_uri.startswith((tmp_path / ".jude" / "mlartifacts").as_uri())
 
     # the ZenML side: a Model version linked to the run, with the evaluation report artifact
     env_cfg = str(tmp_path / "zenml")
