@@ -121,7 +121,7 @@ def log_model_version(model_dir: str | Path, model_name: str, metrics: dict[str,
         mlflow.log_dict(eval_set, EVAL_SET_ARTIFACT)
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=JudeEmbedderPyfunc(),
+        python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # model from code, no pickle
         artifacts={MODEL_ARTIFACT: str(model_dir)},
         pip_requirements=["jude", "torch", "transformers", "peft", "sentence-transformers"],
         metadata={"jude": meta},
