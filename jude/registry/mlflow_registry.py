@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
 from mlflow.tracking import MlflowClient
 
 MODEL_ARTIFACT = "jude_model"
@@ -97,12 +96,9 @@ class JudeEmbedderPyfunc(mlflow.pyfunc.PythonModel):
 
         self.embedder = Embedder.load(context.artifacts[MODEL_ARTIFACT])
 
-    def predict(self, context, model_input, params=None):  # untyped: MLflow infers no schema from it
-        if isinstance(model_input, pd.DataFrame):
-            texts = model_input.iloc[:, 0].astype(str).tolist()
-        else:
-            texts = [str(t) for t in model_input]
-        return self.embedder.encode(texts)
+    def predict(self, context: Any, model_input: list[str], params: dict | None = None) -> list[list[float]]:
+        # list[str] type hints let MLflow infer the signature and validate inputs (texts in, vectors out)
+        return self.embedder.encode([str(t) for t in model_input]).tolist()
 
 
 def log_model_version(model_dir: str | Path, model_name: str, metrics: dict[str, float] | None = None,
