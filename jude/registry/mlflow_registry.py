@@ -96,7 +96,7 @@ class JudeEmbedderPyfunc(mlflow.pyfunc.PythonModel):
 
         self.embedder = Embedder.load(context.artifacts[MODEL_ARTIFACT])
 
-    def predict(self, context, model_input: list[str], params: dict | None = None) -> list[list[float]]:
+    def predict(self, context, model_input: list[str], params=None) -> list[list[float]]:
         # list[str] type hints let MLflow infer the signature and validate inputs (texts in, vectors out)
         return self.embedder.encode([str(t) for t in model_input]).tolist()
 
