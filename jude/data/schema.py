@@ -106,7 +106,7 @@ def _coerce(s: pd.Series, col: Column, where: str) -> pd.Series:
         return values.astype(object)
     if col.kind == "bool":
         mapping = {True: True, False: False, "true": True, "false": False, "True": True,
-                   "False": False, 1: True, 0: False, "1": True, "0": False, "yes": True, "no": False}
+                   "False": False, "1": True, "0": False, "yes": True, "no": False}
         out = values.map(lambda v: mapping.get(v, None) if not isinstance(v, float) or not np.isnan(v) else None)
         bad = out.isna().to_numpy()
         if bad.any():

@@ -37,8 +37,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -50,6 +48,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from jude.fsutils import atomic_directory
 from jude.config import TeacherConfig
 from jude.modeling import templates
 from jude.modeling.embedder import ModelLoadError, resolve_model_path
@@ -137,18 +136,10 @@ class CrossEncoderTeacher:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the HF directory + ``jude_teacher.json`` to a temporary sibling, then rename."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_directory(path) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
             (tmp / TEACHER_META_FILE).write_text(json.dumps(asdict(self.meta), indent=2, default=str))
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     # ---- scoring -------------------------------------------------------------------

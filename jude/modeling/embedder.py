@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from jude.fsutils import atomic_directory
 from jude.config import POOLINGS, LoRAConfig, ModelConfig
 from jude.modeling import templates
 
@@ -463,9 +462,7 @@ class Embedder(nn.Module):
         Written to a temporary sibling and renamed, so a crash never leaves half a model.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
+        with atomic_directory(path) as tmp:
             backbone = self.backbone
             if self.has_lora:
                 self.backbone.save_pretrained(tmp / ADAPTER_DIR)
@@ -476,12 +473,6 @@ class Embedder(nn.Module):
             self.tokenizer.save_pretrained(tmp)
             _write_sentence_transformers_config(tmp, self.meta)
             (tmp / META_FILE).write_text(json.dumps(asdict(self.meta), indent=2, default=str))
-            if path.exists():
-                shutil.rmtree(path)
-            tmp.rename(path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
 

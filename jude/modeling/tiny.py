@@ -12,12 +12,12 @@ The weights are random (seeded): useful to check mechanics, never quality.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+
+from jude.fsutils import atomic_directory
 
 FAMILIES = ("qwen2", "llama", "mistral")
 
@@ -81,14 +81,7 @@ def build_tiny_decoder(path: str | os.PathLike, family: str = "qwen2", hidden_si
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
