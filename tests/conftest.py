@@ -56,6 +56,7 @@ def mlflow_uri(tmp_path, monkeypatch):
     mlflow.set_registry_uri(uri)
     yield uri
     mlflow.set_tracking_uri("")
+    mlflow.set_registry_uri("")
 
 
 @pytest.fixture()

@@ -18,6 +18,14 @@ def _run(args, tmp_path, timeout=1800):
                           timeout=timeout)
 
 
+def _client(tmp_path):
+    """A client on that run's store for tracking *and* registry (never the process-wide registry URI)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / '.jude' / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One smoke training run shared by the pipeline tests of this module."""
@@ -31,9 +39,7 @@ def trained(tmp_path_factory):
 def test_train_pipeline_registers_a_champion_with_metrics(trained):
     tmp_path = trained
 
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{tmp_path / '.jude' / 'mlflow.db'}")
+    client = _client(tmp_path)
     mv = client.get_model_version_by_alias("jude-embedder", "champion")
     assert str(mv.version) == "1"
     assert str(client.get_model_version_by_alias("jude-embedder", "challenger").version) == "1"
@@ -123,9 +129,7 @@ def test_full_table_pipeline_trains_and_evaluates_every_variant(tmp_path):
     """train_full.yaml's DAG at smoke size: loss variants, teacher, distillation, the registered distilled model."""
     res = _run(["--pipeline", "train", "--config", "configs/train_full_smoke.yaml"], tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{tmp_path / '.jude' / 'mlflow.db'}")
+    client = _client(tmp_path)
     mv = client.get_model_version_by_alias("jude-embedder", "champion")
     metrics = client.get_run(mv.run_id).data.metrics
     for variant in ("base", "finetuned", "bce", "vp", "distilled", "teacher"):
