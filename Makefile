@@ -67,6 +67,8 @@ bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/serve_bench.py
 	$(PY) bench/drift_bench.py
+	$(PY) bench/train_quality.py --seeds 0 1 2
+	$(PY) bench/distill_eval.py --config configs/train_full.yaml
 
 dashboard: $(STAMP)
 	$(PY) -m jude.dashboard

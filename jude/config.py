@@ -164,6 +164,13 @@ class EvalConfig(_Section):
     member_view: Literal["profile", "resume"] = Field("profile", description="Which member text is the query.")
     ks: list[int] = Field(default_factory=lambda: [10, 100])
     batch_size: int = Field(64, gt=0)
+    qrels: Literal["labels", "pooled"] = Field("pooled", description=(
+        "Relevant set of a test member: 'labels' = what the label budget judged (half of it sampled from the base "
+        "model's top-k, which favours the base model) plus test applies; 'pooled' = that plus the judge's grades "
+        "of the top pool_depth jobs of every evaluated model (TREC pooling, jude/evaluation/pooling.py)."))
+    pool_depth: int = Field(20, gt=0, description=(
+        "Top-k of each evaluated model the judge grades when qrels='pooled' (>= 10 makes every @10 metric "
+        "fully judged). With an LLM judge this is the evaluation's API bill: queries x models x depth at most."))
 
 
 class RegistryConfig(_Section):

@@ -36,5 +36,7 @@ def train_pipeline(data: Optional[dict] = None, labels: Optional[dict] = None, m
     if abl.distill:
         teacher_dir = train_teacher(pairs, jobs, members, teacher, model)
         _, distilled = distill_embedder(embedder, teacher_dir, pairs, jobs, members, model, lora, train, distill)
-    metrics, _ = evaluate_retrieval(embedder, test_set, model, eval, ablation, variants, distilled, teacher_dir)
-    register_embedder(distilled if abl.register_model == "distilled" else embedder, metrics, test_set, registry)
+    metrics, judged_test_set, _ = evaluate_retrieval(embedder, test_set, model, eval, ablation, labels, variants,
+                                                     distilled, teacher_dir)
+    register_embedder(distilled if abl.register_model == "distilled" else embedder, metrics, judged_test_set,
+                      registry)

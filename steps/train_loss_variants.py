@@ -3,12 +3,11 @@
 import tempfile
 from typing import Annotated, Optional
 
-import mlflow
 import pandas as pd
 from zenml import log_metadata, step
 
 from jude.config import LOSS_VARIANTS, AblationConfig, LossConfig, LoRAConfig, ModelConfig, ScaleConfig, TrainConfig
-from jude.evaluation.retrieval import EvalSet, evaluate_embedder, prefixed
+from jude.evaluation.retrieval import EvalSet, retrieve
 from jude.modeling.embedder import Embedder
 from jude.training.trainer import train_embedder
 from pipelines.stack import EXPERIMENT_TRACKER
@@ -18,8 +17,12 @@ from pipelines.stack import EXPERIMENT_TRACKER
 def train_loss_variants(training_pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, test_set: dict,
                         model: Optional[dict] = None, lora: Optional[dict] = None, train: Optional[dict] = None,
                         loss: Optional[dict] = None, scale: Optional[dict] = None,
-                        ablation: Optional[dict] = None) -> Annotated[dict, "variant_metrics"]:
-    """Train one model per ``ablation.loss_variants`` entry and evaluate it on the held-out queries."""
+                        ablation: Optional[dict] = None) -> Annotated[dict, "variant_runs"]:
+    """Train one model per ``ablation.loss_variants`` entry; return its top-100 run on the held-out queries.
+
+    The metrics are computed by ``evaluate_retrieval``, on the same (pooled) relevance judgements as every
+    other row of the table.
+    """
     model_cfg = ModelConfig.model_validate(model or {})
     lora_cfg = LoRAConfig.model_validate(lora or {})
     train_cfg = TrainConfig.model_validate(train or {})
@@ -27,13 +30,14 @@ def train_loss_variants(training_pairs: pd.DataFrame, jobs: pd.DataFrame, member
     scale_cfg = ScaleConfig.model_validate(scale or {})
     abl = AblationConfig.model_validate(ablation or {})
     eval_set = EvalSet.from_dict(test_set)
-    results: dict[str, dict[str, float]] = {}
+    runs: dict[str, dict[str, dict[str, float]]] = {}
+    stats: dict[str, dict] = {}
     for variant in abl.loss_variants:
         loss_cfg = base_loss.model_copy(update={"weights": LOSS_VARIANTS[variant]})
         out = tempfile.mkdtemp(prefix=f"jude-{variant}-") + "/model"
         res = train_embedder(training_pairs, jobs, members, model_cfg, lora_cfg, train_cfg, out, loss_cfg=loss_cfg,
                              scale=scale_cfg)
-        results[variant] = evaluate_embedder(Embedder.load(res.model_dir), eval_set)
-        mlflow.log_metrics(prefixed(variant, results[variant]))
-    log_metadata({"variants": results})
-    return results
+        runs[variant] = retrieve(Embedder.load(res.model_dir), eval_set, k=100)
+        stats[variant] = res.stats
+    log_metadata({"variants": stats})
+    return runs

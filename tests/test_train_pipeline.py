@@ -48,6 +48,8 @@ def test_train_pipeline_registers_a_champion_with_metrics(trained):
         for name in ("ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10"):
             assert 0.0 <= metrics[f"{variant}/{name}"] <= 1.0
     assert "train/loss" in metrics
+    # pooled judgements by default; the labelled-only figures are kept beside them
+    assert metrics["labelled/finetuned/ndcg_at_10"] >= 0.0 and metrics["finetuned_vs_base_ndcg_ratio"] > 0.0
     # artifacts live beside the tracking store, not in the directory the pipeline was started from
     assert client.get_run(mv.run_id).info.artifact_uri.startswith((tmp_path / ".jude" / "mlartifacts").as_uri())
 

@@ -29,9 +29,7 @@ def metrics_table(results: Mapping[str, Mapping[str, float]]) -> list[dict]:
     return rows
 
 
-def render_html(results: Mapping[str, Mapping[str, float]], title: str = "jude: offline retrieval evaluation",
-                notes: Mapping[str, str] | None = None, context: Mapping[str, object] | None = None) -> str:
-    """A self-contained HTML page: one row per variant, best value per column in bold."""
+def _table_html(results: Mapping[str, Mapping[str, float]], notes: Mapping[str, str]) -> str:
     rows = metrics_table(results)
     cols = [k for k in METRICS if any(k in r for r in rows)]
     best = {c: max((r[c] for r in rows if c in r), default=None) for c in cols}
@@ -39,7 +37,7 @@ def render_html(results: Mapping[str, Mapping[str, float]], title: str = "jude: 
     body = []
     for r in rows:
         cells = [f"<td><b>{html.escape(r['variant'])}</b><br><small>"
-                 f"{html.escape((notes or VARIANT_NOTES).get(r['variant'], ''))}</small></td>"]
+                 f"{html.escape(notes.get(r['variant'], ''))}</small></td>"]
         for c in cols:
             v = r.get(c)
             txt = "" if v is None else f"{v:.4f}"
@@ -47,16 +45,35 @@ def render_html(results: Mapping[str, Mapping[str, float]], title: str = "jude: 
         ratio = r.get("ndcg_at_10_vs_base")
         cells.append(f"<td>{'' if ratio is None else f'{ratio:.2f}x'}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(results: Mapping[str, Mapping[str, float]], title: str = "jude: offline retrieval evaluation",
+                notes: Mapping[str, str] | None = None, context: Mapping[str, object] | None = None,
+                labelled: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """A self-contained HTML page: one row per variant, best value per column in bold.
+
+    ``labelled``: the same variants scored on the labelled judgements only (before pooling), shown as a
+    second table so the effect of the pooling is visible.
+    """
+    notes = notes or VARIANT_NOTES
     ctx = ""
     if context:
         ctx = "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in context.items()) + "</ul>"
+    second = ""
+    if labelled:
+        second = ("<h3>On the labelled judgements only (before pooling)</h3>"
+                  "<p><small>Half of the label budget is sampled from the base model's top-k, so these "
+                  "judgements favour the base model.</small></p>" + _table_html(labelled, notes))
+    relevant = ("judged relevant (label budget or the pooled top-k of every variant) or applied in the test period"
+                if labelled else "judged relevant or applied in the test period")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.4em .8em;text-align:right}}td:first-child{{text-align:left}}
 th{{background:#f4f4f4}}</style></head><body><h2>{html.escape(title)}</h2>{ctx}
-<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+{_table_html(results, notes)}{second}
 <p><small>Exact inner-product search (FAISS IndexFlatIP) over every job; metrics by ranx.
-Relevant = judged relevant or applied in the test period.</small></p></body></html>"""
+Relevant = {relevant}.</small></p></body></html>"""
 
 
 def gap_closure(finetuned: float, distilled: float, teacher: float) -> float:

@@ -18,3 +18,10 @@ def test_table_ratio_against_base_and_best_value_in_bold():
     assert rows[1]["ndcg_at_10_vs_base"] == 0.3 / 0.2
     page = render_html(RESULTS)
     assert "<b>0.3000</b>" in page and "1.50x" in page and "finetuned" in page
+
+
+def test_labelled_table_is_shown_beside_the_pooled_one():
+    labelled = {"base": {"ndcg_at_10": 0.4}, "finetuned": {"ndcg_at_10": 0.44}}
+    page = render_html(RESULTS, labelled=labelled)
+    assert "before pooling" in page and "1.10x" in page and "1.50x" in page
+    assert "before pooling" not in render_html(RESULTS)
