@@ -449,6 +449,9 @@ class ScaleConfig(_Section):
     liger: bool = Field(False, description="Liger fused kernels (RMSNorm, RoPE, SwiGLU) for Llama/Qwen2/Mistral; GPU only.")
     deepspeed: str | None = Field(
         None, description="DeepSpeed JSON (e.g. configs/deepspeed_zero1.json); set = train with the HF Trainer under DeepSpeed.")
+    gather_across_devices: bool = Field(
+        True, description=("HF Trainer: gather members, jobs and hard negatives of every rank before InfoNCE, so each "
+                           "query sees batch_size x ranks - 1 in-batch negatives (no-op on one rank)."))
     dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes (tokenisation off the main process).")
     logging_steps: int = Field(10, gt=0, description="HF Trainer: log loss and learning rate every N steps.")
 

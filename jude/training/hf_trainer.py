@@ -14,8 +14,11 @@ so one script runs unchanged
 
 The optimiser and schedule come from ``TrainingArguments`` (AdamW, linear warmup
 then cosine decay) in every set-up; the DeepSpeed JSON has no optimizer section,
-so DeepSpeed wraps that same torch optimiser. In-batch negatives are per rank
-(each rank's B pairs); the global batch is B x ranks x grad_accum.
+so DeepSpeed wraps that same torch optimiser. With ``scale.gather_across_devices``
+(the default) the members, jobs and hard negatives of every rank are gathered
+before the loss (``jude.training.distributed``), so each query is scored against
+the B x ranks - 1 in-batch negatives of the global batch; turned off, negatives
+are per rank. The optimiser's global batch is B x ranks x grad_accum either way.
 
 CLI (what torchrun / deepspeed launch; see docs/gpu.md)::
 
@@ -43,6 +46,7 @@ from torch import nn
 from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig, TrainPipelineConfig
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import info_nce
+from jude.training.distributed import gather_batch, world_size
 from jude.training.trainer import PairBatches, TrainResult, make_batches, positives_by_member, seed_everything
 
 ZERO_STAGES = (0, 1, 2, 3)
@@ -205,8 +209,8 @@ class PairCollator:
 
 
 def make_trainer(model: TwoTower, args: Any, dataset: PairIndexDataset, collator: PairCollator,
-                 loss_cfg: LossConfig, positives: Mapping[str, set[str]]) -> Any:
-    """A ``transformers.Trainer`` whose loss is jude's two-tower InfoNCE."""
+                 loss_cfg: LossConfig, positives: Mapping[str, set[str]], gather_across_devices: bool = True) -> Any:
+    """A ``transformers.Trainer`` whose loss is jude's two-tower InfoNCE (on the global batch when gathering)."""
     from transformers import Trainer
 
     class _EmbedderTrainer(Trainer):
@@ -218,6 +222,9 @@ def make_trainer(model: TwoTower, args: Any, dataset: PairIndexDataset, collator
             hard = None
             if "n" in emb:
                 hard = emb["n"].view(q.shape[0], -1, q.shape[1])  # (B, K, D)
+            if gather_across_devices and world_size() > 1:
+                g = gather_batch(q, d, hard, member_ids, job_ids, negative_ids)  # every rank: the same global loss
+                q, d, hard, member_ids, job_ids, negative_ids = g.q, g.d, g.hard, g.member_ids, g.job_ids, g.negative_ids
             loss = info_nce(q, d, loss_cfg.temperature, hard_negatives=hard, symmetric=loss_cfg.symmetric,
                             query_ids=member_ids, doc_ids=job_ids, positives=positives,
                             hard_negative_ids=negative_ids)
@@ -301,14 +308,17 @@ def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.D
     batches = make_batches(pairs, jobs, members, embedder, train_cfg)
     positives = positives_by_member(pairs[pairs["label"] == 1])
     trainer = make_trainer(TwoTower(embedder), args, PairIndexDataset(len(batches.member_ids)),
-                           PairCollator(batches, embedder, train_cfg.seed), loss_cfg, positives)
+                           PairCollator(batches, embedder, train_cfg.seed), loss_cfg, positives,
+                           gather_across_devices=scale.gather_across_devices)
     output = trainer.train()
 
     history = [{"step": int(h["step"]), "train/loss": float(h["loss"]),
                 **({"train/lr": float(h["learning_rate"])} if "learning_rate" in h else {})}
                for h in trainer.state.log_history if "loss" in h]
     stats = {"positive_pairs": len(batches.member_ids), "steps": int(trainer.state.global_step),
-             "world_size": int(args.world_size), "trainable_params": sum(p.numel() for p in embedder.trainable_parameters()),
+             "world_size": int(args.world_size),
+             "in_batch_negatives": train_cfg.batch_size * (int(args.world_size) if scale.gather_across_devices else 1) - 1,
+             "trainable_params": sum(p.numel() for p in embedder.trainable_parameters()),
              "total_params": sum(p.numel() for p in embedder.parameters()), "train_loss": float(output.training_loss),
              "deepspeed": scale.deepspeed or "", "bf16": scale.bf16,
              "gradient_checkpointing": scale.gradient_checkpointing, "liger": scale.liger,

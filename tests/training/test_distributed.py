@@ -1,0 +1,152 @@
+"""In-batch negatives gathered across ranks: two real gloo processes under torchrun, on CPU.
+
+The gathered loss and the gradients each rank's embeddings receive (after DDP's
+average over ranks) must equal those of one process holding the whole global batch.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jude.modeling.losses import info_nce
+from jude.training.distributed import gather_batch, gather_objects, gather_with_grad, world_size
+
+ROOT = Path(__file__).resolve().parents[2]
+B, K, D, WORLD = 4, 2, 8, 2
+
+# The global batch: job j0 sits at rank 0 row 0 and again at rank 1 row 1 (a cross-rank duplicate),
+# and m5 (rank 1) has j2 (rank 0) as a known positive: both must be masked on the global batch.
+MEMBERS = [f"m{i}" for i in range(B * WORLD)]
+JOBS = ["j0", "j1", "j2", "j3", "j4", "j0", "j6", "j7"]
+POSITIVES = {"m5": {"j2"}}
+NEGATIVE_IDS = [[f"n{i}a", f"n{i}b"] for i in range(B * WORLD)]
+NEGATIVE_IDS[6][0] = "j6"  # a hard negative that is the query's own positive
+
+
+def global_tensors():
+    g = torch.Generator().manual_seed(0)
+    norm = torch.nn.functional.normalize
+    return (norm(torch.randn(B * WORLD, D, generator=g), dim=-1), norm(torch.randn(B * WORLD, D, generator=g), dim=-1),
+            norm(torch.randn(B * WORLD, K, D, generator=g), dim=-1))
+
+
+CHILD = r"""
+import json, os, sys
+import torch, torch.distributed as dist
+sys.path.insert(0, os.environ["TEST_DIR"])
+from test_distributed import B, MEMBERS, JOBS, POSITIVES, NEGATIVE_IDS, global_tensors
+from jude.modeling.losses import info_nce
+from jude.training.distributed import gather_batch
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+out = {"rank": rank}
+q_all, d_all, h_all = global_tensors()
+sl = slice(rank * B, (rank + 1) * B)
+q, d, h = (t[sl].clone().requires_grad_(True) for t in (q_all, d_all, h_all))
+g = gather_batch(q, d, h, MEMBERS[sl], JOBS[sl], NEGATIVE_IDS[sl])
+loss = info_nce(g.q, g.d, 0.05, hard_negatives=g.hard, symmetric=True, query_ids=g.member_ids, doc_ids=g.job_ids,
+                positives=POSITIVES, hard_negative_ids=g.negative_ids)
+loss.backward()
+out.update(loss=loss.item(), world=g.world_size, local=g.local_size, members=g.member_ids,
+           grads={k: (t.grad / world).tolist() for k, t in {"q": q, "d": d, "h": h}.items()})  # DDP averages over ranks
+try:  # ranks with different batch sizes: a named error on every rank, not a hang
+    gather_batch(q[: B - rank], d[: B - rank], None, MEMBERS[: B - rank], JOBS[: B - rank], None)
+except ValueError as e:
+    out["mismatch"] = str(e)
+json.dump(out, open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w"))
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(tmp_path, script: str, args: list[str], timeout: int) -> subprocess.CompletedProcess:
+    path = tmp_path / "child.py"
+    path.write_text(script)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TEST_DIR": str(Path(__file__).parent), "CUDA_VISIBLE_DEVICES": "",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(WORLD),
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(path), *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_one_process_is_a_pass_through():
+    q = torch.randn(3, 4, requires_grad=True)
+    assert world_size() == 1 and gather_with_grad(q) is q and gather_objects(("a", "b")) == ["a", "b"]
+    g = gather_batch(q, q, None, ["m"] * 3, ["j"] * 3, None)
+    assert g.world_size == 1 and g.local_size == 3 and g.negative_ids is None
+    with pytest.raises(ValueError, match="together"):
+        gather_batch(q, q, None, ["m"] * 3, ["j"] * 3, [["x"]] * 3)
+
+
+def test_two_gloo_ranks_give_the_loss_and_gradients_of_one_global_batch(tmp_path):
+    proc = _torchrun(tmp_path, CHILD, [str(tmp_path)], timeout=240)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+
+    q_all, d_all, h_all = (t.clone().requires_grad_(True) for t in global_tensors())
+    loss = info_nce(q_all, d_all, 0.05, hard_negatives=h_all, symmetric=True, query_ids=MEMBERS, doc_ids=JOBS,
+                    positives=POSITIVES, hard_negative_ids=NEGATIVE_IDS)
+    loss.backward()
+    local = info_nce(q_all[:B], d_all[:B], 0.05, hard_negatives=h_all[:B], symmetric=True)  # no gathering
+    assert abs(local.item() - loss.item()) > 1e-3  # the global batch really is a different loss
+
+    for out in ranks:
+        r = out["rank"]
+        assert out["world"] == WORLD and out["local"] == B and out["members"] == MEMBERS
+        assert out["loss"] == pytest.approx(loss.item(), rel=1e-5)
+        for name, full in {"q": q_all, "d": d_all, "h": h_all}.items():
+            np.testing.assert_allclose(np.array(out["grads"][name]), full.grad[r * B:(r + 1) * B].numpy(),
+                                       rtol=1e-4, atol=1e-6, err_msg=f"rank {r} {name}")
+        assert "different shapes" in out["mismatch"] and "(4, 8)" in out["mismatch"] and "(3, 8)" in out["mismatch"]
+
+
+HF_CHILD = r"""
+import json, sys
+from jude.config import LoRAConfig, ModelConfig, ScaleConfig, SyntheticConfig, TrainConfig
+from jude.data.synthetic import generate_marketplace
+from jude.training.hf_trainer import train_with_hf_trainer
+import pandas as pd
+import torch.distributed as dist
+
+base, out, result = sys.argv[1:4]
+m = generate_marketplace(SyntheticConfig(n_jobs=40, n_members=30, days=20, impressions_per_member=10, seed=1))
+pairs = pd.DataFrame({"member_id": m.members["member_id"].iloc[:16].tolist(),
+                      "job_id": m.jobs["job_id"].iloc[:16].tolist(), "label": 1, "grade": 3, "source": "relevance"})
+model = ModelConfig(base_model=base, pooling="lasttoken", template_style="instruct", max_length_job=48,
+                    max_length_profile=32, max_length_resume=48)
+res = train_with_hf_trainer(pairs, m.jobs, m.members, model, LoRAConfig(r=4, alpha=8),
+                            TrainConfig(batch_size=4, max_steps=2, learning_rate=1e-3, member_views=["profile"]),
+                            out, scale=ScaleConfig(logging_steps=1), show_progress=False)
+if dist.get_rank() == 0:
+    json.dump({"history": res.history, "stats": res.stats}, open(result, "w"))
+"""
+
+
+def test_hf_trainer_on_two_gloo_ranks_scores_the_global_batch(tmp_path):
+    from jude.modeling.embedder import Embedder
+    from jude.modeling.tiny import build_tiny_decoder
+
+    base = build_tiny_decoder(tmp_path / "qwen2", "qwen2", hidden_size=32)
+    result = tmp_path / "result.json"
+    proc = _torchrun(tmp_path, HF_CHILD, [str(base), str(tmp_path / "model"), str(result)], timeout=400)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(result.read_text())
+    assert out["stats"]["world_size"] == 2 and out["stats"]["dist_backend"] == "gloo"
+    assert out["stats"]["in_batch_negatives"] == 4 * 2 - 1 and out["stats"]["steps"] == 2
+    assert np.isfinite([h["train/loss"] for h in out["history"]]).all()
+    emb = Embedder.load(tmp_path / "model").encode(["a data engineer in berlin"])
+    assert emb.shape == (1, 32) and np.isfinite(emb).all()
