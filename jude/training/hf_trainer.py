@@ -1,9 +1,13 @@
 """The two-tower fine-tune through the Hugging Face ``Trainer``: DeepSpeed ZeRO, torchrun, multi-node.
 
 ``jude.training.trainer`` is the plain loop the ZenML pipeline runs on one device.
-This module trains the *same* model on the *same* pairs with the *same* InfoNCE
-(``jude.modeling.losses.info_nce``, in-batch + judged hard negatives, false
-negatives masked), but lets ``transformers.Trainer`` own the device placement,
+This module trains the *same* model on the *same* pairs with the *same* objective
+(``jude.modeling.losses.CombinedLoss`` through ``trainer.StepLoss``: InfoNCE with
+in-batch + judged hard negatives and false negatives masked, plus the BCE head
+and the VP-matrix loss when weighted, and a learned temperature), in one phase
+(a curriculum or distillation stays with the plain loop and ``jude.training.distill``;
+``check_hf_losses`` says so before loading weights), but lets ``transformers.Trainer``
+own the device placement,
 so one script runs unchanged
 
 - on a CPU (tests),
@@ -36,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -45,12 +50,13 @@ from torch import nn
 
 from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig, TrainPipelineConfig
 from jude.modeling.embedder import Embedder
-from jude.modeling.losses import info_nce
+from jude.modeling.losses import CombinedLoss
 from jude.training.distributed import gather_batch, world_size
-from jude.training.trainer import PairBatches, TrainResult, make_batches, positives_by_member, seed_everything
+from jude.training.trainer import PairBatches, StepLoss, TrainResult, make_batches, seed_everything
 
 ZERO_STAGES = (0, 1, 2, 3)
-TOWERS = ("q", "d", "n")  # member queries, their jobs, the hard-negative jobs
+TOWERS = ("q", "d", "n")
+DISTILL_LOSSES = ("margin_mse", "kl")  # need teacher scores: jude.training.distill  # member queries, their jobs, the hard-negative jobs
 
 
 class DeepSpeedConfigError(ValueError):
@@ -102,6 +108,23 @@ def check_scale(model_cfg: ModelConfig, scale: ScaleConfig) -> None:
         load_deepspeed_config(scale.deepspeed)
 
 
+def check_hf_losses(loss_cfg: LossConfig) -> None:
+    """The HF Trainer path trains InfoNCE, BCE and VP-matrix (and a learned temperature) in one phase.
+
+    A curriculum re-mines negatives and swaps the training pairs between phases,
+    which the Trainer's fixed dataset cannot do; distillation losses need teacher
+    scores (``jude.training.distill``). Both are named here, before any weights load.
+    """
+    if loss_cfg.curriculum:
+        raise ScaleConfigError(f"loss.curriculum ({[p.name for p in loss_cfg.curriculum]}) runs in the plain loop "
+                               "(jude.training.trainer), not the HF Trainer path; drop it or run one trainer per "
+                               "phase")
+    distill = sorted(k for k, w in loss_cfg.weights.items() if w > 0 and k in DISTILL_LOSSES)
+    if distill:
+        raise ScaleConfigError(f"loss.weights {loss_cfg.weights}: {distill} need teacher scores; "
+                               "distillation runs in jude.training.distill, not the HF Trainer path")
+
+
 def load_pipeline_config(path: str | os.PathLike) -> tuple[TrainPipelineConfig, ScaleConfig]:
     """The ``parameters:`` of a train YAML, validated: the pipeline sections and the ``scale`` section.
 
@@ -150,11 +173,15 @@ class TwoTower(nn.Module):
 
     ``forward(q_input_ids=..., q_attention_mask=..., d_input_ids=..., ...)`` returns
     ``{"q": (B, D), "d": (B, D), "n": (B*K, D)}`` (``n`` only with hard negatives).
+    ``criterion`` (the :class:`CombinedLoss`) is a submodule so its trainable parts,
+    the interaction head and a learned temperature, are optimised and synchronised
+    with the LoRA weights.
     """
 
-    def __init__(self, embedder: Embedder):
+    def __init__(self, embedder: Embedder, criterion: CombinedLoss | None = None):
         super().__init__()
         self.embedder = embedder
+        self.criterion = criterion
 
     def forward(self, **features: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {}
@@ -195,7 +222,7 @@ class PairCollator:
         view = p.views[int(self.rng.integers(len(p.views)))]
         member_ids = [p.member_ids[i] for i in idx]
         job_ids = [p.job_ids[i] for i in idx]
-        batch: dict[str, Any] = {"member_ids": member_ids, "job_ids": job_ids, "negative_ids": None}
+        batch: dict[str, Any] = {"view": view, "member_ids": member_ids, "job_ids": job_ids, "negative_ids": None}
         towers = {"q": ([p.member_texts[view][m] for m in member_ids], e.meta.max_lengths[view]),
                   "d": ([p.job_texts[j] for j in job_ids], e.meta.max_lengths["job"])}
         if p.negatives:
@@ -209,25 +236,24 @@ class PairCollator:
 
 
 def make_trainer(model: TwoTower, args: Any, dataset: PairIndexDataset, collator: PairCollator,
-                 loss_cfg: LossConfig, positives: Mapping[str, set[str]], gather_across_devices: bool = True) -> Any:
-    """A ``transformers.Trainer`` whose loss is jude's two-tower InfoNCE (on the global batch when gathering)."""
+                 step_loss: StepLoss, gather_across_devices: bool = True) -> Any:
+    """A ``transformers.Trainer`` whose loss is jude's :class:`CombinedLoss` (on the global batch when gathering)."""
     from transformers import Trainer
 
     class _EmbedderTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            member_ids, job_ids = inputs.pop("member_ids"), inputs.pop("job_ids")
-            negative_ids = inputs.pop("negative_ids", None)
+            meta = {k: inputs.pop(k) for k in ("view", "member_ids", "job_ids", "negative_ids")}
             emb = model(**inputs)
             q, d = emb["q"], emb["d"]  # (B, D) each
-            hard = None
-            if "n" in emb:
-                hard = emb["n"].view(q.shape[0], -1, q.shape[1])  # (B, K, D)
+            hard = emb["n"].view(q.shape[0], -1, q.shape[1]) if "n" in emb else None  # (B, K, D)
             if gather_across_devices and world_size() > 1:
-                g = gather_batch(q, d, hard, member_ids, job_ids, negative_ids)  # every rank: the same global loss
-                q, d, hard, member_ids, job_ids, negative_ids = g.q, g.d, g.hard, g.member_ids, g.job_ids, g.negative_ids
-            loss = info_nce(q, d, loss_cfg.temperature, hard_negatives=hard, symmetric=loss_cfg.symmetric,
-                            query_ids=member_ids, doc_ids=job_ids, positives=positives,
-                            hard_negative_ids=negative_ids)
+                g = gather_batch(q, d, hard, meta["member_ids"], meta["job_ids"], meta["negative_ids"])
+                q, d, hard = g.q, g.d, g.hard  # every rank: the same global loss
+                meta.update(member_ids=g.member_ids, job_ids=g.job_ids, negative_ids=g.negative_ids)
+            d_all = d if hard is None else torch.cat([d, hard.reshape(-1, d.shape[1])])  # (B + B*K, D)
+            batch = SimpleNamespace(view=meta["view"], member_ids=meta["member_ids"], job_ids=meta["job_ids"],
+                                    negative_ids=meta["negative_ids"] or [])
+            loss = step_loss(batch, q, d_all)
             return (loss, emb) if return_outputs else loss
 
         def _save(self, output_dir: str | None = None, state_dict=None) -> None:
@@ -292,10 +318,7 @@ def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.D
     Checkpoints (LoRA adapters) and Trainer state go to ``<out_dir>-hf/``.
     """
     loss_cfg = loss_cfg or LossConfig()
-    extra = sorted(k for k, w in loss_cfg.weights.items() if w > 0 and k != "infonce")
-    if extra or loss_cfg.weights.get("infonce", 0) <= 0:
-        raise ScaleConfigError(f"the HF Trainer path trains InfoNCE only; loss.weights {loss_cfg.weights} "
-                               f"asks for {extra or 'no infonce'}; use jude.training.trainer for the loss suite")
+    check_hf_losses(loss_cfg)
     scale = (scale or ScaleConfig()).model_copy(update={"deepspeed": deepspeed_config or (scale and scale.deepspeed)})
     if scale.deepspeed:
         load_deepspeed_config(scale.deepspeed)  # fail on a bad file before loading any weights
@@ -306,9 +329,10 @@ def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.D
     seed_everything(train_cfg.seed)
     embedder = build_embedder(model_cfg, lora_cfg, scale)
     batches = make_batches(pairs, jobs, members, embedder, train_cfg)
-    positives = positives_by_member(pairs[pairs["label"] == 1])
-    trainer = make_trainer(TwoTower(embedder), args, PairIndexDataset(len(batches.member_ids)),
-                           PairCollator(batches, embedder, train_cfg.seed), loss_cfg, positives,
+    criterion = CombinedLoss.from_config(loss_cfg, embedder.dimension).to(embedder.device)
+    step_loss = StepLoss.from_pairs(criterion, pairs, jobs)
+    trainer = make_trainer(TwoTower(embedder, criterion), args, PairIndexDataset(len(batches.member_ids)),
+                           PairCollator(batches, embedder, train_cfg.seed), step_loss,
                            gather_across_devices=scale.gather_across_devices)
     output = trainer.train()
 
@@ -317,6 +341,7 @@ def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.D
                for h in trainer.state.log_history if "loss" in h]
     stats = {"positive_pairs": len(batches.member_ids), "steps": int(trainer.state.global_step),
              "world_size": int(args.world_size),
+             "losses": criterion.weights.active,
              "in_batch_negatives": train_cfg.batch_size * (int(args.world_size) if scale.gather_across_devices else 1) - 1,
              "trainable_params": sum(p.numel() for p in embedder.trainable_parameters()),
              "total_params": sum(p.numel() for p in embedder.parameters()), "train_loss": float(output.training_loss),
@@ -330,8 +355,11 @@ def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.D
         embedder.meta.extra["train"] = {"steps": stats["steps"], "positive_pairs": stats["positive_pairs"],
                                         "temperature": loss_cfg.temperature,
                                         "learning_rate": train_cfg.learning_rate, "trainer": "hf",
-                                        "world_size": stats["world_size"], "deepspeed": stats["deepspeed"]}
+                                        "world_size": stats["world_size"], "deepspeed": stats["deepspeed"],
+                                        "losses": criterion.weights.active}
         embedder.save(out_dir)
+        if criterion.head is not None:  # as the plain trainer: kept for the BCE task, not served
+            torch.save(criterion.head.state_dict(), out_dir / "interaction_head.pt")
     trainer.accelerator.wait_for_everyone()
     return TrainResult(model_dir=out_dir, history=history, stats=stats)
 

@@ -179,8 +179,12 @@ def mine_negatives(embedder: Embedder, pos: pd.DataFrame, jobs: pd.DataFrame, me
     return [by_member[m] for m in pos["member_id"]]
 
 
-class _StepLoss:
-    """Turns one batch's embeddings into CombinedLoss inputs (kept apart so GradCache can reuse it)."""
+class StepLoss:
+    """Turns one batch's embeddings into CombinedLoss inputs (kept apart so GradCache and the HF Trainer reuse it).
+
+    The batch ``b`` needs ``view``, ``member_ids``, ``job_ids`` and ``negative_ids``
+    (a :class:`Batch`, or the HF Trainer's gathered global batch).
+    """
 
     def __init__(self, criterion: CombinedLoss, positives: dict[str, set[str]], judged: set[tuple[str, str]],
                  seniority: dict[str, str], sources: dict[tuple[str, str], str]):
@@ -215,6 +219,15 @@ class _StepLoss:
         self.parts = out.parts
         return out.total
 
+    @classmethod
+    def from_pairs(cls, criterion: CombinedLoss, pairs: pd.DataFrame, jobs: pd.DataFrame) -> "StepLoss":
+        """Positives, judged negatives, label sources and job seniority from the training pairs."""
+        pos = pairs[pairs["label"] == 1]
+        neg = pairs[pairs["label"] == 0]
+        return cls(criterion, positives_by_member(pos), set(zip(neg["member_id"], neg["job_id"])),
+                   dict(zip(jobs["job_id"], jobs["seniority"])),
+                   dict(zip(zip(pos["member_id"], pos["job_id"]), pos["source"])))
+
 
 def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, model_cfg: ModelConfig,
                    lora_cfg: LoRAConfig, train: TrainConfig, out_dir: str | Path, loss_cfg: LossConfig | None = None,
@@ -241,12 +254,7 @@ def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFram
     criterion = CombinedLoss.from_config(loss_cfg, embedder.dimension).to(embedder.device)
     full = make_batches(pairs, jobs, members, embedder, train)  # validates ids, renders every text once
     pos = pairs[pairs["label"] == 1]
-    positives = positives_by_member(pos)
-    neg = pairs[pairs["label"] == 0]
-    judged = set(zip(neg["member_id"], neg["job_id"]))
-    sources = dict(zip(zip(pos["member_id"], pos["job_id"]), pos["source"]))
-    seniority = dict(zip(jobs["job_id"], jobs["seniority"]))
-    step_loss = _StepLoss(criterion, positives, judged, seniority, sources)
+    step_loss = StepLoss.from_pairs(criterion, pairs, jobs)
 
     steps_per_epoch = max(1, len(full) // train.grad_accum)
     plan = plan_curriculum(loss_cfg.curriculum, steps_per_epoch,

@@ -21,7 +21,7 @@ import deepspeed.ops
 # One CPU rank needs no shared-memory all-reduce: skip DeepSpeed's JIT build of that op (minutes on 2 cores).
 deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
-from jude.config import LoRAConfig, ModelConfig, ScaleConfig, SyntheticConfig, TrainConfig
+from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, SyntheticConfig, TrainConfig
 from jude.data.synthetic import generate_marketplace
 from jude.training.hf_trainer import train_with_hf_trainer
 import pandas as pd
@@ -35,6 +35,7 @@ model = ModelConfig(base_model=base, pooling="lasttoken", template_style="instru
 res = train_with_hf_trainer(pairs, m.jobs, m.members, model, LoRAConfig(r=4, alpha=8),
                             TrainConfig(batch_size=4, max_steps=3, learning_rate=1e-3, member_views=["profile"]),
                             out, deepspeed_config="configs/deepspeed_zero1.json",
+                            loss_cfg=LossConfig(weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}),
                             scale=ScaleConfig(logging_steps=1), show_progress=False)
 json.dump({"history": res.history, "stats": res.stats}, open(result, "w"))
 """
@@ -64,6 +65,8 @@ def test_zero1_trains_on_cpu_with_gloo_and_the_model_reloads(tmp_path):
     assert out["stats"]["steps"] == 3 and out["stats"]["deepspeed"].endswith("deepspeed_zero1.json")
     losses = [h["train/loss"] for h in out["history"]]
     assert len(losses) == 3 and np.isfinite(losses).all()
+    assert out["stats"]["losses"] == {"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}
+    assert (tmp_path / "model" / "interaction_head.pt").exists()  # the BCE head trained under ZeRO-1 too
 
     model = Embedder.load(tmp_path / "model")
     assert model.meta.extra["train"]["deepspeed"].endswith("deepspeed_zero1.json")

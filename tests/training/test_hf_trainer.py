@@ -1,4 +1,4 @@
-"""The HF Trainer path: same InfoNCE, accumulation and schedule, DeepSpeed config checks, the CLI."""
+"""The HF Trainer path: the same loss suite, accumulation and schedule, DeepSpeed config checks, the CLI."""
 
 import json
 
@@ -80,11 +80,40 @@ def test_missing_deepspeed_file_and_the_shipped_one(tmp_path):
     assert cfg["zero_optimization"]["stage"] == 1 and cfg["bf16"]["enabled"] == "auto"
 
 
-def test_only_infonce_runs_through_the_hf_trainer(tmp_path, small_market, qwen2_dir):
-    with pytest.raises(ScaleConfigError, match="bce"):
-        train_with_hf_trainer(_pairs(small_market), small_market.jobs, small_market.members, _model(qwen2_dir),
-                              LoRAConfig(r=4), TrainConfig(batch_size=4, max_steps=1), tmp_path / "m",
-                              loss_cfg=LossConfig(weights={"infonce": 1.0, "bce": 0.5}))
+def test_the_loss_suite_runs_through_the_hf_trainer(tmp_path, small_market, qwen2_dir):
+    import torch
+
+    from jude.modeling.losses import InteractionHead
+
+    def first_loss(loss_cfg, out):
+        res = train_with_hf_trainer(_pairs(small_market), small_market.jobs, small_market.members, _model(qwen2_dir),
+                                    LoRAConfig(r=4, alpha=8), TrainConfig(batch_size=4, max_steps=2, member_views=["profile"]),
+                                    tmp_path / out, loss_cfg=loss_cfg, scale=ScaleConfig(logging_steps=1),
+                                    show_progress=False)
+        assert np.isfinite([h["train/loss"] for h in res.history]).all() and res.stats["steps"] == 2
+        return res, res.history[0]["train/loss"]
+
+    suite = LossConfig(weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}, learn_temperature=True)
+    res, loss_suite = first_loss(suite, "suite")
+    _, loss_infonce = first_loss(LossConfig(learn_temperature=True), "infonce")
+    assert res.stats["losses"] == {"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}
+    # same seed, same first batch: the suite adds 0.5 * BCE (about 0.5 * ln 2 untrained) + 0.5 * VP on top of InfoNCE
+    assert loss_suite - loss_infonce > 0.2
+    head = InteractionHead(32)
+    head.load_state_dict(torch.load(tmp_path / "suite" / "interaction_head.pt"))  # kept for the BCE task
+    assert Embedder.load(tmp_path / "suite").meta.extra["train"]["losses"] == res.stats["losses"]
+
+
+@pytest.mark.parametrize("loss_cfg, match", [
+    (LossConfig(weights={"infonce": 1.0, "margin_mse": 1.0}), r"\['margin_mse'\] need teacher scores"),
+    (LossConfig(curriculum=[{"name": "relevance", "sources": ["relevance"], "steps_fraction": 1.0}]),
+     r"loss.curriculum \(\['relevance'\]\) runs in the plain loop"),
+])
+def test_what_the_hf_trainer_cannot_run_is_named_before_loading(tmp_path, small_market, loss_cfg, match):
+    with pytest.raises(ScaleConfigError, match=match):
+        train_with_hf_trainer(_pairs(small_market), small_market.jobs, small_market.members,
+                              _model(tmp_path / "no-such-model"), LoRAConfig(r=4), TrainConfig(batch_size=4, max_steps=1),
+                              tmp_path / "m", loss_cfg=loss_cfg)
 
 
 def test_cli_prepares_data_and_trains(tmp_path, qwen2_dir, capsys):
