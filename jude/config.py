@@ -470,6 +470,11 @@ class PromotionConfig(_Section):
         "nDCG@10 must improve by at least this much (absolute) on the challenger's held-out set."))
     max_recall_drop: float = Field(0.0, ge=0, description="recall@100 may fall by at most this much (0 = no regression).")
     batch_size: int = Field(64, gt=0)
+    pool_depth: int = Field(20, ge=0, description=(
+        "The judge grades the unjudged pairs in both models' top-k before they are compared, so the champion is not "
+        "scored on a pool built from the challenger's rankings only (TREC pooling); 0 = the logged judgements only."))
+    labels: LabelConfig = Field(default_factory=LabelConfig, description=(
+        "The judge for that pooling (judge, llm, relevant_grade); use the one the models were trained with."))
 
 
 class AblationConfig(_Section):

@@ -2,7 +2,13 @@
 
 Both versions are evaluated on the *same* held-out set (the one logged with the
 challenger's training run), so the comparison does not depend on what each
-run happened to report. The challenger is promoted when
+run happened to report. That set's relevance judgements were pooled from the
+challenger's side of the train pipeline only, so the champion's own top results
+may never have been judged, which would favour the challenger. The gate therefore
+pools again (``promotion.pool_depth``, default 20; see ``jude.evaluation.pooling``):
+the judge of ``promotion.labels`` (use the one the models were trained with) grades
+the unjudged pairs in both models' top ``pool_depth``, and both are scored on
+those judgements. The challenger is promoted when
 
 - there is no champion yet (a first model), or
 - nDCG@10 improves by at least ``min_ndcg_gain`` **and** recall@100 falls by at
@@ -22,8 +28,11 @@ from typing import Any
 import mlflow
 
 from jude.config import PromotionConfig
-from jude.evaluation.retrieval import EvalSet, evaluate_embedder
+from jude.evaluation.pooling import pooled_relevance
+from jude.evaluation.retrieval import EvalSet, ranking_metrics, retrieve
 from jude.registry import mlflow_registry as reg
+
+Run = dict[str, dict[str, float]]  # query -> {job: score}
 
 
 class PromotionError(RuntimeError):
@@ -40,6 +49,7 @@ class PromotionDecision:
     previous_version: str | None = None
     challenger_metrics: dict[str, float] = field(default_factory=dict)
     champion_metrics: dict[str, float] = field(default_factory=dict)
+    pool: dict[str, Any] = field(default_factory=dict)  # what the gate's own pooling judged (empty: none)
 
     @property
     def model_uri(self) -> str:
@@ -62,18 +72,20 @@ def decide(challenger: Mapping[str, float], champion: Mapping[str, float], cfg: 
     return True, f"nDCG@10 {gain:+.4f} (>= {cfg.min_ndcg_gain:.4f}) and recall@100 {-drop:+.4f}"
 
 
-def _evaluate_version(version: reg.ModelVersionInfo, eval_set: EvalSet, cfg: PromotionConfig) -> dict[str, float]:
+def _rank_version(version: reg.ModelVersionInfo, eval_set: EvalSet, cfg: PromotionConfig) -> Run:
     from jude.modeling.embedder import Embedder
 
-    return evaluate_embedder(Embedder.load(reg.download_model(version.uri)), eval_set, batch_size=cfg.batch_size)
+    return retrieve(Embedder.load(reg.download_model(version.uri)), eval_set, k=100, batch_size=cfg.batch_size)
 
 
 def promote_challenger(model_name: str, cfg: PromotionConfig,
-                       evaluate: Callable[[reg.ModelVersionInfo, EvalSet, PromotionConfig], dict[str, float]] = _evaluate_version,
-                       ) -> PromotionDecision:
+                       rank: Callable[[reg.ModelVersionInfo, EvalSet, PromotionConfig], Run] = _rank_version,
+                       judge: Any = None) -> PromotionDecision:
     """Gate the ``challenger`` against the ``champion``; move the aliases when it wins.
 
-    ``evaluate`` is injectable so the rule can be tested with known metrics.
+    ``rank`` (a version's top-100 run on the held-out set) and ``judge`` (default:
+    ``make_judge(cfg.labels)``, used when ``cfg.pool_depth > 0``) are injectable so
+    the rule can be tested with known rankings.
     """
     challenger = reg.get_version(model_name, "challenger")
     if challenger is None:
@@ -89,8 +101,17 @@ def promote_challenger(model_name: str, cfg: PromotionConfig,
                                      challenger.version, champion.version)
     else:
         eval_set = EvalSet.from_dict(reg.load_eval_set(challenger))
-        ch_metrics = evaluate(challenger, eval_set, cfg)
-        cp_metrics = evaluate(champion, eval_set, cfg)
+        runs = {"challenger": rank(challenger, eval_set, cfg), "champion": rank(champion, eval_set, cfg)}
+        relevant, pool_stats = eval_set.relevant, {}
+        if cfg.pool_depth > 0:
+            if judge is None:
+                from jude.labels.judges import make_judge
+
+                judge = make_judge(cfg.labels)
+            pool = pooled_relevance(eval_set, runs, judge, cfg.pool_depth, cfg.labels.relevant_grade)
+            relevant, pool_stats = pool.relevant, {k: v for k, v in pool.stats.items() if k != "pooled_runs"}
+        ch_metrics = ranking_metrics(runs["challenger"], relevant)
+        cp_metrics = ranking_metrics(runs["champion"], relevant)
         promoted, reason = decide(ch_metrics, cp_metrics, cfg)
         if promoted:
             reg.set_alias(model_name, "previous", champion.version)
@@ -98,7 +119,7 @@ def promote_challenger(model_name: str, cfg: PromotionConfig,
         decision = PromotionDecision(promoted, reason, model_name, challenger.version,
                                      challenger.version if promoted else champion.version,
                                      previous_version=champion.version if promoted else None,
-                                     challenger_metrics=ch_metrics, champion_metrics=cp_metrics)
+                                     challenger_metrics=ch_metrics, champion_metrics=cp_metrics, pool=pool_stats)
     _log(decision)
     return decision
 
@@ -109,6 +130,7 @@ def _log(decision: PromotionDecision) -> None:
                            "champion_version": decision.champion_version, "promoted": decision.promoted})
         mlflow.log_metrics({f"challenger/{k}": v for k, v in decision.challenger_metrics.items()})
         mlflow.log_metrics({f"champion/{k}": v for k, v in decision.champion_metrics.items()})
+        mlflow.log_metrics({f"pool/{k}": float(v) for k, v in decision.pool.items()})
         mlflow.set_tag("decision", decision.reason)
     client = mlflow.tracking.MlflowClient()
     client.set_model_version_tag(decision.model_name, decision.challenger_version, "promotion",
