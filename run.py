@@ -32,20 +32,12 @@ class ConfigError(ValueError):
 
 def load_parameters(path: Path) -> dict:
     """The ``parameters:`` section of a ZenML run config, with a clear error when the file is wrong."""
-    import yaml
+    from jude.config import ConfigFileError, read_parameters
 
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
-    if not isinstance(doc, dict):
-        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(doc).__name__}")
-    params = doc.get("parameters") or {}
-    if not isinstance(params, dict):
-        raise ConfigError(f"config file {path}: 'parameters' must be a mapping")
-    return params
+        return read_parameters(path)
+    except ConfigFileError as e:
+        raise ConfigError(str(e)) from e
 
 
 def validate(pipeline: str, params: dict, path: Path) -> None:

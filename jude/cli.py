@@ -18,25 +18,19 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 
 def _deploy_section(path: str | None) -> dict[str, Any]:
     """The ``deploy`` mapping of a pipeline YAML (``parameters.deploy``), or of a bare deploy YAML."""
     if not path:
         return {}
-    p = Path(path)
-    if not p.exists():
-        raise SystemExit(f"jude: config file {path} does not exist")
+    from jude.config import ConfigFileError, read_run_config
+
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise SystemExit(f"jude: {path} is not valid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise SystemExit(f"jude: {path}: expected a mapping at the top level")
+        data = read_run_config(path)
+    except ConfigFileError as e:
+        raise SystemExit(f"jude: {e}") from e
     params = data.get("parameters") or {}
     section = params.get("deploy", data.get("deploy", data))
     return section if isinstance(section, dict) else {}

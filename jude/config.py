@@ -7,11 +7,41 @@ differs. Each section is a pydantic model; impossible values raise a
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 POOLINGS = ("mean", "cls", "lasttoken")
+
+
+class ConfigFileError(ValueError):
+    """A run config that cannot be read; the message names the file and what is wrong with it."""
+
+
+def read_run_config(path: str | os.PathLike) -> dict[str, Any]:
+    """A run config YAML (``configs/*.yaml``) as a mapping; the one reader run.py, the CLI and the HF CLI share."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigFileError(f"config file {path} does not exist")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigFileError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(doc, dict):
+        raise ConfigFileError(f"config file {path}: expected a mapping at the top level, got {type(doc).__name__}")
+    params = doc.get("parameters")
+    if params is not None and not isinstance(params, dict):
+        raise ConfigFileError(f"config file {path}: 'parameters' must be a mapping, got {type(params).__name__}")
+    return doc
+
+
+def read_parameters(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``parameters:`` section of a run config (the pipeline's keyword arguments), ``{}`` when absent."""
+    return dict(read_run_config(path).get("parameters") or {})
 
 
 class _Section(BaseModel):

@@ -38,7 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -48,7 +48,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig, TrainPipelineConfig
+from jude.config import (LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig, TrainPipelineConfig,
+                         read_parameters)
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import CombinedLoss
 from jude.training.distributed import gather_batch, world_size
@@ -132,16 +133,7 @@ def load_pipeline_config(path: str | os.PathLike) -> tuple[TrainPipelineConfig, 
     ``TrainPipelineConfig`` has a ``scale`` field yet, so this works on both sides
     of that change.
     """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ValueError(f"config file {path} is not valid YAML: {e}") from e
-    params = dict((doc.get("parameters") or {}) if isinstance(doc, dict) else {})
+    params = read_parameters(path)  # ConfigFileError (a ValueError) names the file
     try:
         if "scale" in TrainPipelineConfig.model_fields:
             cfg = TrainPipelineConfig.model_validate(params)
@@ -438,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
     a = ap.parse_args(argv)
     cfg, scale = load_pipeline_config(a.config)
+    check_hf_losses(cfg.loss)  # before the data step calls the judge
     if a.base_model:
         cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"base_model": a.base_model})})
     train_cfg = cfg.train.model_copy(update={"max_steps": a.max_steps}) if a.max_steps else cfg.train
