@@ -257,8 +257,7 @@ def train_cross_encoder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.Dat
     (held-out members are not in them). ``log(metrics, step)`` receives the loss
     and learning rate of every step. Returns the directory, the loss history and stats.
     """
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+    from jude.optim import OptimLoop
 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -277,15 +276,13 @@ def train_cross_encoder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.Dat
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     epochs = math.ceil(total_steps / steps_per_epoch)
     params = [p for p in teacher.model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
     rng = np.random.default_rng(cfg.seed)
     group_len = 1 + cfg.negatives_per_positive
 
-    history: list[dict] = []
     teacher.model.train()
-    step = 0
-    bar = tqdm(total=total_steps, desc="train teacher (cross-encoder)", unit="step", disable=not show_progress)
+    loop = OptimLoop(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
+                     total_steps=total_steps, max_grad_norm=cfg.max_grad_norm, prefix="teacher", schedule="linear",
+                     desc="train teacher (cross-encoder)", log=log, show_progress=show_progress)
     for _epoch in range(epochs):
         order = rng.permutation(len(groups))
         for s in range(0, len(order), cfg.batch_size):
@@ -297,28 +294,18 @@ def train_cross_encoder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.Dat
             targets = torch.tensor([g.targets for g in batch], dtype=torch.float32, device=logits.device)
             loss = group_loss(logits, targets, cfg.loss)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            rec = {"teacher/loss": float(loss.detach()), "teacher/lr": scheduler.get_last_lr()[0]}
-            history.append({"step": step, **rec})
-            if log:
-                log(rec, step)
-            bar.update(1)
-            bar.set_postfix(loss=f"{rec['teacher/loss']:.3f}")
-            if step >= total_steps:
+            loop.step(float(loss.detach()))
+            if loop.done:
                 break
-        if step >= total_steps:
+        if loop.done:
             break
-    bar.close()
+    loop.close()
     teacher.model.eval()
-    stats = {"groups": len(groups), "pairs_per_group": group_len, "steps": step, "epochs": epochs,
+    stats = {"groups": len(groups), "pairs_per_group": group_len, "steps": loop.steps, "epochs": epochs,
              "loss": cfg.loss, "params": sum(p.numel() for p in params)}
     teacher.meta.train = {**stats, "learning_rate": cfg.learning_rate, "seed": cfg.seed}
     out = teacher.save(out_dir)
-    return TeacherTrainResult(model_dir=out, history=history, stats=stats)
+    return TeacherTrainResult(model_dir=out, history=loop.history, stats=stats)
 
 
 # ============================================================================ offline scoring

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +46,9 @@ from jude.config import DistillConfig, LoRAConfig, ModelConfig, TrainConfig
 from jude.modeling.cross_encoder import SCORE_COLUMNS
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import info_nce, kl_distillation, margin_mse
+from jude.optim import LogFn, OptimLoop
 from jude.training.trainer import TrainingDataError, TrainResult, seed_everything
 
-LogFn = Callable[[dict[str, float], int], None]
 
 
 @dataclass
@@ -180,9 +179,6 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
 
     Returns a ``TrainResult`` (model_dir, per-step history, stats).
     """
-    from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
-
     if distill_cfg.infonce_weight > 0 and pairs is None:
         raise ValueError(f"distill.infonce_weight={distill_cfg.infonce_weight} needs the training pairs; "
                          "pass pairs= or set distill.infonce_weight to 0")
@@ -218,14 +214,13 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
     total_steps = distill_cfg.max_steps or steps_per_epoch * distill_cfg.epochs
     epochs = math.ceil(total_steps / steps_per_epoch)
     params = embedder.trainable_parameters()
-    optimizer = torch.optim.AdamW(params, lr=distill_cfg.learning_rate, weight_decay=train_cfg.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(train_cfg.warmup_ratio * total_steps), total_steps)
     rng = np.random.default_rng(distill_cfg.seed)
     max_job = embedder.meta.max_lengths["job"]
 
-    history: list[dict] = []
-    step = 0
-    bar = tqdm(total=total_steps, desc=f"distil ({distill_cfg.loss})", unit="step", disable=not show_progress)
+    loop = OptimLoop(params, lr=distill_cfg.learning_rate, weight_decay=train_cfg.weight_decay,
+                     warmup_ratio=train_cfg.warmup_ratio, total_steps=total_steps,
+                     max_grad_norm=train_cfg.max_grad_norm, prefix="distill", desc=f"distil ({distill_cfg.loss})",
+                     log=log, show_progress=show_progress)
     for _epoch in range(epochs):
         order = rng.permutation(n_members)
         for b in range(steps_per_epoch):
@@ -254,34 +249,23 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
                                             positives=positive_sets)
                 loss = loss + distill_cfg.infonce_weight * parts["infonce"]
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, train_cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            rec = {"distill/loss": float(loss.detach()), "distill/lr": scheduler.get_last_lr()[0],
-                   **{f"distill/{k}": float(v.detach()) for k, v in parts.items()}}
-            history.append({"step": step, **rec})
-            if log:
-                log(rec, step)
-            bar.update(1)
-            bar.set_postfix(loss=f"{rec['distill/loss']:.3f}")
-            if step >= total_steps:
+            loop.step(float(loss.detach()), parts={k: float(v.detach()) for k, v in parts.items()})
+            if loop.done:
                 break
-        if step >= total_steps:
+        if loop.done:
             break
-    bar.close()
+    loop.close()
     embedder.eval()
     if measure:
         after = distillation_metrics(embedder, teacher_scores, jobs, members, distill_cfg, views[0])
         stats.update({f"after/{k}": v for k, v in after.items()})
-    stats.update({"steps": step, "epochs": epochs,
+    stats.update({"steps": loop.steps, "epochs": epochs,
                   "trainable_params": sum(p.numel() for p in params)})
     embedder.meta.extra["distill"] = {
-        "student_dir": str(student_dir), "parent_lora": parent_lora, "loss": distill_cfg.loss, "steps": step,
+        "student_dir": str(student_dir), "parent_lora": parent_lora, "loss": distill_cfg.loss, "steps": loop.steps,
         "learning_rate": distill_cfg.learning_rate, "infonce_weight": distill_cfg.infonce_weight,
         "infonce_temperature": distill_cfg.infonce_temperature,
         "student_temperature": distill_cfg.student_temperature,
         "teacher_temperature": distill_cfg.teacher_temperature, "margin_scale": distill_cfg.margin_scale}
     out = embedder.save(out_dir)
-    return TrainResult(model_dir=Path(out), history=history, stats=stats)
+    return TrainResult(model_dir=Path(out), history=loop.history, stats=stats)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,10 +38,10 @@ from jude.config import LossConfig, LoRAConfig, ModelConfig, ScaleConfig, TrainC
 from jude.evaluation.retrieval import EvalSet, evaluate_embedder
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import CombinedLoss, LossInputs, plan_curriculum, predicate_matrix
+from jude.optim import LogFn, OptimLoop
 from jude.training.gradcache import gradcache_step
 from jude.training.negatives import mine_hard_negatives
 
-LogFn = Callable[[dict[str, float], int], None]
 
 
 class TrainingDataError(ValueError):
@@ -239,9 +238,6 @@ def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFram
     ``scale`` switches on gradient checkpointing, Liger kernels and bf16 autocast
     (DeepSpeed runs through ``jude.training.hf_trainer`` instead).
     """
-    from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
-
     loss_cfg = loss_cfg or LossConfig()
     scale = scale or ScaleConfig()
     seed_everything(train.seed)
@@ -261,18 +257,16 @@ def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFram
                            total_steps=train.max_steps or (None if loss_cfg.curriculum else steps_per_epoch * train.epochs))
     total_steps = plan[-1].end
     params = embedder.trainable_parameters() + [p for p in criterion.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(train.warmup_ratio * total_steps), total_steps)
 
     stats = {"positive_pairs": len(pos), "steps": total_steps, "phases": [p.name for p in plan],
              "losses": criterion.weights.active, "gradcache": bool(train.gradcache_chunk),
              "trainable_params": sum(p.numel() for p in params),
              "total_params": sum(p.numel() for p in embedder.parameters())}
-    history: list[dict] = []
     out_dir = Path(out_dir)
     embedder.train()
-    step = 0
-    bar = tqdm(total=total_steps, desc="fine-tune (LoRA)", unit="step", disable=not show_progress)
+    loop = OptimLoop(params, lr=train.learning_rate, weight_decay=train.weight_decay, warmup_ratio=train.warmup_ratio,
+                     total_steps=total_steps, max_grad_norm=train.max_grad_norm, prefix="train",
+                     desc="fine-tune (LoRA)", log=log, show_progress=show_progress)
     for phase_no, phase in enumerate(plan):
         phase_pos = pos[pos["source"].isin(phase.sources)]
         if len(phase_pos) < train.batch_size:
@@ -287,9 +281,9 @@ def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFram
         batches = PairBatches(member_ids=phase_pos["member_id"].tolist(), job_ids=phase_pos["job_id"].tolist(),
                               member_texts=full.member_texts, job_texts=full.job_texts, views=full.views,
                               batch_size=train.batch_size, seed=train.seed + 1000 * phase_no, negatives=negatives)
-        bar.set_description(f"fine-tune (LoRA) [{phase.name}]")
+        loop.bar.set_description(f"fine-tune (LoRA) [{phase.name}]")
         epoch = 0
-        while step < phase.end:
+        while loop.steps < phase.end:
             micro = 0
             for b in batches.epoch(epoch):
                 q_len, d_len = embedder.meta.max_lengths[b.view], embedder.meta.max_lengths["job"]
@@ -310,36 +304,23 @@ def train_embedder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFram
                 micro += 1
                 if micro % train.grad_accum:
                     continue
-                torch.nn.utils.clip_grad_norm_(params, train.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                rec = {"train/loss": loss_value, "train/lr": scheduler.get_last_lr()[0],
-                       **{f"train/{k}": v for k, v in step_loss.parts.items()}}
-                history.append({"step": step, "phase": phase.name, **rec})
-                if log:
-                    log(rec, step)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.3f}")
-                if train.checkpoint_every and step % train.checkpoint_every == 0:
-                    embedder.backbone.save_pretrained(out_dir.parent / f"{out_dir.name}-checkpoints" / f"step-{step}")
-                if step >= phase.end:
+                loop.step(loss_value, parts=step_loss.parts, phase=phase.name)
+                if train.checkpoint_every and loop.steps % train.checkpoint_every == 0:
+                    embedder.backbone.save_pretrained(
+                        out_dir.parent / f"{out_dir.name}-checkpoints" / f"step-{loop.steps}")
+                if loop.steps >= phase.end:
                     break
             epoch += 1
         if val_set is not None:
             val = evaluate_embedder(embedder, val_set)
             embedder.train()
-            rec = {f"val/{k}": v for k, v in val.items()}
-            history.append({"step": step, "phase": phase.name, **rec})
-            if log:
-                log(rec, step)
-    bar.close()
+            loop.record({f"val/{k}": v for k, v in val.items()}, phase=phase.name)
+    loop.close()
     embedder.eval()
-    embedder.meta.extra["train"] = {"steps": step, "positive_pairs": len(pos), "losses": criterion.weights.active,
+    embedder.meta.extra["train"] = {"steps": loop.steps, "positive_pairs": len(pos), "losses": criterion.weights.active,
                                     "temperature": loss_cfg.temperature, "learning_rate": train.learning_rate,
                                     "phases": [p.name for p in plan]}
     embedder.save(out_dir)
     if criterion.head is not None:  # kept for the BCE task and lineage; not part of the served embedding
         torch.save(criterion.head.state_dict(), out_dir / "interaction_head.pt")
-    return TrainResult(model_dir=out_dir, history=history, stats=stats)
+    return TrainResult(model_dir=out_dir, history=loop.history, stats=stats)
