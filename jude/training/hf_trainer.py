@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +48,7 @@ from torch import nn
 
 from jude.config import (LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig, TrainPipelineConfig,
                          read_parameters)
+from jude.fsutils import atomic_directory
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import CombinedLoss
 from jude.training.distributed import gather_batch, world_size
@@ -399,21 +398,11 @@ def prepare_training_data(cfg: TrainPipelineConfig, cache_dir: str | os.PathLike
                            query_entity=cfg.eval.member_view, use_engagement=cfg.train.use_engagement,
                            seed=cfg.train.seed)
     tables = {"jobs": market.jobs, "members": market.members, "pairs": split.pairs}
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
-    try:
+    # another node on a shared disk may finish first: its copy (the same data) is kept
+    with atomic_directory(cache_dir, keep_if="pairs.parquet") as tmp:
         for n, df in tables.items():
             df.to_parquet(tmp / f"{n}.parquet", index=False)
         (tmp / "test_set.json").write_text(json.dumps(split.test.to_dict()))
-        if (cache_dir / "pairs.parquet").exists():  # another node on a shared disk finished first: same data
-            shutil.rmtree(tmp)
-        else:
-            if cache_dir.exists():
-                shutil.rmtree(cache_dir)
-            tmp.rename(cache_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return tables
 
 

@@ -1,0 +1,41 @@
+"""Model and data directories are replaced in one rename, or not at all."""
+
+import pytest
+
+from jude.fsutils import atomic_directory
+
+
+def test_a_finished_directory_replaces_the_old_one(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_directory(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary sibling left
+
+
+def test_a_failure_leaves_the_old_directory_and_no_debris(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_directory(target) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("disk full")
+    assert (target / "old.txt").read_text() == "old" and not (target / "half.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_keep_if_keeps_what_another_process_finished_first(tmp_path):
+    target = tmp_path / "data"
+    with atomic_directory(target, keep_if="pairs.parquet") as tmp:
+        (tmp / "pairs.parquet").write_text("mine")
+        target.mkdir()  # another node renamed its copy into place meanwhile
+        (target / "pairs.parquet").write_text("theirs")
+    assert (target / "pairs.parquet").read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    with atomic_directory(tmp_path / "fresh", keep_if="pairs.parquet") as tmp:  # nothing there yet: written
+        (tmp / "pairs.parquet").write_text("mine")
+    assert (tmp_path / "fresh" / "pairs.parquet").read_text() == "mine"
