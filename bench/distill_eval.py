@@ -11,14 +11,17 @@ labelled, pooled (what the pipeline logs) and exhaustive (rubric judge only).
 
 ``--finetuned DIR`` / ``--teacher DIR`` reuse a model trained by an earlier run
 (its ``--out``) instead of training it again; ``--no-variants`` skips the
-BCE / VP rows. Prints the table and ``distill_gap_closure`` under each
-judgement, and writes ``results.json`` under ``--out``.
+BCE / VP rows; ``--distill-seeds 0 1 2`` distils once per ``distill.seed``
+(rows ``distilled``, ``distilled_s1``, ...) from the same teacher scores and
+reports the gap closure of each and their mean and standard deviation. Prints
+the table and ``distill_gap_closure`` under each judgement, and writes
+``results.json`` under ``--out``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality_common import judgements, load_config, prepare, score_all  # noqa: E402
+from quality_common import judgements, prepare, score_all, start  # noqa: E402
 
 from jude.config import LOSS_VARIANTS  # noqa: E402
 from jude.evaluation.report import gap_closure  # noqa: E402
@@ -37,21 +40,17 @@ from jude.training.distill import distill_embedder  # noqa: E402
 from jude.training.trainer import train_embedder  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(ROOT / "configs/train_full.yaml"))
-    ap.add_argument("--out", default="/tmp/jude-table")
+def _arguments(ap) -> None:
     ap.add_argument("--finetuned", help="reuse this fine-tuned model directory")
     ap.add_argument("--teacher", help="reuse this teacher directory")
     ap.add_argument("--no-variants", action="store_true", help="skip the loss-variant rows")
-    args = ap.parse_args()
-    cfg = load_config(args.config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    ap.add_argument("--distill-seeds", type=int, nargs="+", default=None,
+                    help="distil once per seed (default: distill.seed of the config)")
 
-    def lap(msg: str) -> None:
-        print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)
+
+def main() -> None:
+    run = start(__doc__, "configs/train_full.yaml", "/tmp/jude-table", _arguments)
+    args, cfg, out, lap = run.args, run.cfg, run.out, run.lap
 
     m, split, base = prepare(cfg)
     test, k = split.test, max(100, cfg.ablation.rerank_k)
@@ -87,26 +86,35 @@ def main() -> None:
     cands = top_k_candidates(finetuned, m.jobs, train_members, k=cfg.distill.candidates_k)
     scores = score_candidates(teacher, cands, m.jobs, m.members)
     lap(f"teacher scored {len(scores)} candidate pairs")
-    dres = distill_embedder(ft_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train, cfg.distill,
-                            out / "distilled", pairs=split.pairs, show_progress=False)
-    runs["distilled"] = retrieve(Embedder.load(dres.model_dir), test, k=k)
-    lap(f"distilled: {dres.stats}")
+    seeds = args.distill_seeds or [cfg.distill.seed]
+    distilled_rows, distill_stats = [], {}
+    for i, seed in enumerate(seeds):
+        row = "distilled" if i == 0 else f"distilled_s{seed}"
+        dres = distill_embedder(ft_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train,
+                                cfg.distill.model_copy(update={"seed": seed}), out / row, pairs=split.pairs,
+                                show_progress=False)
+        runs[row] = retrieve(Embedder.load(dres.model_dir), test, k=k)
+        distilled_rows.append(row)
+        distill_stats[row] = {"seed": seed, **dres.stats}
+        lap(f"{row} (distill.seed {seed}): {dres.stats}")
 
     table = score_all(runs, judgements(test, runs, cfg))
     names = ["ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10"]
     closure = {}
     for judged, rows in table.items():
         print(f"\n{judged} judgements ({len(test.queries)} test queries)")
-        print(f"{'variant':<11}" + "".join(f"{n:>15}" for n in names) + f"{'nDCG / base':>13}")
+        print(f"{'variant':<13}" + "".join(f"{n:>15}" for n in names) + f"{'nDCG / base':>13}")
         for v, mtr in rows.items():
-            print(f"{v:<11}" + "".join(f"{mtr[n]:>15.4f}" for n in names)
+            print(f"{v:<13}" + "".join(f"{mtr[n]:>15.4f}" for n in names)
                   + f"{mtr['ndcg_at_10'] / rows['base']['ndcg_at_10']:>12.3f}x")
-        closure[judged] = gap_closure(rows["finetuned"]["ndcg_at_10"], rows["distilled"]["ndcg_at_10"],
-                                      rows["teacher"]["ndcg_at_10"])
-        print(f"distill_gap_closure ({judged}): {closure[judged]:.3f}")
-    print(f"\n(total {time.time() - t0:.0f}s; {' '.join(sys.argv)})")
+        closure[judged] = [gap_closure(rows["finetuned"]["ndcg_at_10"], rows[r]["ndcg_at_10"],
+                                       rows["teacher"]["ndcg_at_10"]) for r in distilled_rows]
+        spread = (f"; mean {statistics.mean(closure[judged]):.3f}, std {statistics.stdev(closure[judged]):.3f} "
+                  f"over distill seeds {seeds}") if len(seeds) > 1 else ""
+        print(f"distill_gap_closure ({judged}): " + ", ".join(f"{c:.3f}" for c in closure[judged]) + spread)
+    print(f"\n(total {time.time() - run.t0:.0f}s; {' '.join(sys.argv)})")
     (out / "results.json").write_text(json.dumps({"config": args.config, "table": table, "gap_closure": closure,
-                                                  "distill_stats": dres.stats, "split": split.stats,
+                                                  "distill_seeds": seeds, "distill_stats": distill_stats, "split": split.stats,
                                                   "finetuned": str(ft_dir), "teacher": str(teacher_dir)},
                                                  indent=2, default=str))
 

@@ -3,17 +3,19 @@ relevance judgements every model is scored on (labelled, pooled, exhaustive)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jude.config import TrainPipelineConfig  # noqa: E402
+from jude.config import TrainPipelineConfig, read_parameters  # noqa: E402
 from jude.data.io import marketplace_from_config  # noqa: E402
 from jude.evaluation.pooling import pooled_relevance  # noqa: E402
 from jude.evaluation.retrieval import EvalSet, ranking_metrics, top_k_candidates  # noqa: E402
@@ -25,8 +27,33 @@ from jude.training.pairs import SplitData, split_and_pair  # noqa: E402
 
 
 def load_config(path: str | Path) -> TrainPipelineConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    return TrainPipelineConfig.model_validate(raw.get("parameters") or {})
+    return TrainPipelineConfig.model_validate(read_parameters(path))
+
+
+@dataclass
+class BenchRun:
+    args: argparse.Namespace
+    cfg: TrainPipelineConfig
+    out: Path  # created
+    t0: float
+
+    def lap(self, msg: str) -> None:
+        """Print ``msg`` with the seconds since the start."""
+        print(f"[{time.time() - self.t0:7.1f}s] {msg}", flush=True)
+
+
+def start(doc: str, default_config: str, default_out: str,
+          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> BenchRun:
+    """The command line every quality bench shares (``--config``, ``--out``, plus its own), the config, a timer."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / default_config), help="a train YAML (its parameters: section)")
+    ap.add_argument("--out", default=default_out, help="where models and results.json go")
+    if add_arguments:
+        add_arguments(ap)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return BenchRun(args=args, cfg=load_config(args.config), out=out, t0=time.time())
 
 
 def prepare(cfg: TrainPipelineConfig) -> tuple[object, SplitData, Embedder]:

@@ -21,7 +21,6 @@ ends with ``ratio: <mean pooled ratio>``. Writes ``results.json`` under ``--out`
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -31,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality_common import judgements, load_config, prepare, score_all  # noqa: E402
+from quality_common import judgements, prepare, score_all, start  # noqa: E402
 
 from jude.evaluation.retrieval import retrieve  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
@@ -39,18 +38,9 @@ from jude.training.trainer import train_embedder  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(ROOT / "configs/train.yaml"))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--out", default="/tmp/jude-train-quality")
-    args = ap.parse_args()
-    cfg = load_config(args.config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-
-    def lap(msg: str) -> None:
-        print(f"[{time.time() - t0:7.1f}s] {msg}", flush=True)
+    run = start(__doc__, "configs/train.yaml", "/tmp/jude-train-quality",
+                lambda ap: ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2]))
+    args, cfg, out, lap = run.args, run.cfg, run.out, run.lap
 
     m, split, base = prepare(cfg)
     jobs, members = m.jobs, m.members
@@ -84,7 +74,7 @@ def main() -> None:
     for n, s in summary.items():
         print(f"fine-tuned / base nDCG@10 ({n}): mean {s['mean']:.3f}, std {s['std']:.3f} "
               f"(min {s['min']:.3f}, max {s['max']:.3f}) over {len(args.seeds)} seeds")
-    print(f"(total {time.time() - t0:.0f}s; {' '.join(sys.argv)})")
+    print(f"(total {time.time() - run.t0:.0f}s; {' '.join(sys.argv)})")
     (out / "results.json").write_text(json.dumps({"config": args.config, "seeds": args.seeds, "scores": scores,
                                                   "ratios": ratios, "summary": summary, "split": split.stats},
                                                  indent=2, default=str))
