@@ -55,8 +55,8 @@ from jude.training.distributed import gather_batch, world_size
 from jude.training.trainer import PairBatches, StepLoss, TrainResult, make_batches, seed_everything
 
 ZERO_STAGES = (0, 1, 2, 3)
-TOWERS = ("q", "d", "n")
-DISTILL_LOSSES = ("margin_mse", "kl")  # need teacher scores: jude.training.distill  # member queries, their jobs, the hard-negative jobs
+TOWERS = ("q", "d", "n")  # member queries, their jobs, the hard-negative jobs
+DISTILL_LOSSES = ("margin_mse", "kl")  # need teacher scores: jude.training.distill
 
 
 class DeepSpeedConfigError(ValueError):
