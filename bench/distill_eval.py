@@ -11,7 +11,8 @@ labelled, pooled (what the pipeline logs) and exhaustive (rubric judge only).
 
 ``--finetuned DIR`` / ``--teacher DIR`` reuse a model trained by an earlier run
 (its ``--out``) instead of training it again; ``--no-variants`` skips the
-BCE / VP rows; ``--distill-seeds 0 1 2`` distils once per ``distill.seed``
+BCE / VP rows and ``--no-distill`` the teacher and distilled rows;
+``--distill-seeds 0 1 2`` distils once per ``distill.seed``
 (rows ``distilled``, ``distilled_s1``, ...) from the same teacher scores and
 reports the gap closure of each and their mean and standard deviation. Prints
 the table and ``distill_gap_closure`` under each judgement, and writes
@@ -44,6 +45,7 @@ def _arguments(ap) -> None:
     ap.add_argument("--finetuned", help="reuse this fine-tuned model directory")
     ap.add_argument("--teacher", help="reuse this teacher directory")
     ap.add_argument("--no-variants", action="store_true", help="skip the loss-variant rows")
+    ap.add_argument("--no-distill", action="store_true", help="only the base, fine-tuned and loss-variant rows")
     ap.add_argument("--distill-seeds", type=int, nargs="+", default=None,
                     help="distil once per seed (default: distill.seed of the config)")
 
@@ -71,32 +73,33 @@ def main() -> None:
         runs[variant] = retrieve(Embedder.load(res.model_dir), test, k=k)
         lap(f"variant {variant}: {res.stats['losses']}")
 
-    if args.teacher:
-        teacher_dir = Path(args.teacher)
-    else:
-        tres = train_cross_encoder(split.pairs, m.jobs, m.members, cfg.teacher, out / "teacher",
-                                   template_style=cfg.model.template_style, show_progress=False)
-        teacher_dir = tres.model_dir
-        lap(f"teacher: {tres.stats}")
-    teacher = CrossEncoderTeacher.load(teacher_dir)
-    runs["teacher"] = rerank(teacher, runs["finetuned"], test, k=cfg.ablation.rerank_k)
-    lap(f"teacher reranked the fine-tuned top {cfg.ablation.rerank_k}")
+    seeds, distilled_rows, distill_stats, teacher_dir = [], [], {}, None
+    if not args.no_distill:
+        if args.teacher:
+            teacher_dir = Path(args.teacher)
+        else:
+            tres = train_cross_encoder(split.pairs, m.jobs, m.members, cfg.teacher, out / "teacher",
+                                       template_style=cfg.model.template_style, show_progress=False)
+            teacher_dir = tres.model_dir
+            lap(f"teacher: {tres.stats}")
+        teacher = CrossEncoderTeacher.load(teacher_dir)
+        runs["teacher"] = rerank(teacher, runs["finetuned"], test, k=cfg.ablation.rerank_k)
+        lap(f"teacher reranked the fine-tuned top {cfg.ablation.rerank_k}")
 
-    train_members = m.members[m.members["member_id"].isin(set(split.pairs["member_id"]))]
-    cands = top_k_candidates(finetuned, m.jobs, train_members, k=cfg.distill.candidates_k)
-    scores = score_candidates(teacher, cands, m.jobs, m.members)
-    lap(f"teacher scored {len(scores)} candidate pairs")
-    seeds = args.distill_seeds or [cfg.distill.seed]
-    distilled_rows, distill_stats = [], {}
-    for i, seed in enumerate(seeds):
-        row = "distilled" if i == 0 else f"distilled_s{seed}"
-        dres = distill_embedder(ft_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train,
-                                cfg.distill.model_copy(update={"seed": seed}), out / row, pairs=split.pairs,
-                                show_progress=False)
-        runs[row] = retrieve(Embedder.load(dres.model_dir), test, k=k)
-        distilled_rows.append(row)
-        distill_stats[row] = {"seed": seed, **dres.stats}
-        lap(f"{row} (distill.seed {seed}): {dres.stats}")
+        train_members = m.members[m.members["member_id"].isin(set(split.pairs["member_id"]))]
+        cands = top_k_candidates(finetuned, m.jobs, train_members, k=cfg.distill.candidates_k)
+        scores = score_candidates(teacher, cands, m.jobs, m.members)
+        lap(f"teacher scored {len(scores)} candidate pairs")
+        seeds = args.distill_seeds or [cfg.distill.seed]
+        for i, seed in enumerate(seeds):
+            row = "distilled" if i == 0 else f"distilled_s{seed}"
+            dres = distill_embedder(ft_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train,
+                                    cfg.distill.model_copy(update={"seed": seed}), out / row, pairs=split.pairs,
+                                    show_progress=False)
+            runs[row] = retrieve(Embedder.load(dres.model_dir), test, k=k)
+            distilled_rows.append(row)
+            distill_stats[row] = {"seed": seed, **dres.stats}
+            lap(f"{row} (distill.seed {seed}): {dres.stats}")
 
     table = score_all(runs, judgements(test, runs, cfg))
     names = ["ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10"]
@@ -107,6 +110,8 @@ def main() -> None:
         for v, mtr in rows.items():
             print(f"{v:<13}" + "".join(f"{mtr[n]:>15.4f}" for n in names)
                   + f"{mtr['ndcg_at_10'] / rows['base']['ndcg_at_10']:>12.3f}x")
+        if not distilled_rows:
+            continue
         closure[judged] = [gap_closure(rows["finetuned"]["ndcg_at_10"], rows[r]["ndcg_at_10"],
                                        rows["teacher"]["ndcg_at_10"]) for r in distilled_rows]
         spread = (f"; mean {statistics.mean(closure[judged]):.3f}, std {statistics.stdev(closure[judged]):.3f} "
@@ -114,7 +119,8 @@ def main() -> None:
         print(f"distill_gap_closure ({judged}): " + ", ".join(f"{c:.3f}" for c in closure[judged]) + spread)
     print(f"\n(total {time.time() - run.t0:.0f}s; {' '.join(sys.argv)})")
     (out / "results.json").write_text(json.dumps({"config": args.config, "table": table, "gap_closure": closure,
-                                                  "distill_seeds": seeds, "distill_stats": distill_stats, "split": split.stats,
+                                                  "distill_seeds": seeds, "distill_stats": distill_stats,
+                                                  "split": split.stats,
                                                   "finetuned": str(ft_dir), "teacher": str(teacher_dir)},
                                                  indent=2, default=str))
 

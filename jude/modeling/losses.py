@@ -239,15 +239,27 @@ class InteractionHead(nn.Module):
     hands the head the per-dimension agreement that a dot product would sum away.
     The head trains the towers through the BCE (and V-matrix) tasks only; it is
     not part of the served embedding model.
+
+    ``input_scale`` multiplies ``u`` and ``v`` before the MLP; the default
+    ``sqrt(dim)`` turns L2-normalised embeddings (entries about ``1/sqrt(D)``)
+    into unit-variance features, as InfoNCE's ``1/temperature`` scales its
+    cosines. Without it the head's gradient into the towers is tiny: measured on
+    MiniLM (D=384), the BCE gradient on the LoRA weights was 0.2% of InfoNCE's
+    and a BCE or VP-matrix variant trained to the same model as InfoNCE alone
+    (embeddings within 1e-5); with it, 8%. Pass ``1.0`` for features that
+    already have unit scale.
     """
 
-    def __init__(self, dim: int, hidden: int = 256, dropout: float = 0.1):
+    def __init__(self, dim: int, hidden: int = 256, dropout: float = 0.1, input_scale: float | None = None):
         super().__init__()
         if dim <= 0 or hidden <= 0:
             raise ValueError(f"InteractionHead: dim and hidden must be > 0, got dim={dim}, hidden={hidden}")
         if not 0 <= dropout < 1:
             raise ValueError(f"InteractionHead: dropout must be in [0, 1), got {dropout}")
+        if input_scale is not None and not input_scale > 0:
+            raise ValueError(f"InteractionHead: input_scale must be > 0 or None, got {input_scale}")
         self.dim = dim
+        self.input_scale = float(dim ** 0.5 if input_scale is None else input_scale)
         self.mlp = nn.Sequential(
             nn.Linear(3 * dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
 
@@ -255,6 +267,7 @@ class InteractionHead(nn.Module):
         _check_matrix(u, "u")
         if u.shape != v.shape or u.shape[1] != self.dim:
             raise ValueError(f"u and v must both be (n, {self.dim}), got {tuple(u.shape)} and {tuple(v.shape)}")
+        u, v = u * self.input_scale, v * self.input_scale
         return self.mlp(torch.cat([u, v, u * v], dim=-1)).squeeze(-1)  # (n,)
 
 
