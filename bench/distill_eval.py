@@ -22,6 +22,7 @@ the table and ``distill_gap_closure`` under each judgement, and writes
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import time
@@ -114,8 +115,9 @@ def main() -> None:
             continue
         closure[judged] = [gap_closure(rows["finetuned"]["ndcg_at_10"], rows[r]["ndcg_at_10"],
                                        rows["teacher"]["ndcg_at_10"]) for r in distilled_rows]
-        spread = (f"; mean {statistics.mean(closure[judged]):.3f}, std {statistics.stdev(closure[judged]):.3f} "
-                  f"over distill seeds {seeds}") if len(seeds) > 1 else ""
+        finite = [c for c in closure[judged] if math.isfinite(c)]  # nan where the teacher trails the student's start
+        spread = (f"; mean {statistics.mean(finite):.3f}, std {statistics.stdev(finite):.3f} "
+                  f"over distill seeds {seeds}") if len(finite) > 1 else ""
         print(f"distill_gap_closure ({judged}): " + ", ".join(f"{c:.3f}" for c in closure[judged]) + spread)
     print(f"\n(total {time.time() - run.t0:.0f}s; {' '.join(sys.argv)})")
     (out / "results.json").write_text(json.dumps({"config": args.config, "table": table, "gap_closure": closure,
