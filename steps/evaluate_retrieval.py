@@ -53,7 +53,7 @@ def evaluate_retrieval(jude_embedder: ModelDir, test_set: dict, model: Optional[
     if eval_cfg.qrels == "pooled":
         pool = pooled_relevance(eval_set, runs, make_judge(label_cfg), eval_cfg.pool_depth, label_cfg.relevant_grade)
         judged = pool.eval_set(eval_set)
-        context.update({f"pool_{k}": v for k, v in pool.stats.items() if k != "pooled_runs"})
+        context.update({f"pool_{k}": v for k, v in pool.counts.items()})
         log_metadata({"pooling": pool.stats})
     results = {variant: ranking_metrics(run, judged.relevant) for variant, run in runs.items()}
 

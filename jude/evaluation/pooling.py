@@ -37,6 +37,11 @@ class PoolResult:
     relevant: dict[str, dict[str, int]]  # the labelled relevant set plus what the pool judged relevant
     stats: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def counts(self) -> dict[str, float]:
+        """The numeric stats (depth, judged, failed, added, relevant per query), for metrics and metadata."""
+        return {k: v for k, v in self.stats.items() if k != "pooled_runs"}
+
     def eval_set(self, base: EvalSet) -> EvalSet:
         """``base`` with the pooled relevant set (queries and corpus unchanged)."""
         return EvalSet(queries=base.queries, corpus=base.corpus, relevant=self.relevant,

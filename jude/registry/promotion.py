@@ -109,7 +109,7 @@ def promote_challenger(model_name: str, cfg: PromotionConfig,
 
                 judge = make_judge(cfg.labels)
             pool = pooled_relevance(eval_set, runs, judge, cfg.pool_depth, cfg.labels.relevant_grade)
-            relevant, pool_stats = pool.relevant, {k: v for k, v in pool.stats.items() if k != "pooled_runs"}
+            relevant, pool_stats = pool.relevant, pool.counts
         ch_metrics = ranking_metrics(runs["challenger"], relevant)
         cp_metrics = ranking_metrics(runs["champion"], relevant)
         promoted, reason = decide(ch_metrics, cp_metrics, cfg)

@@ -50,7 +50,6 @@ from jude.optim import LogFn, OptimLoop
 from jude.training.trainer import TrainingDataError, TrainResult, seed_everything
 
 
-
 @dataclass
 class CandidateLists:
     """Each member's scored candidates, as aligned arrays, sorted by teacher score (best first)."""

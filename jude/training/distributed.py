@@ -43,15 +43,21 @@ def gather_with_grad(x: Tensor) -> Tensor:
     short batch for this); a mismatch raises naming each rank's shape rather
     than hanging in the collective.
     """
-    n = world_size()
-    if n == 1:
+    if world_size() == 1:
         return x
-    shapes: list[Any] = [None] * n
-    dist.all_gather_object(shapes, tuple(x.shape))
+    _check_same_shapes(gather_objects([tuple(x.shape)]))
+    return _all_gather(x)
+
+
+def _check_same_shapes(shapes: Sequence[Any]) -> None:
+    """``shapes``: one entry per rank (a shape, or a tuple of shapes)."""
     if len(set(shapes)) != 1:
         raise ValueError(f"cannot gather in-batch negatives across ranks: the ranks hold tensors of different "
                          f"shapes {dict(enumerate(shapes))}; every rank needs full batches "
                          f"(dataloader_drop_last) of the same number of hard negatives")
+
+
+def _all_gather(x: Tensor) -> Tensor:
     from torch.distributed._functional_collectives import all_gather_single
 
     # Differentiable: the backward reduce-scatters (sums) each slice's gradient back to its rank.
@@ -84,12 +90,26 @@ class GlobalBatch:
 
 def gather_batch(q: Tensor, d: Tensor, hard: Tensor | None, member_ids: Sequence[Any], job_ids: Sequence[Any],
                  negative_ids: Sequence[Sequence[Any]] | None) -> GlobalBatch:
-    """All ranks' (B, D) members, (B, D) jobs, (B, K, D) hard negatives and their ids, as one global batch."""
+    """All ranks' (B, D) members, (B, D) jobs, (B, K, D) hard negatives and their ids, as one global batch.
+
+    One object all-gather per step carries every rank's shapes and ids together;
+    then one tensor all-gather per tower.
+    """
     if (hard is None) != (negative_ids is None):
         raise ValueError("hard negatives and their ids come together: got one without the other")
-    return GlobalBatch(
-        q=gather_with_grad(q), d=gather_with_grad(d),
-        hard=gather_with_grad(hard) if hard is not None else None,
-        member_ids=gather_objects(member_ids), job_ids=gather_objects(job_ids),
-        negative_ids=gather_objects([list(r) for r in negative_ids]) if negative_ids is not None else None,
-        world_size=world_size(), local_size=q.shape[0])
+    n = world_size()
+    if n == 1:
+        return GlobalBatch(q=q, d=d, hard=hard, member_ids=list(member_ids), job_ids=list(job_ids),
+                           negative_ids=[list(r) for r in negative_ids] if negative_ids is not None else None,
+                           world_size=1, local_size=q.shape[0])
+    tensors = [t for t in (q, d, hard) if t is not None]
+    local = (tuple(tuple(t.shape) for t in tensors), list(member_ids), list(job_ids),
+             [list(r) for r in negative_ids] if negative_ids is not None else None)
+    parts: list[Any] = [None] * n
+    dist.all_gather_object(parts, local)
+    _check_same_shapes([p[0] for p in parts])
+    gq, gd, *gh = (_all_gather(t) for t in tensors)
+    return GlobalBatch(q=gq, d=gd, hard=gh[0] if gh else None,
+                       member_ids=[m for p in parts for m in p[1]], job_ids=[j for p in parts for j in p[2]],
+                       negative_ids=[r for p in parts for r in p[3]] if negative_ids is not None else None,
+                       world_size=n, local_size=q.shape[0])

@@ -43,7 +43,6 @@ from jude.training.gradcache import gradcache_step
 from jude.training.negatives import mine_hard_negatives
 
 
-
 class TrainingDataError(ValueError):
     pass
 

@@ -3,7 +3,6 @@ so its process group never leaks into the other tests."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,38 +12,22 @@ import pytest
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (make setup installs it)")
 
+from tiny_hf_run import HERE, free_port  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = r"""
-import json, sys
+import sys
 import deepspeed.ops
 # One CPU rank needs no shared-memory all-reduce: skip DeepSpeed's JIT build of that op (minutes on 2 cores).
 deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
-from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, SyntheticConfig, TrainConfig
-from jude.data.synthetic import generate_marketplace
-from jude.training.hf_trainer import train_with_hf_trainer
-import pandas as pd
+from jude.config import LossConfig
+from tiny_hf_run import train_tiny
 
-base, out, result = sys.argv[1:4]
-m = generate_marketplace(SyntheticConfig(n_jobs=40, n_members=30, days=20, impressions_per_member=10, seed=1))
-pairs = pd.DataFrame({"member_id": m.members["member_id"].iloc[:16].tolist(),
-                      "job_id": m.jobs["job_id"].iloc[:16].tolist(), "label": 1, "grade": 3, "source": "relevance"})
-model = ModelConfig(base_model=base, pooling="lasttoken", template_style="instruct", max_length_job=48,
-                    max_length_profile=32, max_length_resume=48)
-res = train_with_hf_trainer(pairs, m.jobs, m.members, model, LoRAConfig(r=4, alpha=8),
-                            TrainConfig(batch_size=4, max_steps=3, learning_rate=1e-3, member_views=["profile"]),
-                            out, deepspeed_config="configs/deepspeed_zero1.json",
-                            loss_cfg=LossConfig(weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}),
-                            scale=ScaleConfig(logging_steps=1), show_progress=False)
-json.dump({"history": res.history, "stats": res.stats}, open(result, "w"))
+train_tiny(*sys.argv[1:4], max_steps=3, deepspeed_config="configs/deepspeed_zero1.json",
+           loss_cfg=LossConfig(weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_zero1_trains_on_cpu_with_gloo_and_the_model_reloads(tmp_path):
@@ -52,10 +35,10 @@ def test_zero1_trains_on_cpu_with_gloo_and_the_model_reloads(tmp_path):
     from jude.modeling.tiny import build_tiny_decoder
 
     base = build_tiny_decoder(tmp_path / "qwen2", "qwen2", hidden_size=32)
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0",
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0",
            "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), HERE])}
     result = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, "-c", CHILD, str(base), str(tmp_path / "model"), str(result)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)

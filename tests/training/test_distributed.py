@@ -6,7 +6,6 @@ average over ranks) must equal those of one process holding the whole global bat
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 
 from jude.modeling.losses import info_nce
 from jude.training.distributed import gather_batch, gather_objects, gather_with_grad, world_size
+from tiny_hf_run import HERE, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 B, K, D, WORLD = 4, 2, 8, 2
@@ -40,7 +40,6 @@ def global_tensors():
 CHILD = r"""
 import json, os, sys
 import torch, torch.distributed as dist
-sys.path.insert(0, os.environ["TEST_DIR"])
 from test_distributed import B, MEMBERS, JOBS, POSITIVES, NEGATIVE_IDS, global_tensors
 from jude.modeling.losses import info_nce
 from jude.training.distributed import gather_batch
@@ -67,19 +66,13 @@ dist.destroy_process_group()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _torchrun(tmp_path, script: str, args: list[str], timeout: int) -> subprocess.CompletedProcess:
     path = tmp_path / "child.py"
     path.write_text(script)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TEST_DIR": str(Path(__file__).parent), "CUDA_VISIBLE_DEVICES": "",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), HERE]), "CUDA_VISIBLE_DEVICES": "",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(WORLD),
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(path), *args]
+           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(path), *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -115,24 +108,10 @@ def test_two_gloo_ranks_give_the_loss_and_gradients_of_one_global_batch(tmp_path
 
 
 HF_CHILD = r"""
-import json, sys
-from jude.config import LoRAConfig, ModelConfig, ScaleConfig, SyntheticConfig, TrainConfig
-from jude.data.synthetic import generate_marketplace
-from jude.training.hf_trainer import train_with_hf_trainer
-import pandas as pd
-import torch.distributed as dist
+import sys
+from tiny_hf_run import train_tiny
 
-base, out, result = sys.argv[1:4]
-m = generate_marketplace(SyntheticConfig(n_jobs=40, n_members=30, days=20, impressions_per_member=10, seed=1))
-pairs = pd.DataFrame({"member_id": m.members["member_id"].iloc[:16].tolist(),
-                      "job_id": m.jobs["job_id"].iloc[:16].tolist(), "label": 1, "grade": 3, "source": "relevance"})
-model = ModelConfig(base_model=base, pooling="lasttoken", template_style="instruct", max_length_job=48,
-                    max_length_profile=32, max_length_resume=48)
-res = train_with_hf_trainer(pairs, m.jobs, m.members, model, LoRAConfig(r=4, alpha=8),
-                            TrainConfig(batch_size=4, max_steps=2, learning_rate=1e-3, member_views=["profile"]),
-                            out, scale=ScaleConfig(logging_steps=1), show_progress=False)
-if dist.get_rank() == 0:
-    json.dump({"history": res.history, "stats": res.stats}, open(result, "w"))
+train_tiny(*sys.argv[1:4], max_steps=2)
 """
 
 
