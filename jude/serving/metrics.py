@@ -17,15 +17,36 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.request_latency = Histogram("jude_request_latency_seconds", "Request latency by endpoint.",
-                                         ["endpoint", "method"], buckets=LATENCY_BUCKETS, registry=r)
-        self.requests = Counter("jude_requests_total", "Requests by endpoint and status code.",
-                                ["endpoint", "method", "status"], registry=r)
-        self.batch_size = Histogram("jude_batch_size", "Texts per forward micro-batch.",
-                                    buckets=BATCH_BUCKETS, registry=r)
-        self.batch_tokens = Histogram("jude_batch_tokens", "Tokens per forward micro-batch.",
-                                      buckets=TOKEN_BUCKETS, registry=r)
+        self.request_latency = Histogram(
+            "jude_request_latency_seconds",
+            "Request latency by endpoint.",
+            ["endpoint", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "jude_requests_total", "Requests by endpoint and status code.", ["endpoint", "method", "status"], registry=r
+        )
+        self.batch_size = Histogram(
+            "jude_batch_size", "Texts per forward micro-batch.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.batch_tokens = Histogram(
+            "jude_batch_tokens", "Tokens per forward micro-batch.", buckets=TOKEN_BUCKETS, registry=r
+        )
         self.queue_depth = Gauge("jude_queue_depth", "Texts waiting for the model.", registry=r)
+        self.queue_tokens = Gauge("jude_queue_tokens", "Tokens waiting for the model.", registry=r)
+        self.throughput = Gauge(
+            "jude_throughput_tokens_per_second",
+            "Measured model throughput (recent batches), the denominator of the estimated queue wait.",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "jude_overload_rejections_total",
+            "Requests refused as overload (HTTP 429, gRPC RESOURCE_EXHAUSTED), by reason: queue_full, "
+            "wait_over_budget.",
+            ["reason"],
+            registry=r,
+        )
         self.tokens = Counter("jude_tokens_total", "Tokens embedded, by endpoint.", ["endpoint"], registry=r)
         self.inputs = Counter("jude_inputs_total", "Texts embedded, by endpoint.", ["endpoint"], registry=r)
         self.truncated = Counter("jude_truncated_inputs_total", "Texts cut to the token limit.", registry=r)

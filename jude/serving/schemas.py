@@ -8,11 +8,51 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from jude.data.schema import SENIORITIES
+
+
+# ---- text: valid Unicode only -----------------------------------------------------------
+def invalid_unicode(text: str) -> str | None:
+    """What makes ``text`` impossible to encode as UTF-8, or None when it is valid text.
+
+    JSON can carry a lone surrogate (``"\\ud800"``), and Python decodes it into a ``str``
+    that no tokenizer accepts; it is refused here with a message instead of failing in the model.
+    """
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"contains a lone surrogate U+{ord(text[e.start]):04X} at position {e.start}; send valid Unicode text"
+    return None
+
+
+def _valid_text(value: Any) -> Any:
+    """Runs before pydantic's own string checks (whose message for this case names no reason)."""
+    problem = invalid_unicode(value) if isinstance(value, str) else None
+    if problem:
+        raise PydanticCustomError("invalid_unicode", problem)
+    return value
+
+
+def _valid_texts(value: Any) -> Any:
+    """The same check for a field that takes a string or a list of strings; names the item that is wrong."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problem = invalid_unicode(item) if isinstance(item, str) else None
+            if problem:
+                raise PydanticCustomError("invalid_unicode", "item {index} {problem}", {"index": i, "problem": problem})
+        return value
+    return _valid_text(value)
+
+
+Text = Annotated[str, BeforeValidator(_valid_text)]
+"""A string that is valid Unicode (no lone surrogates)."""
 
 
 class _Body(BaseModel):
@@ -22,12 +62,15 @@ class _Body(BaseModel):
 # ---- OpenAI ---------------------------------------------------------------------------
 class OpenAIEmbeddingRequest(_Body):
     input: str | list[str] = Field(..., description="A text or a list of texts (token-id arrays are not accepted).")
-    model: str | None = Field(None, description="Accepted for compatibility; the server serves one model.")
+    model: Text | None = Field(None, description="Accepted for compatibility; the server serves one model.")
     encoding_format: Literal["float", "base64"] = Field(
-        "float", description="'base64': little-endian float32 bytes, base64-encoded (the OpenAI client's default).")
+        "float", description="'base64': little-endian float32 bytes, base64-encoded (the OpenAI client's default)."
+    )
     dimensions: int | None = Field(None, gt=0, description="Must equal the model's dimension when given.")
-    user: str | None = None
+    user: Text | None = None
     truncate: bool = Field(True, description="jude extension: false refuses over-long texts with 422.")
+
+    _input_is_text = field_validator("input", mode="before")(_valid_texts)
 
 
 class OpenAIEmbedding(BaseModel):
@@ -54,36 +97,42 @@ class TEIEmbedRequest(_Body):
     normalize: bool = Field(True, description="L2-normalise the embeddings.")
     truncate: bool = Field(True, description="Cut texts to the token limit; false refuses them with 422.")
 
+    _inputs_are_text = field_validator("inputs", mode="before")(_valid_texts)
+
 
 # ---- entities -------------------------------------------------------------------------
 class JobEntity(_Body):
     """The fields the job template reads (extra fields such as job_id are ignored)."""
 
-    title: str
-    company: str
-    location: str
+    title: Text
+    company: Text
+    location: Text
     remote: bool
     seniority: Literal[SENIORITIES]  # type: ignore[valid-type]
-    min_years: float = Field(..., ge=0, le=80)
+    min_years: float = Field(..., ge=0, le=80, allow_inf_nan=False)
     skills: list[str] | str
-    description: str
+    description: Text
+
+    _skills_are_text = field_validator("skills", mode="before")(_valid_texts)
 
 
 class ProfileEntity(_Body):
     """The fields the profile template reads."""
 
-    headline: str
-    title: str
-    location: str
-    years_experience: float = Field(..., ge=0, le=80)
+    headline: Text
+    title: Text
+    location: Text
+    years_experience: float = Field(..., ge=0, le=80, allow_inf_nan=False)
     skills: list[str] | str
-    summary: str
+    summary: Text
+
+    _skills_are_text = field_validator("skills", mode="before")(_valid_texts)
 
 
 class ResumeEntity(_Body):
     """The field the resume template reads."""
 
-    resume_text: str = Field(..., min_length=1)
+    resume_text: Text = Field(..., min_length=1)
 
 
 ENTITY_MODELS: dict[str, type[BaseModel]] = {"job": JobEntity, "profile": ProfileEntity, "resume": ResumeEntity}
@@ -135,6 +184,27 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "payload_too_large",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    431: "invalid_request_error",
+    499: "client_closed_request",
+    503: "service_unavailable",
+}
+
+
+def error_body(status: int, message: str, param: str | None = None) -> dict[str, Any]:
+    """The body of every error response (the OpenAI error shape): ``{"error": {message, type, param, code}}``."""
+    return {"error": {"message": message, "type": ERROR_TYPES.get(status, "error"), "param": param, "code": status}}
+
+
 class InfoResponse(BaseModel):
     model_name: str
     model_uri: str
@@ -146,5 +216,6 @@ class InfoResponse(BaseModel):
     template_style: str
     pooling: str
     normalize: bool
+    backend: str = Field(description="The forward pass: torch or onnx (ONNX Runtime).")
     max_client_batch_size: int
     max_batch_size: int

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import logging
 import threading
 
 import numpy as np
@@ -21,9 +23,17 @@ TEXTS = [
     "Warehouse operations lead",
 ]
 
-JOB = {"job_id": "j1", "title": "Backend Engineer", "company": "Acme", "location": "Berlin", "remote": True,
-       "seniority": "senior", "min_years": 5, "skills": ["python", "postgresql"],
-       "description": "Build the APIs behind our marketplace."}
+JOB = {
+    "job_id": "j1",
+    "title": "Backend Engineer",
+    "company": "Acme",
+    "location": "Berlin",
+    "remote": True,
+    "seniority": "senior",
+    "min_years": 5,
+    "skills": ["python", "postgresql"],
+    "description": "Build the APIs behind our marketplace.",
+}
 
 
 async def test_openai_embeddings_equal_encode_and_count_tokens(engine, minilm):
@@ -49,8 +59,9 @@ async def test_concurrent_single_requests_are_batched_and_equal_the_batch_result
     want = np.array([d["embedding"] for d in batch.json()["data"]])
     got = np.array([r.json()["data"][0]["embedding"] for r in singles])
     np.testing.assert_allclose(got, np.tile(want, (4, 1)), atol=1e-5)
-    n_batches = float(next(line.split()[-1] for line in metrics.splitlines()
-                           if line.startswith("jude_batch_size_count")))
+    n_batches = float(
+        next(line.split()[-1] for line in metrics.splitlines() if line.startswith("jude_batch_size_count"))
+    )
     assert n_batches < 1 + len(texts), "concurrent requests should share forward passes"
 
 
@@ -89,15 +100,18 @@ async def test_entity_endpoint_uses_the_training_template(engine, minilm):
     assert one.json()["templates_version"] == "v1"
 
 
-@pytest.mark.parametrize("body,status,fragment", [
-    ({"input": ""}, 400, "empty"),
-    ({"input": []}, 400, "empty"),
-    ({"input": ["ok", ""]}, 400, "input[1]"),
-    ({"input": 5}, 422, "input"),
-    ({"input": "x", "encoding_format": "int8"}, 422, "encoding_format"),
-    ({"inputs": "wrong field"}, 422, "input"),
-    ({"input": "x", "dimensions": 128}, 422, "dimensions"),
-])
+@pytest.mark.parametrize(
+    "body,status,fragment",
+    [
+        ({"input": ""}, 400, "empty"),
+        ({"input": []}, 400, "empty"),
+        ({"input": ["ok", ""]}, 400, "input[1]"),
+        ({"input": 5}, 422, "input"),
+        ({"input": "x", "encoding_format": "int8"}, 422, "encoding_format"),
+        ({"inputs": "wrong field"}, 422, "input"),
+        ({"input": "x", "dimensions": 128}, 422, "dimensions"),
+    ],
+)
 async def test_bad_openai_requests(engine, body, status, fragment):
     async with app_client(engine) as c:
         r = await c.post("/v1/embeddings", json=body)
@@ -115,8 +129,9 @@ async def test_malformed_json_is_422(engine):
 async def test_bad_entities(engine):
     async with app_client(engine) as c:
         both = await c.post("/v1/entities/job/embed", json={"entity": JOB, "entities": [JOB]})
-        missing = await c.post("/v1/entities/job/embed", json={"entity": {k: v for k, v in JOB.items()
-                                                                          if k != "company"}})
+        missing = await c.post(
+            "/v1/entities/job/embed", json={"entity": {k: v for k, v in JOB.items() if k != "company"}}
+        )
         bad_seniority = await c.post("/v1/entities/job/embed", json={"entity": {**JOB, "seniority": "cto"}})
         empty = await c.post("/v1/entities/resume/embed", json={"entities": []})
         unknown = await c.post("/v1/entities/company/embed", json={"entity": JOB})
@@ -180,8 +195,12 @@ async def test_status_endpoints(engine):
     assert ready.status_code == 200
     assert info.json()["dimension"] == 384 and info.json()["templates_version"] == "v1"
     assert info.json()["max_tokens"] == 256
-    for name in ("jude_request_latency_seconds_bucket", "jude_batch_size_bucket", "jude_queue_depth",
-                 "jude_tokens_total"):
+    for name in (
+        "jude_request_latency_seconds_bucket",
+        "jude_batch_size_bucket",
+        "jude_queue_depth",
+        "jude_tokens_total",
+    ):
         assert name in metrics.text
 
 
@@ -208,10 +227,139 @@ async def test_not_ready_while_the_model_loads(engine):
 
 async def test_failed_load_is_reported_by_ready(tmp_path):
     from jude.serving.engine import load_engine
+    from jude.serving.service import NotReadyError
 
     async with app_client(lambda: load_engine(str(tmp_path))) as c:
-        with pytest.raises(Exception):
+        with pytest.raises(NotReadyError):
             await c.app.state.service.wait_ready(30)
         ready = await c.get("/ready")
     assert ready.status_code == 503
     assert "failed" in ready.json()["error"]["message"] and "config.json" in ready.json()["error"]["message"]
+
+
+# ---- hostile text: a lone surrogate is valid JSON but not text --------------------------
+PROFILE = {
+    "headline": "Backend engineer",
+    "title": "Engineer",
+    "location": "Berlin",
+    "years_experience": 4,
+    "skills": "python, go",
+    "summary": "Builds APIs.",
+}
+LONE = "\ud800"
+JSON_HEADERS = {"content-type": "application/json"}
+JOB_TEXT_FIELDS = ("title", "company", "location", "skills", "description")
+PROFILE_TEXT_FIELDS = ("headline", "title", "location", "skills", "summary")
+
+# (path, body with a lone surrogate in one text field, what the error message must name)
+SURROGATE_CASES = [
+    ("/v1/embeddings", {"input": LONE}, "input"),
+    ("/v1/embeddings", {"input": ["ok", "a" + LONE]}, "input"),
+    ("/v1/embeddings", {"input": "ok", "model": LONE}, "model"),
+    ("/v1/embeddings", {"input": "ok", "user": LONE}, "user"),
+    ("/embed", {"inputs": LONE}, "inputs"),
+    ("/embed", {"inputs": ["ok", LONE]}, "inputs"),
+    *[("/v1/entities/job/embed", {"entity": {**JOB, f: LONE}}, f"entity.{f}") for f in JOB_TEXT_FIELDS],
+    ("/v1/entities/job/embed", {"entity": {**JOB, "skills": ["python", LONE]}}, "entity.skills"),
+    ("/v1/entities/job/embed", {"entities": [JOB, {**JOB, "title": LONE}]}, "entities.1.title"),
+    *[("/v1/entities/profile/embed", {"entity": {**PROFILE, f: LONE}}, f"entity.{f}") for f in PROFILE_TEXT_FIELDS],
+    ("/v1/entities/resume/embed", {"entity": {"resume_text": "Java " + LONE}}, "entity.resume_text"),
+]
+
+
+@pytest.mark.parametrize("path,body,field", SURROGATE_CASES)
+async def test_a_lone_surrogate_is_422_naming_the_field(engine, path, body, field):
+    raw = json.dumps(body).encode()  # ensure_ascii: the surrogate travels as the JSON escape \ud800
+    async with app_client(engine) as c:
+        r = await c.post(path, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"]
+    assert field in message and "surrogate" in message
+
+
+async def test_a_body_that_is_not_utf8_is_422(engine):
+    async with app_client(engine) as c:
+        r = await c.post(
+            "/v1/embeddings", content=b'{"input": "caf\xe9"}', headers={"content-type": "application/json"}
+        )
+    assert r.status_code == 422 and "UTF-8" in r.json()["error"]["message"]
+
+
+async def test_control_characters_are_embedded_not_refused(engine):
+    async with app_client(engine) as c:
+        r = await c.post("/v1/embeddings", json={"input": ["a\x00b", "\x1b[31mred", "\x07"]})
+    assert r.status_code == 200 and len(r.json()["data"]) == 3
+
+
+# ---- content type, API key before the body, what the key protects ------------------------
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+async def test_a_wrong_content_type_is_415(engine, content_type):
+    async with app_client(engine) as c:
+        r = await c.post("/v1/embeddings", content=b'{"input": "x"}', headers={"content-type": content_type})
+    assert r.status_code == 415
+    assert "application/json" in r.json()["error"]["message"] and content_type in r.json()["error"]["message"]
+
+
+async def test_json_content_types_with_parameters_are_accepted(engine):
+    async with app_client(engine) as c:
+        r = await c.post(
+            "/embed", content=b'{"inputs": "x"}', headers={"content-type": "application/json; charset=utf-8"}
+        )
+    assert r.status_code == 200
+
+
+async def test_the_key_is_checked_before_the_body_is_read(engine, monkeypatch):
+    monkeypatch.setenv("JUDE_API_KEY", "s3cret")
+    pulled = []
+
+    async def ten_megabytes():
+        for _ in range(10):
+            pulled.append(1)
+            yield b"x" * 1_000_000
+
+    async with app_client(engine) as c:
+        big = await c.post("/v1/embeddings", content=ten_megabytes(), headers={"content-type": "application/json"})
+        malformed = await c.post(
+            "/v1/embeddings", content=b'{"input": ["a",', headers={"content-type": "application/json"}
+        )
+    assert big.status_code == 401 and pulled == [], f"{len(pulled)} MB of the body were read before the 401"
+    assert big.headers["connection"] == "close"  # the rest of the body is not read either
+    assert malformed.status_code == 401
+
+
+async def test_the_key_protects_everything_but_the_probes(engine, monkeypatch):
+    monkeypatch.setenv("JUDE_API_KEY", "s3cret")
+    key = {"Authorization": "Bearer s3cret"}
+    async with app_client(engine) as c:
+        closed = {p: (await c.get(p)).status_code for p in ("/info", "/docs", "/redoc", "/openapi.json", "/nowhere")}
+        opened = {p: (await c.get(p, headers=key)).status_code for p in ("/info", "/docs", "/redoc", "/openapi.json")}
+        probes = {p: (await c.get(p)).status_code for p in ("/health", "/ready", "/metrics")}
+    assert closed == {"/info": 401, "/docs": 401, "/redoc": 401, "/openapi.json": 401, "/nowhere": 401}
+    assert opened == {"/info": 200, "/docs": 200, "/redoc": 200, "/openapi.json": 200}
+    assert probes == {"/health": 200, "/ready": 200, "/metrics": 200}
+
+
+async def test_metrics_can_be_put_behind_the_key(engine, monkeypatch):
+    monkeypatch.setenv("JUDE_API_KEY", "s3cret")
+    async with app_client(engine, metrics_require_key=True) as c:
+        without = await c.get("/metrics")
+        with_key = await c.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        metrics = with_key.text
+    assert without.status_code == 401 and with_key.status_code == 200
+    assert 'jude_requests_total{endpoint="/metrics",method="GET",status="401"} 1.0' in metrics
+
+
+async def test_a_failed_load_fails_health_and_is_logged_once(tmp_path, caplog):
+    from jude.serving.engine import load_engine
+    from jude.serving.service import NotReadyError
+
+    with caplog.at_level(logging.INFO, logger="jude.serving"):
+        async with app_client(lambda: load_engine(str(tmp_path))) as c:
+            with pytest.raises(NotReadyError):
+                await c.app.state.service.wait_ready(30)
+            health = await c.get("/health")
+            await c.get("/ready")
+            await c.post("/v1/embeddings", json={"input": "x"})
+    assert health.status_code == 503 and "config.json" in health.json()["error"]["message"]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "config.json" in errors[0].getMessage()
