@@ -2,6 +2,7 @@
 sentence-transformers MultipleNegativesRankingLoss loop, same model, data and batch size.
 
     python bench/train_throughput.py [--steps 6] [--warmup 2] [--batch-size 32] [--rounds 2]
+    python bench/train_throughput.py --profile [--profile-steps 2]   # where the time goes, both sides
 
 Both sides train on the same (member, positive job, hard-negative job) triplets
 rendered by jude's templates, at the same token budgets:
@@ -14,7 +15,16 @@ rendered by jude's templates, at the same token budgets:
 
 Each measurement runs in its own subprocess (so peak RSS is its own), the two
 alternate for `--rounds` rounds, and the median pairs/s of each is compared.
+The load average is printed before and after; above 1.0 at the start the bench
+refuses to measure (the ratio of two runs on shared cores says little) unless
+`--allow-load` is given. `--bf16` runs both sides under bf16 autocast.
 The last line is `ratio: <jude pairs/s / baseline pairs/s>`.
+
+`--profile` runs each side once with `torch.profiler` over `--profile-steps`
+steps after the warm-up and prints the top operators by self CPU time, then the
+labelled regions (`jude.*`: step texts, embed, loss, backward, optimizer;
+`st.*`: the same parts of the baseline loop). It prints no ratio: the profiler
+slows both sides.
 """
 
 from __future__ import annotations
@@ -28,14 +38,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from jude.env import apply_offline_env  # noqa: E402
+
+apply_offline_env()
+
+MAX_LOAD = 1.0  # load average (1 min) above which the cores are not ours: no ratio without --allow-load
+TOP_OPS = 15  # rows of the --profile operator table
 
 
 def _data(n_pairs: int, seed: int = 0):
@@ -44,13 +58,12 @@ def _data(n_pairs: int, seed: int = 0):
 
     from jude.config import LabelConfig, SyntheticConfig
     from jude.data.synthetic import generate_marketplace
-    from jude.labels.judges import RubricJudge
-    from jude.labels.sampling import judge_pairs, sample_pairs
+    from jude.labels.build import build_labels
+    from jude.labels.rubric import RubricJudge
 
     m = generate_marketplace(SyntheticConfig(n_jobs=300, n_members=200, seed=seed))
-    cfg = LabelConfig(budget=4000, retrieved_fraction=0.0, random_fraction=0.5, interacted_fraction=0.5)
-    pairs = sample_pairs(m.jobs, m.members, m.interactions, cfg, rng_seed=seed)
-    labels, _ = judge_pairs(RubricJudge(), pairs, m.jobs, m.members, cfg.relevant_grade)
+    cfg = LabelConfig(budget=4000, retrieved_fraction=0.0, random_fraction=0.5, interacted_fraction=0.5, seed=seed)
+    labels = build_labels(m.jobs, m.members, m.interactions, cfg, judge=RubricJudge()).relevance
     pos = labels[labels["label"] == 1]
     if len(pos) < n_pairs:
         pos = pd.concat([pos] * (n_pairs // max(1, len(pos)) + 1), ignore_index=True)
@@ -63,105 +76,239 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+class StepProfiler:
+    """torch.profiler over the steps after the warm-up (``--profile``); a no-op otherwise."""
+
+    def __init__(self, args):
+        self.on = bool(args.profile)
+        self.first, self.last = args.warmup, args.warmup + args.profile_steps
+        self.prof = None
+        if self.on:
+            from torch.profiler import ProfilerActivity, profile
+
+            self.prof = profile(activities=[ProfilerActivity.CPU])
+
+    def after_step(self, step: int) -> None:
+        """Called with the number of steps done: starts after the warm-up, stops after the profiled steps."""
+        if not self.on:
+            return
+        if step == self.first:
+            self.prof.start()
+        elif step == self.last:
+            self.prof.stop()
+
+    def tables(self, prefix: str) -> str:
+        """Top operators by self CPU time, then the ``prefix.*`` regions (record_function labels)."""
+        if not self.on:
+            return ""
+        events = self.prof.key_averages()
+        ops = events.table(sort_by="self_cpu_time_total", row_limit=TOP_OPS, max_name_column_width=40)
+        total = sum(e.self_cpu_time_total for e in events) or 1.0
+        regions = sorted((e for e in events if e.key.startswith(prefix + ".")), key=lambda e: -e.cpu_time_total)
+        lines = [f"{'region':24s}{'CPU total s':>12s}{'share':>8s}{'calls':>7s}"]
+        lines += [
+            f"{e.key:24s}{e.cpu_time_total / 1e6:12.2f}{e.cpu_time_total / total:8.1%}{e.count:7d}" for e in regions
+        ]
+        return ops + "\n" + "\n".join(lines)
+
+
 def run_jude(args) -> dict:
-    from jude.config import LossConfig, LoRAConfig, ModelConfig, TrainConfig
+    from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig
     from jude.training.trainer import train_embedder
 
-    m, labels = _data(args.batch_size * (args.steps + args.warmup))
+    steps = _steps(args)
+    m, labels = _data(args.batch_size * steps)
     model = ModelConfig(max_length_job=args.max_len, max_length_profile=args.max_len, max_length_resume=args.max_len)
-    train = TrainConfig(batch_size=args.batch_size, max_steps=args.steps + args.warmup, member_views=["profile"],
-                        hard_negatives=1, warmup_ratio=0.0, mine_negatives=False, use_engagement=False)
+    train = TrainConfig(
+        batch_size=args.batch_size,
+        max_steps=steps,
+        member_views=["profile"],
+        hard_negatives=1,
+        warmup_ratio=0.0,
+        mine_negatives=False,
+        use_engagement=False,
+    )
     loss = LossConfig(weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5})
+    profiler = StepProfiler(args)
     stamps: list[float] = []
+
+    def log(rec: dict, step: int) -> None:
+        if "train/loss" in rec:
+            stamps.append(time.perf_counter())
+            profiler.after_step(step)
+
     rss_before = _peak_rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
-        train_embedder(labels, m.jobs, m.members, model, LoRAConfig(), train, Path(tmp) / "m", loss_cfg=loss,
-                       log=lambda rec, step: stamps.append(time.perf_counter()) if "train/loss" in rec else None,
-                       show_progress=False)
-    timed = stamps[args.warmup - 1:]  # from the end of the last warm-up step to the end of the last step
-    seconds = timed[-1] - timed[0]
-    return {"pairs_per_s": args.batch_size * (len(timed) - 1) / seconds, "peak_rss_mb": _peak_rss_mb(),
-            "rss_before_train_mb": rss_before}
+        train_embedder(
+            labels,
+            m.jobs,
+            m.members,
+            model,
+            LoRAConfig(),
+            train,
+            Path(tmp) / "m",
+            loss_cfg=loss,
+            log=log,
+            show_progress=False,
+            scale=ScaleConfig(bf16=args.bf16),
+        )
+    return _result(args, stamps, rss_before, profiler.tables("jude"))
 
 
 def run_baseline(args) -> dict:
+    import numpy as np
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from torch.profiler import record_function
 
     from jude.modeling import templates
-    from jude.modeling.embedder import packaged_minilm_path
+    from jude.modeling.model_dir import packaged_minilm_path
 
     torch.manual_seed(0)
-    m, labels = _data(args.batch_size * (args.steps + args.warmup))
+    steps = _steps(args)
+    m, labels = _data(args.batch_size * steps)
     jobs = m.jobs.set_index("job_id", drop=False)
     members = m.members.set_index("member_id", drop=False)
     pos = labels[labels["label"] == 1].reset_index(drop=True)
     neg = labels[labels["label"] == 0].groupby("member_id")["job_id"].first()
-    rng = __import__("numpy").random.default_rng(0)
+    rng = np.random.default_rng(0)
     job_ids = m.jobs["job_id"].tolist()
+    triplets = []  # rendered up front, as jude renders every text before its first step
+    for step in range(steps):
+        rows = pos.iloc[step * args.batch_size : (step + 1) * args.batch_size]
+        negs = [neg.get(mid, job_ids[int(rng.integers(len(job_ids)))]) for mid in rows["member_id"]]
+        triplets.append(
+            (
+                [templates.render("profile", members.loc[mid]) for mid in rows["member_id"]],
+                [templates.render("job", jobs.loc[j]) for j in rows["job_id"]],
+                [templates.render("job", jobs.loc[j]) for j in negs],
+            )
+        )
     model = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
     model.max_seq_length = args.max_len
     loss_fn = MultipleNegativesRankingLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-5)
+    profiler = StepProfiler(args)
     rss_before = _peak_rss_mb()
     model.train()
     stamps = []
-    for step in range(args.steps + args.warmup):
-        rows = pos.iloc[step * args.batch_size:(step + 1) * args.batch_size]
-        anchors = [templates.render("profile", members.loc[mid]) for mid in rows["member_id"]]
-        positives = [templates.render("job", jobs.loc[j]) for j in rows["job_id"]]
-        negatives = [templates.render("job", jobs.loc[neg.get(mid, job_ids[int(rng.integers(len(job_ids)))])])
-                     for mid in rows["member_id"]]
-        features = [model.tokenize(t) for t in (anchors, positives, negatives)]
-        loss = loss_fn(features, None)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    for step, texts in enumerate(triplets):
+        with record_function("st.tokenize"):
+            features = [model.preprocess(t) for t in texts]
+        with torch.autocast("cpu", dtype=torch.bfloat16) if args.bf16 else nullcontext():
+            with record_function("st.forward_loss"):
+                loss = loss_fn(features, None)
+        with record_function("st.backward"):
+            loss.backward()
+        with record_function("st.optimizer"):
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         stamps.append(time.perf_counter())
-    timed = stamps[args.warmup - 1:]
-    return {"pairs_per_s": args.batch_size * (len(timed) - 1) / (timed[-1] - timed[0]), "peak_rss_mb": _peak_rss_mb(),
-            "rss_before_train_mb": rss_before}
+        profiler.after_step(step + 1)
+    return _result(args, stamps, rss_before, profiler.tables("st"))
+
+
+def _steps(args) -> int:
+    """Optimiser steps a worker runs: the warm-up, then the timed (or profiled) steps."""
+    return args.warmup + (args.profile_steps if args.profile else args.steps)
+
+
+def _result(args, stamps: list[float], rss_before: float, profile: str) -> dict:
+    timed = stamps[args.warmup - 1 :]  # from the end of the last warm-up step to the end of the last step
+    return {
+        "pairs_per_s": args.batch_size * (len(timed) - 1) / (timed[-1] - timed[0]),
+        "peak_rss_mb": _peak_rss_mb(),
+        "rss_before_train_mb": rss_before,
+        "profile": profile,
+    }
+
+
+def _worker(side: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--worker", side, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    cmd += ["--batch-size", str(args.batch_size), "--max-len", str(args.max_len)]
+    cmd += ["--profile-steps", str(args.profile_steps)] + (["--profile"] if args.profile else [])
+    cmd += ["--bf16"] if args.bf16 else []
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not line:
+        sys.exit(f"{side} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return json.loads(line[-1][7:])
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=6, help="timed optimiser steps per measurement")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (at least 1)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-len", type=int, default=128, help="token budget of every text, both sides")
     p.add_argument("--rounds", type=int, default=2, help="alternating jude/baseline measurements")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast on both sides (CPUs with avx512_bf16/AMX)")
+    p.add_argument("--allow-load", action="store_true", help=f"measure even with a load average above {MAX_LOAD}")
+    p.add_argument("--profile", action="store_true", help="print torch.profiler tables of both sides, no ratio")
+    p.add_argument("--profile-steps", type=int, default=2, help="steps profiled after the warm-up")
     p.add_argument("--worker", choices=["jude", "baseline"], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.warmup < 1 or args.steps < 1 or args.profile_steps < 1:
+        p.error(
+            f"--warmup, --steps and --profile-steps must be >= 1, got {args.warmup}, {args.steps}, {args.profile_steps}"
+        )
     if args.worker:
         out = run_jude(args) if args.worker == "jude" else run_baseline(args)
         print("RESULT " + json.dumps(out))
         return
 
+    import torch
+
+    load_start = os.getloadavg()[0]
+    print(f"load average at start: {_load()}  (1, 5, 15 min; {os.cpu_count()} CPU cores)", flush=True)
+    if load_start > MAX_LOAD and not args.allow_load and not args.profile:
+        sys.exit(
+            f"load average {load_start:.2f} > {MAX_LOAD}: the cores are shared, a ratio would say little. "
+            "Wait for a quiet machine or pass --allow-load (and say so next to the numbers)."
+        )
+    if args.profile:
+        for side in ("baseline", "jude"):
+            res = _worker(side, args)
+            print(f"\n== {side}: {args.profile_steps} profiled steps after {args.warmup} warm-up ==", flush=True)
+            print(res["profile"], flush=True)
+        print(f"\nload average at end: {_load()}")
+        return
+
     results: dict[str, list[dict]] = {"jude": [], "baseline": []}
     for r in range(args.rounds):
         for side in ("baseline", "jude"):
-            cmd = [sys.executable, __file__, "--worker", side, "--steps", str(args.steps), "--warmup",
-                   str(args.warmup), "--batch-size", str(args.batch_size), "--max-len", str(args.max_len)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-            if proc.returncode != 0 or not line:
-                sys.exit(f"{side} run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-            res = json.loads(line[-1][7:])
+            res = _worker(side, args)
             results[side].append(res)
-            print(f"round {r + 1} {side:9s} {res['pairs_per_s']:7.2f} pairs/s  peak RSS {res['peak_rss_mb']:7.0f} MB",
-                  flush=True)
+            print(
+                f"round {r + 1} {side:9s} {res['pairs_per_s']:7.2f} pairs/s  peak RSS {res['peak_rss_mb']:7.0f} MB",
+                flush=True,
+            )
+    load_end = _load()
     med = {s: statistics.median(x["pairs_per_s"] for x in v) for s, v in results.items()}
     rss = {s: max(x["peak_rss_mb"] for x in v) for s, v in results.items()}
     print()
-    print(f"command: python bench/train_throughput.py --steps {args.steps} --warmup {args.warmup} "
-          f"--batch-size {args.batch_size} --max-len {args.max_len} --rounds {args.rounds}")
-    print(f"model: all-MiniLM-L6-v2 (packaged), batch {args.batch_size} triplets, {args.max_len} tokens per text, "
-          f"{os.cpu_count()} CPU cores, torch threads {__import__('torch').get_num_threads()}")
+    flags = (" --bf16" if args.bf16 else "") + (" --allow-load" if args.allow_load else "")
+    print(
+        f"command: python bench/train_throughput.py --steps {args.steps} --warmup {args.warmup} "
+        f"--batch-size {args.batch_size} --max-len {args.max_len} --rounds {args.rounds}{flags}"
+    )
+    print(
+        f"model: all-MiniLM-L6-v2 (packaged), batch {args.batch_size} triplets, {args.max_len} tokens per text, "
+        f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+        f"{'bf16 autocast' if args.bf16 else 'float32'}"
+    )
+    print(
+        f"load average at end: {load_end}" + ("  (measured under load: --allow-load)" if load_start > MAX_LOAD else "")
+    )
     print(f"{'':28s}{'pairs/s (median)':>18s}{'peak RSS MB':>14s}")
     print(f"{'sentence-transformers MNRL':28s}{med['baseline']:18.2f}{rss['baseline']:14.0f}")
     print(f"{'jude (LoRA, full suite)':28s}{med['jude']:18.2f}{rss['jude']:14.0f}")
-    print(f"memory ratio (jude / baseline): {rss['jude'] / rss['baseline']:.3f}")
+    print(f"memory ratio (jude / baseline): {rss['jude'] / rss['baseline']:.3f}  (target <= 1.2)")
     print(f"ratio: {med['jude'] / med['baseline']:.3f}")
 
 

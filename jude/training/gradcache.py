@@ -19,6 +19,10 @@ splits the *backward* pass instead:
 Dropout makes step 3 a different function from step 1 unless it draws the same
 random numbers, so each chunk's RNG state is captured before step 1 and
 restored for step 3 (the paper's ``RandContext``).
+
+:func:`gradcache_step` takes a query tower and a document tower;
+:func:`gradcache_shared_step` takes one list of texts for towers that share
+their weights (jude's), so a text that appears on both sides is embedded once.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class RandContext:
         self.cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
         self._fork: Any = None
 
-    def __enter__(self) -> "RandContext":
+    def __enter__(self) -> RandContext:
         devices = list(range(len(self.cuda_states)))
         self._fork = torch.random.fork_rng(devices=devices, enabled=True)
         self._fork.__enter__()
@@ -57,11 +61,12 @@ class RandContext:
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _embed_without_graph(embed: Callable[[Sequence[Any]], Tensor], chunks: list[Sequence[Any]],
-                         name: str) -> tuple[Tensor, list[RandContext]]:
+def _embed_without_graph(
+    embed: Callable[[Sequence[Any]], Tensor], chunks: list[Sequence[Any]], name: str
+) -> tuple[Tensor, list[RandContext]]:
     """Pass 1 for one tower: (n, D) embeddings, no graph, and each chunk's RNG state."""
     reps, states = [], []
     with torch.no_grad():
@@ -70,20 +75,23 @@ def _embed_without_graph(embed: Callable[[Sequence[Any]], Tensor], chunks: list[
             emb = embed(chunk)
             if not isinstance(emb, Tensor) or emb.ndim != 2 or emb.shape[0] != len(chunk):
                 shape = tuple(emb.shape) if isinstance(emb, Tensor) else type(emb).__name__
-                raise ValueError(f"embed_{name} must return a ({len(chunk)}, D) tensor for a chunk of "
-                                 f"{len(chunk)} texts, got {shape}")
+                raise ValueError(
+                    f"embed_{name} must return a ({len(chunk)}, D) tensor for a chunk of "
+                    f"{len(chunk)} texts, got {shape}"
+                )
             reps.append(emb)
     return torch.cat(reps), states
 
 
-def _backward_with_cache(embed: Callable[[Sequence[Any]], Tensor], chunks: list[Sequence[Any]],
-                         states: list[RandContext], grad: Tensor) -> None:
+def _backward_with_cache(
+    embed: Callable[[Sequence[Any]], Tensor], chunks: list[Sequence[Any]], states: list[RandContext], grad: Tensor
+) -> None:
     """Pass 2 for one tower: re-embed each chunk with a graph and push its cached gradient in."""
     start = 0
     for chunk, state in zip(chunks, states):
         with state:
             emb = embed(chunk)  # (c, D), same dropout masks as in pass 1
-        emb.backward(gradient=grad[start:start + len(chunk)].to(emb.dtype))
+        emb.backward(gradient=grad[start : start + len(chunk)].to(emb.dtype))
         start += len(chunk)
 
 
@@ -116,28 +124,53 @@ def gradcache_step(
     to floating point, dropout included, provided the embedding functions
     draw random numbers only from torch's RNG.
     """
+    if len(q_texts) == 0 or len(d_texts) == 0:
+        raise ValueError(
+            f"gradcache_step needs texts on both sides, got {len(q_texts)} queries and {len(d_texts)} documents"
+        )
+    return _gradcache([(embed_q, q_texts, "q"), (embed_d, d_texts, "d")], loss_fn, chunk_size)
+
+
+def gradcache_shared_step(
+    embed: Callable[[Sequence[Any]], Tensor],
+    items: Sequence[Any],
+    loss_fn: Callable[[Tensor], Tensor],
+    chunk_size: int,
+) -> float:
+    """:func:`gradcache_step` for towers that share their weights: every text of the step embedded once.
+
+    ``items`` are the step's distinct texts (members and jobs alike); ``loss_fn``
+    gets their (N, D) embeddings and picks its query and document rows itself.
+    A job that is one pair's positive and another's hard negative is embedded
+    once, and sorting ``items`` by length makes each chunk pad little.
+    """
+    if len(items) == 0:
+        raise ValueError("gradcache_shared_step needs at least one text, got none")
+    return _gradcache([(embed, items, "shared")], loss_fn, chunk_size)
+
+
+def _gradcache(
+    towers: list[tuple[Callable[[Sequence[Any]], Tensor], Sequence[Any], str]],
+    loss_fn: Callable[..., Tensor],
+    chunk_size: int,
+) -> float:
+    """The three GradCache passes over one or more towers; ``loss_fn`` takes one (n, D) tensor per tower."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
-    if len(q_texts) == 0 or len(d_texts) == 0:
-        raise ValueError(f"gradcache_step needs texts on both sides, got {len(q_texts)} queries "
-                         f"and {len(d_texts)} documents")
-    q_chunks, d_chunks = _chunks(q_texts, chunk_size), _chunks(d_texts, chunk_size)
+    chunks = [_chunks(items, chunk_size) for _, items, _ in towers]
 
     # Pass 1: all embeddings, no graph.
-    q_reps, q_states = _embed_without_graph(embed_q, q_chunks, "q")  # (Q, D)
-    d_reps, d_states = _embed_without_graph(embed_d, d_chunks, "d")  # (N, D)
+    passes = [_embed_without_graph(embed, c, name) for (embed, _, name), c in zip(towers, chunks)]
 
     # The loss on the full batch, and its gradient w.r.t. every embedding: the cache.
-    q_reps = q_reps.detach().requires_grad_(True)
-    d_reps = d_reps.detach().requires_grad_(True)
-    loss = loss_fn(q_reps, d_reps)
+    reps = [r.detach().requires_grad_(True) for r, _ in passes]  # (n, D) per tower
+    loss = loss_fn(*reps)
     if not isinstance(loss, Tensor) or loss.numel() != 1 or not loss.requires_grad:
         raise ValueError("loss_fn must return a scalar tensor that depends on the embeddings")
     loss.backward()
-    q_grad = q_reps.grad if q_reps.grad is not None else torch.zeros_like(q_reps)
-    d_grad = d_reps.grad if d_reps.grad is not None else torch.zeros_like(d_reps)
 
     # Pass 2: chunk by chunk with a graph, replaying the RNG, pushing the cached gradients in.
-    _backward_with_cache(embed_q, q_chunks, q_states, q_grad)
-    _backward_with_cache(embed_d, d_chunks, d_states, d_grad)
+    for (embed, _, _), c, (_, states), r in zip(towers, chunks, passes, reps):
+        grad = r.grad if r.grad is not None else torch.zeros_like(r)
+        _backward_with_cache(embed, c, states, grad)
     return float(loss.detach())

@@ -85,12 +85,16 @@ def mine_hard_negatives(
     band = 4 * k if band is None else band
     if band < k:
         raise ValueError(f"band must be >= k ({k}), got {band}")
-    banned = [_check_ids(positives[i], N, f"positives[{i}]")
-              | (_check_ids(exclude[i], N, f"exclude[{i}]") if exclude is not None else set()) for i in range(Q)]
+    banned = [
+        _check_ids(positives[i], N, f"positives[{i}]")
+        | (_check_ids(exclude[i], N, f"exclude[{i}]") if exclude is not None else set())
+        for i in range(Q)
+    ]
     for i in range(Q):
         if N - len(banned[i]) < k:
-            raise ValueError(f"query {i}: only {N - len(banned[i])} documents are neither positives nor excluded, "
-                             f"need k={k}")
+            raise ValueError(
+                f"query {i}: only {N - len(banned[i])} documents are neither positives nor excluded, need k={k}"
+            )
 
     # The ceiling per query: min positive score - margin (+inf without positives).
     ceiling = np.full(Q, np.inf, dtype=np.float64)
@@ -157,8 +161,8 @@ def _numpy_candidates(q, docs, ceiling, banned, band, show_progress, chunk: int 
     Q = q.shape[0]
     starts = range(0, Q, chunk)
     for s in _progress(starts, len(starts), show_progress, "mine negatives"):
-        scores = q[s:s + chunk] @ docs.T  # (c, N)
-        scores = np.where(scores <= ceiling[s:s + chunk, None], scores, -np.inf)
+        scores = q[s : s + chunk] @ docs.T  # (c, N)
+        scores = np.where(scores <= ceiling[s : s + chunk, None], scores, -np.inf)
         for r in range(scores.shape[0]):
             i = s + r
             row = scores[r]
