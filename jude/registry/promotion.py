@@ -1,38 +1,78 @@
-"""The promotion gate: the challenger replaces the champion only when it is better.
+"""The promotion gate: the challenger replaces the champion only when it is better, and it fails closed.
 
-Both versions are evaluated on the *same* held-out set (the one logged with the
-challenger's training run), so the comparison does not depend on what each
-run happened to report. That set's relevance judgements were pooled from the
-challenger's side of the train pipeline only, so the champion's own top results
-may never have been judged, which would favour the challenger. The gate therefore
-pools again (``promotion.pool_depth``, default 20; see ``jude.evaluation.pooling``):
-the judge of ``promotion.labels`` (use the one the models were trained with) grades
-the unjudged pairs in both models' top ``pool_depth``, and both are scored on
-those judgements. The challenger is promoted when
+What the challenger is compared with:
 
-- there is no champion yet (a first model), or
-- nDCG@10 improves by at least ``min_ndcg_gain`` **and** recall@100 falls by at
+- the ``champion``;
+- with no ``champion`` alias although other versions exist (the alias was
+  deleted), the highest version that ever was champion (tagged ``was_champion``,
+  or holding ``previous``), never "nothing": a missing alias lets no challenger
+  through;
+- with no such version (a first model), the base model it was fine-tuned from
+  (``model.base_model`` and the pooling, templates and token budgets its
+  ``jude.json`` records): a first champion must beat the un-fine-tuned model.
+  The train pipeline already decides this at registration from its own
+  evaluation (:func:`first_version_verdict`); the gate does it for a first
+  version registered without that verdict, or one that failed it and was
+  followed by others.
+
+Both sides are evaluated on the *same* held-out set (the one logged with the
+challenger's training run), so the comparison does not depend on what each run
+happened to report. That set's relevance judgements were pooled from the
+challenger's side of the train pipeline only, so the other side's own top
+results may never have been judged, which would favour the challenger. The gate
+therefore pools again (``promotion.pool_depth``, default 20; see
+``jude.evaluation.pooling``): the judge of ``promotion.labels`` (use the one the
+models were trained with) grades the unjudged pairs in both top ``pool_depth``,
+and both are scored on those judgements.
+
+A pair the judge fails on (an LLM's malformed answer, a timeout) is *unjudged*,
+not irrelevant: counting it as irrelevant penalises whichever model ranked it,
+which is how a champion whose relevant top results the judge failed on lost to a
+worse challenger. The gate does two things about it:
+
+- below ``promotion.max_judge_failure_rate`` (default 10% of the pooled pairs),
+  the failed pairs are removed from *both* rankings before scoring, and the
+  documents below move up: nDCG and recall are computed on condensed lists, the
+  "judged-only" evaluation of trec_eval (``-J``) studied by Sakai ("Alternatives
+  to bpref", SIGIR 2007), which he found more robust to incomplete judgements
+  than treating unjudged documents as irrelevant;
+- above it, nothing is promoted. Condensing is unbiased only when the failures
+  fall on both models alike; when they fall on one model's results (say, its
+  irrelevant ones), dropping them lifts that model, so the gate bounds how much of
+  the comparison may rest on them. A judge that fails on every pair aborts the
+  gate (:class:`jude.evaluation.retrieval.EvaluationError`).
+
+The challenger is then promoted only when all of these hold (:func:`decide`):
+
+- every compared metric is a finite number (NaN or inf never promotes);
+- at least ``min_queries`` held-out queries (default 50) have judgements;
+- nDCG@10 improves by at least ``min_ndcg_gain``, and recall@100 falls by at
   most ``max_recall_drop``.
 
-Promotion moves ``champion`` to the challenger and ``previous`` to the old
-champion. The decision and its numbers are logged to MLflow (a run named
-``promotion``) and returned for ZenML metadata.
+Promotion moves ``champion`` to the challenger and ``previous`` to the version it
+beat (the base model is no version: ``previous`` is left as it is). The decision
+and its numbers are logged to MLflow (a run named ``promotion``), written on the
+challenger as its ``promotion`` tag ("promoted to champion — ..." or "kept as
+challenger — ..."), and returned for ZenML metadata.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import mlflow
 
-from jude.config import PromotionConfig
+from jude.config import ModelConfig, PromotionConfig
 from jude.evaluation.pooling import pooled_relevance
 from jude.evaluation.retrieval import EvalSet, ranking_metrics, retrieve
 from jude.registry import mlflow_registry as reg
 
 Run = dict[str, dict[str, float]]  # query -> {job: score}
+Model = reg.ModelVersionInfo | ModelConfig  # a registered version, or the base model (its config)
+RULE_METRICS = ("ndcg_at_10", "recall_at_100")
 
 
 class PromotionError(RuntimeError):
@@ -45,10 +85,12 @@ class PromotionDecision:
     reason: str
     model_name: str
     challenger_version: str
-    champion_version: str | None  # the champion after the decision
+    champion_version: str | None  # the champion after the decision (None: there is none)
     previous_version: str | None = None
+    compared_with: str | None = None  # "champion v3", "v2, the last champion", "base model 'minilm'"
+    queries: int = 0  # held-out queries with judgements the metrics average over
     challenger_metrics: dict[str, float] = field(default_factory=dict)
-    champion_metrics: dict[str, float] = field(default_factory=dict)
+    reference_metrics: dict[str, float] = field(default_factory=dict)  # of what it was compared with
     pool: dict[str, Any] = field(default_factory=dict)  # what the gate's own pooling judged (empty: none)
 
     @property
@@ -59,79 +101,254 @@ class PromotionDecision:
         return {**asdict(self), "model_uri": self.model_uri}
 
 
-def decide(challenger: Mapping[str, float], champion: Mapping[str, float], cfg: PromotionConfig) -> tuple[bool, str]:
-    """The rule itself, on two metric dicts (unprefixed names)."""
-    gain = challenger["ndcg_at_10"] - champion["ndcg_at_10"]
-    drop = champion["recall_at_100"] - challenger["recall_at_100"]
+def decide(
+    challenger: Mapping[str, float],
+    reference: Mapping[str, float],
+    cfg: PromotionConfig,
+    queries: int,
+    against: str = "champion",
+) -> tuple[bool, str]:
+    """The rule itself, on two metric dicts (unprefixed names) scored on ``queries`` judged queries.
+
+    ``against`` names the reference in the reason ("champion v3", "base model").
+    Fails closed: a metric that is NaN or infinite, or fewer than
+    ``cfg.min_queries`` queries, never promotes.
+    """
+    broken = [
+        f"{side}'s {m} is {values[m]}"
+        for side, values in (("the challenger", challenger), (against, reference))
+        for m in RULE_METRICS
+        if not math.isfinite(values[m])
+    ]
+    if broken:
+        return False, f"{', '.join(broken)}: a metric that is not a finite number never promotes"
+    if queries < cfg.min_queries:
+        return False, (
+            f"only {queries} held-out queries have judgements, fewer than promotion.min_queries={cfg.min_queries}: "
+            "too few to tell the models apart"
+        )
+    ch_ndcg, ref_ndcg = challenger["ndcg_at_10"], reference["ndcg_at_10"]
+    ch_recall, ref_recall = challenger["recall_at_100"], reference["recall_at_100"]
+    gain, drop = ch_ndcg - ref_ndcg, ref_recall - ch_recall
+    scores = f"nDCG@10 {ch_ndcg:.4f} vs {against} {ref_ndcg:.4f} on {queries} held-out queries"
     if gain < cfg.min_ndcg_gain:
-        return False, (f"nDCG@10 gain {gain:+.4f} ({challenger['ndcg_at_10']:.4f} vs {champion['ndcg_at_10']:.4f}) "
-                       f"is below the required {cfg.min_ndcg_gain:.4f}")
+        return False, f"{scores}: the gain {gain:+.4f} is below the required {cfg.min_ndcg_gain:.4f}"
     if drop > cfg.max_recall_drop:
-        return False, (f"recall@100 falls by {drop:.4f} ({challenger['recall_at_100']:.4f} vs "
-                       f"{champion['recall_at_100']:.4f}), more than the allowed {cfg.max_recall_drop:.4f}")
-    return True, f"nDCG@10 {gain:+.4f} (>= {cfg.min_ndcg_gain:.4f}) and recall@100 {-drop:+.4f}"
+        return False, (
+            f"{scores}, but recall@100 falls by {drop:.4f} ({ch_recall:.4f} vs {ref_recall:.4f}), "
+            f"more than the allowed {cfg.max_recall_drop:.4f}"
+        )
+    return True, f"{scores}: {gain:+.4f} (>= {cfg.min_ndcg_gain:.4f}), recall@100 {ch_recall - ref_recall:+.4f}"
 
 
-def _rank_version(version: reg.ModelVersionInfo, eval_set: EvalSet, cfg: PromotionConfig) -> Run:
+def judged_queries(relevant: Mapping[str, Mapping[str, int]]) -> int:
+    """The queries with at least one relevant judgement: those the ranking metrics average over."""
+    return sum(1 for r in relevant.values() if r)
+
+
+def first_version_verdict(
+    metrics: Mapping[str, float], eval_set: Mapping[str, Any], variant: str, cfg: PromotionConfig
+) -> tuple[bool, str]:
+    """Does a first version beat the base model? The train pipeline's answer, from its own evaluation.
+
+    ``metrics`` are the evaluation's prefixed figures (``base/ndcg_at_10``,
+    ``<variant>/ndcg_at_10``, ...), computed on ``eval_set`` (the judged held-out
+    set logged with the version), so both sides were scored on the same queries
+    and judgements. The same rule as the gate (:func:`decide`). Returns
+    ``(beats_base, why)`` for :func:`jude.registry.mlflow_registry.log_model_version`.
+    """
+
+    def side(prefix: str) -> dict[str, float]:
+        missing = [f"{prefix}/{m}" for m in RULE_METRICS if f"{prefix}/{m}" not in metrics]
+        if missing:
+            raise ValueError(
+                f"metrics has no {missing}: a first version is compared with the base model on the "
+                f"evaluation's '{variant}/...' and 'base/...' figures (got {sorted(metrics)[:8]}...)"
+            )
+        return {m: float(metrics[f"{prefix}/{m}"]) for m in RULE_METRICS}
+
+    queries = judged_queries(eval_set.get("relevant", {}))
+    return decide(side(variant), side("base"), cfg, queries, against="base model")
+
+
+def condense(run: Mapping[str, Mapping[str, float]], unjudged: Mapping[str, set[str]]) -> Run:
+    """``run`` without the ``unjudged`` (query, job) pairs: the jobs below each move up (a condensed list)."""
+    return {q: {d: s for d, s in docs.items() if d not in unjudged.get(q, ())} for q, docs in run.items()}
+
+
+def _rank(model: Model, eval_set: EvalSet, cfg: PromotionConfig) -> Run:
+    """A registered version's (or the base model's) top-100 run on the held-out set."""
     from jude.modeling.embedder import Embedder
 
-    return retrieve(Embedder.load(reg.download_model(version.uri)), eval_set, k=100, batch_size=cfg.batch_size)
+    if isinstance(model, ModelConfig):
+        embedder = Embedder.from_base(model)
+    else:
+        embedder = Embedder.load(reg.download_model(model.uri))
+    return retrieve(embedder, eval_set, k=100, batch_size=cfg.batch_size)
 
 
-def promote_challenger(model_name: str, cfg: PromotionConfig,
-                       rank: Callable[[reg.ModelVersionInfo, EvalSet, PromotionConfig], Run] = _rank_version,
-                       judge: Any = None) -> PromotionDecision:
-    """Gate the ``challenger`` against the ``champion``; move the aliases when it wins.
+def base_model_config(version: reg.ModelVersionInfo) -> ModelConfig:
+    """The un-fine-tuned model ``version`` was trained from, embedding as it does (its ``jude.json``)."""
+    from jude.modeling.model_dir import ModelDir
 
-    ``rank`` (a version's top-100 run on the held-out set) and ``judge`` (default:
-    ``make_judge(cfg.labels)``, used when ``cfg.pool_depth > 0``) are injectable so
-    the rule can be tested with known rankings.
+    meta = ModelDir(str(reg.download_model(version.uri))).meta
+    return ModelConfig(
+        base_model=meta.base_model,
+        pooling=meta.pooling,
+        normalize=meta.normalize,
+        template_style=meta.template_style,
+        **{f"max_length_{e}": n for e, n in meta.max_lengths.items() if e in ("job", "profile", "resume")},
+    )
+
+
+def last_champion(model_name: str, exclude: str) -> reg.ModelVersionInfo | None:
+    """The highest version but ``exclude`` that ever was champion (tagged ``was_champion``, or holding ``previous``)."""
+    client = mlflow.tracking.MlflowClient()
+    versions = {
+        str(mv.version)
+        for mv in client.search_model_versions(f"name='{model_name}'")
+        if (mv.tags or {}).get(reg.WAS_CHAMPION_TAG) == "true"
+    }
+    previous = reg.get_version(model_name, "previous")
+    if previous is not None:
+        versions.add(previous.version)
+    versions.discard(exclude)
+    return reg.version_info(model_name, max(versions, key=int)) if versions else None
+
+
+def _reference(model_name: str, challenger: reg.ModelVersionInfo) -> tuple[Model, str, str]:
+    """What a challenger is compared with when there is no champion alias: (model, its label, why it was chosen)."""
+    former = last_champion(model_name, exclude=challenger.version)
+    if former is not None:
+        label = f"v{former.version}, the last champion"
+        return former, label, f"no 'champion' alias although other versions exist: compared with {label}"
+    base = base_model_config(challenger)
+    label = f"base model {base.base_model!r}"
+    others = [
+        mv
+        for mv in mlflow.tracking.MlflowClient().search_model_versions(f"name='{model_name}'")
+        if str(mv.version) != challenger.version
+    ]
+    if others:
+        why = f"no 'champion' alias, and none of the {len(others)} other versions ever was champion"
+    else:
+        why = "the first version"
+    return base, label, f"{why}, so compared with the base model, which a first champion must beat"
+
+
+def promote_challenger(
+    model_name: str,
+    cfg: PromotionConfig,
+    rank: Callable[[Model, EvalSet, PromotionConfig], Run] = _rank,
+    judge: Any = None,
+) -> PromotionDecision:
+    """Gate the ``challenger`` against the ``champion`` (or what stands in for it); move the aliases when it wins.
+
+    ``rank`` (a version's, or the base model's, top-100 run on the held-out set)
+    and ``judge`` (default: ``make_judge(cfg.labels)``, used when
+    ``cfg.pool_depth > 0``) are injectable so the rule can be tested with known
+    rankings.
     """
     challenger = reg.get_version(model_name, "challenger")
     if challenger is None:
-        raise PromotionError(f"registered model {model_name!r} has no 'challenger' version at "
-                             f"{reg.resolve_tracking_uri()}: run `python run.py --pipeline train` first")
+        raise PromotionError(
+            f"registered model {model_name!r} has no 'challenger' version at "
+            f"{reg.resolve_tracking_uri()}: run `python run.py --pipeline train` first"
+        )
     champion = reg.get_version(model_name, "champion")
-    if champion is None:
-        reg.set_alias(model_name, "champion", challenger.version)
-        decision = PromotionDecision(True, "no champion yet: the first model is promoted", model_name,
-                                     challenger.version, challenger.version)
-    elif champion.version == challenger.version:
-        decision = PromotionDecision(False, f"version {challenger.version} is already the champion", model_name,
-                                     challenger.version, champion.version)
+    if champion is not None and champion.version == challenger.version:
+        decision = PromotionDecision(
+            False,
+            f"version {challenger.version} is already the champion",
+            model_name,
+            challenger.version,
+            champion.version,
+        )
+        _log(decision, tag_version=False)  # its tag still says why it became champion
+        return decision
+    if champion is not None:
+        reference, label, why = champion, f"champion v{champion.version}", ""
     else:
-        eval_set = EvalSet.from_dict(reg.load_eval_set(challenger))
-        runs = {"challenger": rank(challenger, eval_set, cfg), "champion": rank(champion, eval_set, cfg)}
-        relevant, pool_stats = eval_set.relevant, {}
-        if cfg.pool_depth > 0:
-            if judge is None:
-                from jude.labels.judges import make_judge
+        reference, label, why = _reference(model_name, challenger)
 
-                judge = make_judge(cfg.labels)
-            pool = pooled_relevance(eval_set, runs, judge, cfg.pool_depth, cfg.labels.relevant_grade)
-            relevant, pool_stats = pool.relevant, pool.counts
-        ch_metrics = ranking_metrics(runs["challenger"], relevant)
-        cp_metrics = ranking_metrics(runs["champion"], relevant)
-        promoted, reason = decide(ch_metrics, cp_metrics, cfg)
-        if promoted:
-            reg.set_alias(model_name, "previous", champion.version)
-            reg.set_alias(model_name, "champion", challenger.version)
-        decision = PromotionDecision(promoted, reason, model_name, challenger.version,
-                                     challenger.version if promoted else champion.version,
-                                     previous_version=champion.version if promoted else None,
-                                     challenger_metrics=ch_metrics, champion_metrics=cp_metrics, pool=pool_stats)
+    eval_set = EvalSet.from_dict(reg.load_eval_set(challenger))
+    runs = {"challenger": rank(challenger, eval_set, cfg), "reference": rank(reference, eval_set, cfg)}
+    relevant, pool_stats, refusal = eval_set.relevant, {}, None
+    evidence = "the logged judgements only"
+    if cfg.pool_depth > 0:
+        if judge is None:
+            from jude.labels.judges import make_judge
+
+            judge = make_judge(cfg.labels)
+        pool = pooled_relevance(eval_set, runs, judge, cfg.pool_depth, cfg.labels.relevant_grade)
+        relevant, pool_stats = pool.relevant, pool.counts
+        runs = {name: condense(run, pool.unjudged) for name, run in runs.items()}
+        failed, judged = int(pool.stats["failed"]), int(pool.stats["judged_pairs"])
+        evidence = f"pooled judge, both top {cfg.pool_depth}"
+        if judged and failed / judged > cfg.max_judge_failure_rate:
+            refusal = (
+                f"the judge failed on {failed} of {judged} pooled pairs ({failed / judged:.0%}), more than "
+                f"promotion.max_judge_failure_rate={cfg.max_judge_failure_rate:.0%} allows: the comparison would "
+                "rest on too few judgements"
+            )
+        elif failed:
+            evidence += f"; {failed} pair{'s' if failed != 1 else ''} the judge failed on left out of both rankings"
+    queries = judged_queries(relevant)
+    ch_metrics = ranking_metrics(runs["challenger"], relevant)
+    ref_metrics = ranking_metrics(runs["reference"], relevant)
+    if refusal is not None:
+        promoted, verdict = False, refusal
+    else:
+        promoted, verdict = decide(ch_metrics, ref_metrics, cfg, queries, against=label)
+    reason = f"{why}; {verdict} ({evidence})" if why else f"{verdict} ({evidence})"
+
+    previous = reference.version if promoted and isinstance(reference, reg.ModelVersionInfo) else None
+    if promoted:
+        if previous is not None:
+            reg.set_alias(model_name, "previous", previous)
+        reg.set_alias(model_name, "champion", challenger.version)
+    decision = PromotionDecision(
+        promoted,
+        reason,
+        model_name,
+        challenger.version,
+        challenger.version if promoted else (champion.version if champion else None),
+        previous_version=previous,
+        compared_with=label,
+        queries=queries,
+        challenger_metrics=ch_metrics,
+        reference_metrics=ref_metrics,
+        pool=pool_stats,
+    )
     _log(decision)
     return decision
 
 
-def _log(decision: PromotionDecision) -> None:
+def _log(decision: PromotionDecision, tag_version: bool = True) -> None:
+    """The decision as an MLflow run named ``promotion``, and on the challenger as its ``promotion`` tag."""
+
+    def finite(prefix: str, values: Mapping[str, float]) -> dict[str, float]:
+        return {f"{prefix}/{k}": float(v) for k, v in values.items() if math.isfinite(float(v))}
+
     with mlflow.start_run(run_name="promotion", nested=mlflow.active_run() is not None):
-        mlflow.log_params({"challenger_version": decision.challenger_version,
-                           "champion_version": decision.champion_version, "promoted": decision.promoted})
-        mlflow.log_metrics({f"challenger/{k}": v for k, v in decision.challenger_metrics.items()})
-        mlflow.log_metrics({f"champion/{k}": v for k, v in decision.champion_metrics.items()})
-        mlflow.log_metrics({f"pool/{k}": float(v) for k, v in decision.pool.items()})
+        mlflow.log_params(
+            {
+                "challenger_version": decision.challenger_version,
+                "champion_version": decision.champion_version,
+                "compared_with": decision.compared_with,
+                "promoted": decision.promoted,
+                "queries": decision.queries,
+            }
+        )
+        mlflow.log_metrics(finite("challenger", decision.challenger_metrics))
+        mlflow.log_metrics(finite("reference", decision.reference_metrics))
+        mlflow.log_metrics(finite("pool", decision.pool))
         mlflow.set_tag("decision", decision.reason)
+    if not tag_version:
+        return
     client = mlflow.tracking.MlflowClient()
-    client.set_model_version_tag(decision.model_name, decision.challenger_version, "promotion",
-                                 ("promoted: " if decision.promoted else "rejected: ") + decision.reason)
+    outcome = "promoted to champion" if decision.promoted else "kept as challenger"
+    name, version = decision.model_name, decision.challenger_version
+    client.set_model_version_tag(name, version, reg.PROMOTION_TAG, f"{outcome} — {decision.reason}")
+    if decision.promoted:
+        client.set_model_version_tag(name, version, reg.WAS_CHAMPION_TAG, "true")
