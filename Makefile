@@ -12,6 +12,7 @@ CONFIG ?=
 PYTEST_ARGS ?=
 
 # No telemetry, no model hub: everything jude loads is on this machine.
+# The same block is jude/env.py's OFFLINE_ENV, which the Python entry points apply.
 export ZENML_ANALYTICS_OPT_IN := false
 export ZENML_ENABLE_RICH_TRACEBACK := false
 export HF_HUB_OFFLINE := 1
@@ -20,15 +21,18 @@ export TOKENIZERS_PARALLELISM := false
 export MLFLOW_ENABLE_TELEMETRY := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup train test test-fast test-gpu bench dashboard deploy monitor clean help
+.PHONY: setup train test test-fast test-gpu lint format bench dashboard dashboard-stop deploy monitor clean help
 
 help:
 	@echo "make train      set up and run python run.py --pipeline train"
-	@echo "make test       set up and run the tests (slow ones included)"
+	@echo "make test       set up, lint, and run the tests (slow ones included)"
+	@echo "make lint       ruff check + ruff format --check (what make test runs first)"
+	@echo "make format     ruff: fix what can be fixed, sort imports, format"
 	@echo "make test-fast  unit tests only (no pipelines end to end)"
 	@echo "make test-gpu   the gpu-marked tests (on a CUDA machine)"
 	@echo "make bench      run the benchmarks in bench/"
-	@echo "make dashboard  ZenML dashboard + MLflow UI on the project's stores"
+	@echo "make dashboard  ZenML dashboard + MLflow UI on the project's stores, with direct links"
+	@echo "make dashboard-stop  stop both UIs"
 	@echo "make deploy     python run.py --pipeline deploy"
 	@echo "make monitor    python run.py --pipeline monitor"
 
@@ -40,7 +44,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	@# torch first, pinned: the CPU wheel on disk; a range would let pip pull GBs of CUDA builds.
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,onnx]"
 	@# DeepSpeed builds against the installed torch, so no build isolation.
 	$(PIP) install --quiet --no-build-isolation deepspeed
 	@touch $(STAMP)
@@ -54,7 +58,15 @@ deploy: $(STAMP)
 monitor: $(STAMP)
 	$(PY) run.py --pipeline monitor $(if $(CONFIG),--config $(CONFIG),)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -69,9 +81,15 @@ bench: $(STAMP)
 	$(PY) bench/drift_bench.py
 	$(PY) bench/train_quality.py --seeds 0 1 2
 	$(PY) bench/distill_eval.py --config configs/train_full.yaml
+	$(PY) bench/nearline_bench.py
+	$(PY) bench/bulk_embed_bench.py
+	$(PY) bench/bootstrap_bench.py
 
 dashboard: $(STAMP)
 	$(PY) -m jude.dashboard
+
+dashboard-stop: $(STAMP)
+	$(PY) -m jude.dashboard --stop
 
 clean:
 	rm -rf .jude

@@ -1,74 +1,62 @@
 """jude's entry point: pick a pipeline, validate its YAML, bootstrap the local stack, run.
 
-    python run.py --pipeline train [--config configs/train.yaml] [--no-cache]
-    python run.py --pipeline deploy [--config configs/deploy_local.yaml] [--dry-run --output DIR]
-    python run.py --pipeline monitor [--config configs/monitor.yaml]
+python run.py --pipeline train [--config configs/train.yaml] [--no-cache]
+python run.py --pipeline deploy [--config configs/deploy_local.yaml] [--dry-run --output DIR]
+python run.py --pipeline monitor [--config configs/monitor.yaml]
+python run.py --pipeline bootstrap [--config configs/bootstrap.yaml]
+
+Exit codes: 0 done; 2 bad input (a config, data file or model that jude refuses;
+the error is the last line, the traceback only with --debug); 1 any other
+failure; 130 / 143 stopped by SIGINT / SIGTERM (the ZenML and MLflow runs are
+marked failed and nothing is registered half-way).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import sys
+import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-# No telemetry and no model hub, before zenml / transformers are imported.
-for key, value in {"ZENML_ANALYTICS_OPT_IN": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                   "TOKENIZERS_PARALLELISM": "false", "MLFLOW_ENABLE_TELEMETRY": "false",
-                   "DO_NOT_TRACK": "1"}.items():
-    os.environ.setdefault(key, value)
+if TYPE_CHECKING:
+    from jude.config import PipelineConfig
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from jude.env import apply_offline_env  # noqa: E402
+
+apply_offline_env()  # before zenml / transformers are imported
+
+from pipelines import stop  # noqa: E402  (imports neither zenml nor mlflow)
+
 DEFAULT_CONFIGS = {
     "train": ROOT / "configs" / "train.yaml",
     "deploy": ROOT / "configs" / "deploy_local.yaml",
     "monitor": ROOT / "configs" / "monitor.yaml",
+    "bootstrap": ROOT / "configs" / "bootstrap.yaml",
 }
 
 
 class ConfigError(ValueError):
-    pass
+    """A run config that run.py refuses before any step runs; the message names the file, field and value."""
 
 
-def load_parameters(path: Path) -> dict:
-    """The ``parameters:`` section of a ZenML run config, with a clear error when the file is wrong."""
-    from jude.config import ConfigFileError, read_parameters
+def load_config(pipeline: str, path: Path) -> PipelineConfig:
+    """The run config at ``path``, checked whole before any step runs (and before ZenML is imported).
+
+    Its top-level keys must be ZenML run-config keys, and its ``parameters:`` must
+    validate against the pipeline's model in ``jude.config.PIPELINE_CONFIGS``: every
+    section, every field, and the rules that span sections.
+    """
+    from jude.config import ConfigFileError, read_pipeline_config
 
     try:
-        return read_parameters(path)
+        return read_pipeline_config(pipeline, path)
     except ConfigFileError as e:
         raise ConfigError(str(e)) from e
-
-
-def validate(pipeline: str, params: dict, path: Path) -> None:
-    """Fail before any step runs: every section is checked against jude.config."""
-    from pydantic import ValidationError
-
-    import jude.config as C
-
-    sections: dict[str, type] = {}
-    if pipeline == "train":
-        sections = {name: field.annotation for name, field in C.TrainPipelineConfig.model_fields.items()}
-    elif pipeline == "deploy":
-        sections = {"deploy": getattr(C, "DeployConfig", None), "registry": C.RegistryConfig,
-                    "eval": C.EvalConfig, "promotion": getattr(C, "PromotionConfig", None)}
-    elif pipeline == "monitor":
-        sections = {"monitor": getattr(C, "MonitorConfig", None), "data": C.DataConfig, "registry": C.RegistryConfig}
-    problems = []
-    for name, value in params.items():
-        model = sections.get(name)
-        if pipeline == "train" and name not in sections:
-            problems.append(f"unknown parameter section {name!r}; expected one of {sorted(sections)}")
-            continue
-        if model is None or not isinstance(value, dict):
-            continue
-        try:
-            model.model_validate(value)
-        except ValidationError as e:
-            problems += [f"{name}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err.get('input')!r})"
-                         for err in e.errors()]
-    if problems:
-        raise ConfigError(f"config file {path}:\n  " + "\n  ".join(problems))
 
 
 def get_pipeline(name: str):
@@ -84,7 +72,38 @@ def get_pipeline(name: str):
         from pipelines.monitor import monitor_pipeline
 
         return monitor_pipeline
+    if name == "bootstrap":
+        from pipelines.bootstrap import bootstrap_pipeline
+
+        return bootstrap_pipeline
     raise ConfigError(f"unknown pipeline {name!r}")
+
+
+class _WithoutTraceback(logging.Filter):
+    """Drops the traceback that ZenML's local orchestrator logs with a failed step.
+
+    main() reports the error itself: a named error as the last line (its
+    traceback with --debug), anything else with Python's traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def exit_code_for(error: BaseException) -> int | None:
+    """The exit code for an error whose message says what is wrong and where, or None for anything else.
+
+    jude's own errors name the file, field, row or value. Those that are a
+    ``ValueError``, and a missing file, are bad input (2); the others
+    (``DriftAlert``, ``PromotionError``, ...) are a run that failed (1). Any
+    other error is unexpected, and keeps its traceback.
+    """
+    if isinstance(error, FileNotFoundError):
+        return 2
+    if type(error).__module__.split(".")[0] != "jude":
+        return None
+    return 2 if isinstance(error, ValueError) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,21 +113,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="re-run every step")
     parser.add_argument("--dry-run", action="store_true", help="deploy: render manifests, touch no cluster")
     parser.add_argument("--output", type=Path, help="deploy --dry-run: where the manifests go")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failed run")
     args = parser.parse_args(argv)
 
+    stop.install()
+    if not args.debug:
+        logging.getLogger("zenml.orchestrators.local.local_orchestrator").addFilter(_WithoutTraceback())
+    try:
+        return run_pipeline(args)
+    except stop.RunStopped as e:
+        try:
+            stop.fail_stopped_run()
+        except Exception as cleanup_error:  # the exit code still says the run was stopped
+            print(f"jude: could not mark the stopped run failed: {cleanup_error!r}", file=sys.stderr)
+        sys.stdout.flush()
+        print(f"jude: stopped by {e.signame}; the run is marked failed", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:
+        code = exit_code_for(e)
+        if code is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        sys.stdout.flush()  # ZenML's log lines first: the error is the last line, also when both go to one pipe
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return code
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """Validate the config, bootstrap the stack, run the pipeline; errors and signals are main()'s."""
     config = (args.config or DEFAULT_CONFIGS[args.pipeline]).resolve()
     try:
-        params = load_parameters(config)
-        validate(args.pipeline, params, config)
+        load_config(args.pipeline, config)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    sys.path.insert(0, str(ROOT))
-    from pipelines.stack import ensure_local_stack
+    from jude.registry.mlflow_registry import fail_stale_runs
+    from pipelines.stack import EXPERIMENT, ensure_local_stack
 
     tracking = ensure_local_stack()
     print(f"jude: pipeline={args.pipeline} config={config} mlflow={tracking}")
+    for run_id in fail_stale_runs(EXPERIMENT, tracking):  # left RUNNING by a run that was killed (kill -9)
+        print(f"jude: MLflow run {run_id} was left RUNNING by a process that is gone; marked KILLED")
     extra = {}
     if args.pipeline == "deploy":
         if args.dry_run:

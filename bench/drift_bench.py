@@ -60,8 +60,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=10_000, help="entities per window")
     p.add_argument("--dim", type=int, default=384)
-    p.add_argument("--sample-size", type=int, default=MonitorConfig().sample_size,
-                   help="rows per window for the sampled methods (monitor.sample_size)")
+    p.add_argument(
+        "--sample-size",
+        type=int,
+        default=MonitorConfig().sample_size,
+        help="rows per window for the sampled methods (monitor.sample_size)",
+    )
     p.add_argument("--mmd-full", action="store_true", help="also run MMD on all rows ((2n)^2 kernel matrix)")
     p.add_argument("--report", action="store_true", help="also time the whole Evidently report (adds t-SNE)")
     args = p.parse_args()
@@ -85,16 +89,25 @@ def main() -> None:
     if args.mmd_full:
         cases.append(("mmd, all rows", args.n, evidently("mmd", args.n)))
     if args.report:
+
         def report():
             a = EmbeddingSet("job", np.arange(args.n), ref, "1", "bench", "v1", "reference")
             b = EmbeddingSet("job", np.arange(args.n), cur, "1", "bench", "v1", "current")
             return detect_drift(a, b, MonitorConfig(sample_size=args.sample_size), report=True).primary.score
-        cases.append((f"Evidently report (model + mmd + t-SNE), sample {args.sample_size}",
-                      min(args.sample_size, args.n), report))
+
+        cases.append(
+            (
+                f"Evidently report (model + mmd + t-SNE), sample {args.sample_size}",
+                min(args.sample_size, args.n),
+                report,
+            )
+        )
 
     print(f"$ {' '.join([os.path.relpath(sys.executable), *sys.argv])}")
     print(f"{args.n:,} reference vs {args.n:,} current embeddings, {args.dim}-d, {os.cpu_count()} CPU cores\n")
-    header = f"{'method':<58} {'rows/window':>11} {'score':>8} {'seconds':>9} {'x base':>9} {'peak MiB':>9} {'x base':>8}"
+    header = (
+        f"{'method':<58} {'rows/window':>11} {'score':>8} {'seconds':>9} {'x base':>9} {'peak MiB':>9} {'x base':>8}"
+    )
     print(header)
     print("-" * len(header))
     base_s = base_m = None
@@ -102,8 +115,10 @@ def main() -> None:
         s, m, score = measure(fn)
         if base_s is None:
             base_s, base_m = s, max(m, 1e-6)
-        print(f"{name:<58} {rows:>11,} {float(score):>8.4f} {s:>9.3f} {s / base_s:>9.1f} {m:>9.1f} {m / base_m:>8.1f}",
-              flush=True)
+        print(
+            f"{name:<58} {rows:>11,} {float(score):>8.4f} {s:>9.3f} {s / base_s:>9.1f} {m:>9.1f} {m / base_m:>8.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

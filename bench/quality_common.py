@@ -10,20 +10,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jude.config import TrainPipelineConfig, read_parameters  # noqa: E402
-from jude.data.io import marketplace_from_config  # noqa: E402
-from jude.evaluation.pooling import pooled_relevance  # noqa: E402
-from jude.evaluation.retrieval import EvalSet, ranking_metrics, top_k_candidates  # noqa: E402
-from jude.labels.engagement import engagement_labels  # noqa: E402
-from jude.labels.judges import make_judge, rubric_grade  # noqa: E402
-from jude.labels.sampling import judge_pairs, sample_pairs  # noqa: E402
+from jude.evaluation.retrieval import EvalSet, ranking_metrics  # noqa: E402
+from jude.evaluation.variants import evaluate_variants  # noqa: E402
+from jude.labels.judges import make_judge  # noqa: E402
+from jude.labels.rubric import rubric_grade  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
-from jude.training.pairs import SplitData, split_and_pair  # noqa: E402
+from jude.training.data import build_training_data  # noqa: E402
+from jude.training.pairs import SplitData  # noqa: E402
 
 
 def load_config(path: str | Path) -> TrainPipelineConfig:
@@ -42,8 +39,12 @@ class BenchRun:
         print(f"[{time.time() - self.t0:7.1f}s] {msg}", flush=True)
 
 
-def start(doc: str, default_config: str, default_out: str,
-          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> BenchRun:
+def start(
+    doc: str,
+    default_config: str,
+    default_out: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> BenchRun:
     """The command line every quality bench shares (``--config``, ``--out``, plus its own), the config, a timer."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / default_config), help="a train YAML (its parameters: section)")
@@ -58,35 +59,36 @@ def start(doc: str, default_config: str, default_out: str,
 
 def prepare(cfg: TrainPipelineConfig) -> tuple[object, SplitData, Embedder]:
     """Marketplace, judged + engagement labels and the time split, as the pipeline's first five steps."""
-    m = marketplace_from_config(cfg.data)
     base = Embedder.from_base(cfg.model)
-    cands = top_k_candidates(base, m.jobs, m.members, k=cfg.labels.retrieve_k)
-    sampled = sample_pairs(m.jobs, m.members, m.interactions, cfg.labels, candidates=cands, rng_seed=cfg.labels.seed)
-    relevance, _ = judge_pairs(make_judge(cfg.labels), sampled, m.jobs, m.members, cfg.labels.relevant_grade)
-    labels = pd.concat([relevance, engagement_labels(m.interactions, cfg.labels)], ignore_index=True)
-    split = split_and_pair(m.jobs, m.members, m.interactions, labels, cfg.data.val_fraction, cfg.data.test_fraction,
-                           max_queries=cfg.eval.max_queries, query_entity=cfg.eval.member_view,
-                           use_engagement=cfg.train.use_engagement, seed=cfg.train.seed)
-    return m, split, base
+    data = build_training_data(cfg, base=base)
+    return data.market, data.split, base
 
 
-def judgements(test: EvalSet, runs: Mapping[str, Mapping[str, Mapping[str, float]]],
-               cfg: TrainPipelineConfig) -> dict[str, dict[str, dict[str, int]]]:
-    """labelled (the budget's), pooled (what the pipeline logs) and, with the free rubric judge, exhaustive."""
-    out = {"labelled": test.relevant,
-           "pooled": pooled_relevance(test, runs, make_judge(cfg.labels), cfg.eval.pool_depth,
-                                      cfg.labels.relevant_grade).relevant}
+def exhaustive_judgements(test: EvalSet, relevant_grade: int) -> dict[str, dict[str, int]]:
+    """The labelled judgements plus the rubric grade of every (test member, job) pair at or above
+    ``relevant_grade`` (the higher grade where both judged a pair): the complete truth of the synthetic
+    marketplace, affordable only because the rubric judge is free."""
+    exhaustive = {q: dict(r) for q, r in test.relevant.items()}
+    for q, rec in test.queries.items():
+        for j, job in test.corpus.items():
+            g = rubric_grade(rec, job).grade
+            if g >= relevant_grade:
+                exhaustive[q][j] = max(g, exhaustive[q].get(j, 0))
+    return exhaustive
+
+
+def score_variants(
+    test: EvalSet, runs: Mapping[str, Mapping[str, Mapping[str, float]]], cfg: TrainPipelineConfig
+) -> dict[str, dict[str, dict[str, float]]]:
+    """judgement name -> variant -> metrics, for three judgements of the same test members.
+
+    ``labelled`` (the budget's) and ``pooled`` (what the pipeline logs) come from the pipeline's own
+    ``evaluate_variants``, pooled whatever ``eval.qrels`` says; with the rubric judge, ``exhaustive`` too.
+    """
+    pooled_cfg = cfg.eval.model_copy(update={"qrels": "pooled"})
+    table = evaluate_variants(runs, test, make_judge(cfg.labels), pooled_cfg, cfg.labels.relevant_grade)
+    out = {"labelled": table.labelled, "pooled": table.results}
     if cfg.labels.judge == "rubric":
-        exhaustive = {q: dict(r) for q, r in test.relevant.items()}
-        for q, rec in test.queries.items():
-            for j, job in test.corpus.items():
-                g = rubric_grade(rec, job).grade
-                if g >= cfg.labels.relevant_grade:
-                    exhaustive[q][j] = max(g, exhaustive[q].get(j, 0))
-        out["exhaustive"] = exhaustive
+        exhaustive = exhaustive_judgements(test, cfg.labels.relevant_grade)
+        out["exhaustive"] = {v: ranking_metrics(run, exhaustive) for v, run in runs.items()}
     return out
-
-
-def score_all(runs, qrels) -> dict[str, dict[str, dict[str, float]]]:
-    """judgement name -> variant -> metrics."""
-    return {name: {v: ranking_metrics(run, rel) for v, run in runs.items()} for name, rel in qrels.items()}

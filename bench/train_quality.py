@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality_common import judgements, prepare, score_all, start  # noqa: E402
+from quality_common import prepare, score_variants, start  # noqa: E402
 
 from jude.evaluation.retrieval import retrieve  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
@@ -38,8 +38,12 @@ from jude.training.trainer import train_embedder  # noqa: E402
 
 
 def main() -> None:
-    run = start(__doc__, "configs/train.yaml", "/tmp/jude-train-quality",
-                lambda ap: ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2]))
+    run = start(
+        __doc__,
+        "configs/train.yaml",
+        "/tmp/jude-train-quality",
+        lambda ap: ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2]),
+    )
     args, cfg, out, lap = run.args, run.cfg, run.out, run.lap
 
     m, split, base = prepare(cfg)
@@ -50,16 +54,27 @@ def main() -> None:
     runs = {"base": retrieve(base, test)}
     for seed in args.seeds:
         train = cfg.train.model_copy(update={"seed": seed})
-        res = train_embedder(split.pairs, jobs, members, cfg.model, cfg.lora, train, out / f"seed{seed}",
-                             loss_cfg=cfg.loss, scale=cfg.scale)
+        res = train_embedder(
+            split.pairs,
+            jobs,
+            members,
+            cfg.model,
+            cfg.lora,
+            train,
+            out / f"seed{seed}",
+            loss_cfg=cfg.loss,
+            scale=cfg.scale,
+        )
         runs[f"seed{seed}"] = retrieve(Embedder.load(res.model_dir), test)
         lap(f"seed {seed}: {res.stats['steps']} steps")
 
-    qrels = judgements(test, runs, cfg)
-    scores = score_all(runs, qrels)
+    scores = score_variants(test, runs, cfg)  # judgement -> variant -> metrics
+    qrels = list(scores)
 
-    print(f"\n{len(test.queries)} test queries; {split.stats['train_positives']} positive training pairs; "
-          f"{cfg.train.max_steps or '-'} steps of batch {cfg.train.batch_size}; pool depth {cfg.eval.pool_depth}")
+    print(
+        f"\n{len(test.queries)} test queries; {split.stats['train_positives']} positive training pairs; "
+        f"{cfg.train.max_steps or '-'} steps of batch {cfg.train.batch_size}; pool depth {cfg.eval.pool_depth}"
+    )
     print(f"{'nDCG@10':<10}" + "".join(f"{n:>12}" for n in qrels) + "".join(f"{n + ' x':>14}" for n in qrels))
     ratios: dict[str, list[float]] = {n: [] for n in qrels}
     for v in runs:
@@ -69,15 +84,30 @@ def main() -> None:
                 ratios[n].append(scores[n][v]["ndcg_at_10"] / scores[n]["base"]["ndcg_at_10"])
             row += "".join(f"{ratios[n][-1]:>14.3f}" for n in qrels)
         print(row)
-    summary = {n: {"mean": statistics.mean(r), "std": statistics.stdev(r) if len(r) > 1 else 0.0,
-                   "min": min(r), "max": max(r)} for n, r in ratios.items()}
+    summary = {
+        n: {"mean": statistics.mean(r), "std": statistics.stdev(r) if len(r) > 1 else 0.0, "min": min(r), "max": max(r)}
+        for n, r in ratios.items()
+    }
     for n, s in summary.items():
-        print(f"fine-tuned / base nDCG@10 ({n}): mean {s['mean']:.3f}, std {s['std']:.3f} "
-              f"(min {s['min']:.3f}, max {s['max']:.3f}) over {len(args.seeds)} seeds")
+        print(
+            f"fine-tuned / base nDCG@10 ({n}): mean {s['mean']:.3f}, std {s['std']:.3f} "
+            f"(min {s['min']:.3f}, max {s['max']:.3f}) over {len(args.seeds)} seeds"
+        )
     print(f"(total {time.time() - run.t0:.0f}s; {' '.join(sys.argv)})")
-    (out / "results.json").write_text(json.dumps({"config": args.config, "seeds": args.seeds, "scores": scores,
-                                                  "ratios": ratios, "summary": summary, "split": split.stats},
-                                                 indent=2, default=str))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "config": args.config,
+                "seeds": args.seeds,
+                "scores": scores,
+                "ratios": ratios,
+                "summary": summary,
+                "split": split.stats,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(f"ratio: {summary['pooled']['mean']:.3f}")
 
 

@@ -4,11 +4,24 @@
     jude k8s render --config configs/deploy_k8s.yaml --output DIR [--model-version V]
     jude deploy local [--config F] [--model URI]      (no ZenML needed)
     jude deploy stop [--state-dir .jude/deploy]
+    jude train-hf --config configs/train_gpu_7b.yaml [--out DIR] [--max-steps N] [--base-model PATH] [--evaluate]
+    jude nearline run --config configs/nearline.yaml
+    jude nearline publish [--config F] (FILE... | --synthetic [--events N] | --event JSON)
+    jude nearline get ENTITY_TYPE ID... [--config F] [--version V] [--vectors]
 
 ``serve`` takes its ServeConfig from (lowest first) the defaults, the ``serve:``
 section of ``--config`` (a deploy YAML: ``parameters.deploy.serve`` or top-level
 ``deploy.serve``/``serve``), the JSON in ``$JUDE_SERVE_CONFIG`` (how the
 Kubernetes Deployment tunes it), then the flags.
+
+``train-hf`` is the fine-tune through the Hugging Face Trainer that torchrun and
+the deepspeed launcher start on every rank (docs/gpu.md)::
+
+    torchrun --nproc-per-node 8 -m jude.cli train-hf --config configs/train_gpu_7b.yaml
+    deepspeed --num_gpus 8 --module jude.cli train-hf --config configs/train_gpu_7b.yaml
+
+Every command imports what it needs when it runs, so the serving container never
+loads the training code.
 """
 
 from __future__ import annotations
@@ -62,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             values.update(json.loads(env_json))
         except json.JSONDecodeError as e:
             raise SystemExit(f"jude serve: $JUDE_SERVE_CONFIG is not valid JSON: {e}") from e
-    for flag in ("host", "port", "grpc_port", "max_batch_size", "max_wait_ms"):
+    for flag in ("host", "port", "grpc_port", "max_batch_size", "max_wait_ms", "backend"):
         v = getattr(args, flag, None)
         if v is not None:
             values[flag] = v
@@ -74,18 +87,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not model_uri:
         raise SystemExit("jude serve: give --model URI (or set JUDE_MODEL_URI)")
 
-    import torch
+    # Before torch loads OpenMP: its threads must sleep, not spin, while they wait. Spinning threads take
+    # the cores the event loop and the other forward threads need; under CPU contention a 2-thread forward
+    # ran 5x slower with spinning (docs/serving.md, "Threads").
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from uvicorn.config import STARTUP_FAILURE
 
-    from jude.serving.app import create_app
+    from jude.serving.app import create_app, uvicorn_config
     from jude.serving.engine import load_engine
 
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    app = create_app(lambda: load_engine(model_uri, max_tokens=cfg.max_tokens, max_batch_tokens=cfg.max_batch_tokens,
-                                         max_batch_size=cfg.max_batch_size, device=args.device), cfg)
+    server: uvicorn.Server | None = None
+
+    def stop_serving(reason: str) -> None:
+        """The model failed to load (the service has logged why): stop, and exit non-zero below."""
+        server.should_exit = True
+
+    app = create_app(
+        lambda: load_engine(
+            model_uri,
+            max_tokens=cfg.max_tokens,
+            max_batch_tokens=cfg.max_batch_tokens,
+            max_batch_size=cfg.max_batch_size,
+            device=args.device,
+            backend=cfg.backend,
+            max_forward_tokens=cfg.max_forward_tokens,
+            threads=cfg.threads,
+            dtype=cfg.dtype,
+        ),
+        cfg,
+        on_load_failure=stop_serving,
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=args.log_level, access_log=args.access_log,
-                timeout_graceful_shutdown=30)
+    server = uvicorn.Server(uvicorn_config(app, cfg, log_level=args.log_level, access_log=args.access_log))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    if app.state.service.load_error:
+        return 1  # so a supervisor (Kubernetes, jude deploy local) restarts or reports it
+    if not server.started:
+        return STARTUP_FAILURE  # could not bind the port, or the lifespan failed (uvicorn.run's exit status)
     return 0
 
 
@@ -123,18 +164,153 @@ def cmd_deploy_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_hf(args: argparse.Namespace) -> int:
+    """Data, labels, pairs (built once per node, cached next to ``--out``), then the HF Trainer fine-tune."""
+    from jude.env import apply_offline_env
+
+    apply_offline_env()  # before transformers is imported
+    from pathlib import Path
+
+    from jude.config import check_hf_losses
+    from jude.training.data import TEST_SET_FILE, cached_training_data
+    from jude.training.hf_trainer import load_deepspeed_config, load_pipeline_config, train_with_hf_trainer
+
+    cfg, scale = load_pipeline_config(args.config)
+    check_hf_losses(cfg.loss)  # before the data step calls the judge
+    if args.base_model:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"base_model": args.base_model})})
+    train_cfg = cfg.train.model_copy(update={"max_steps": args.max_steps}) if args.max_steps else cfg.train
+    if scale.deepspeed:
+        load_deepspeed_config(scale.deepspeed)
+    out = Path(args.out)
+    data_dir = out.parent / "data"
+    data = cached_training_data(cfg, data_dir)
+    result = train_with_hf_trainer(
+        data["pairs"],
+        data["jobs"],
+        data["members"],
+        cfg.model,
+        cfg.lora,
+        train_cfg,
+        out,
+        deepspeed_config=scale.deepspeed,
+        loss_cfg=cfg.loss,
+        scale=scale,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        summary = {"model_dir": str(result.model_dir), **result.stats}
+        if args.evaluate:
+            from jude.evaluation.retrieval import EvalSet, evaluate_embedder
+            from jude.modeling.embedder import Embedder
+
+            test = EvalSet.from_dict(json.loads((data_dir / TEST_SET_FILE).read_text()))
+            summary["test"] = evaluate_embedder(Embedder.load(out), test, show_progress=True)
+        print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _nearline_config(args: argparse.Namespace):
+    from jude.nearline.worker import load_config
+
+    try:
+        return load_config(getattr(args, "config", None))
+    except ValueError as e:
+        raise SystemExit(f"jude nearline: {e}") from e
+
+
+def cmd_nearline_run(args: argparse.Namespace) -> int:
+    """The nearline worker until SIGINT/SIGTERM (the first drains the batch in flight)."""
+    from jude.nearline.worker import run
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _nearline_config(args)
+    try:
+        return run(cfg)
+    except ValueError as e:  # a target whose embedding version cannot be derived, a bad model URI
+        raise SystemExit(f"jude nearline run: {e}") from e
+
+
+def cmd_nearline_publish(args: argparse.Namespace) -> int:
+    """Change events from files, the command line or the synthetic marketplace onto the change streams."""
+    from jude.nearline.publish import open_transport, read_events, synthetic_events
+    from jude.nearline.sources import publish_events
+
+    cfg = _nearline_config(args)
+    events: list = []
+    try:
+        for path in args.files:
+            events += read_events(path)
+        for i, text in enumerate(args.event or []):
+            try:
+                events.append(json.loads(text))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"--event {i + 1} is not JSON: {e.msg}") from None
+        if args.synthetic:
+            events += synthetic_events(n_events=args.events, seed=args.seed)[0]
+        if not events:
+            raise ValueError("nothing to publish: give event files, --event JSON or --synthetic")
+        n = publish_events(events, open_transport(cfg))
+    except ValueError as e:
+        raise SystemExit(f"jude nearline publish: {e}") from e
+    print(f"published {n} change events to {cfg.source}")
+    return 0
+
+
+def cmd_nearline_get(args: argparse.Namespace) -> int:
+    """Print the online record of each id (JSON lines), from the active version unless --version."""
+    import redis
+
+    from jude.stores.online import RedisOnlineStore
+
+    cfg = _nearline_config(args)
+    client = redis.Redis.from_url(cfg.online_redis_url or cfg.redis_url, socket_connect_timeout=5)
+    store = RedisOnlineStore(client, prefix=cfg.online_prefix)
+    try:
+        got = store.get_embeddings(args.entity_type, args.ids, version=args.version)
+    except (LookupError, ValueError) as e:
+        raise SystemExit(f"jude nearline get: {e}") from e
+    for k, row in enumerate(got.meta.to_dict("records")):
+        out = {
+            "entity_type": args.entity_type,
+            "entity_id": row["entity_id"],
+            "found": bool(row["found"]),
+            "embedding_version": row["embedding_version"],
+        }
+        if row["found"]:
+            vec = got.vectors[k]
+            out |= {
+                "content_hash": row["content_hash"],
+                "event_time_ms": int(row["event_time_ms"]),
+                "model_version": row["model_version"],
+                "dimension": int(vec.shape[0]),
+                "vector": [round(float(x), 6) for x in (vec if args.vectors else vec[:4])],
+            }
+        print(json.dumps(out))
+    return 0
+
+
+def _add_local_rank(parser: argparse.ArgumentParser) -> None:
+    """The deepspeed launcher adds ``--local_rank=N`` right after the module name; the rank is read from
+    ``$LOCAL_RANK`` instead, so the flag is accepted (before or after the subcommand) and ignored."""
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jude", description="jude: job/member embeddings, operational commands.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the embedding server (HTTP, and gRPC with --grpc-port)")
-    s.add_argument("--model", help="models:/jude-embedder@champion, models:/jude-embedder/3, runs:/..., "
-                                   "a sentence-transformers directory, or 'minilm' (default: $JUDE_MODEL_URI)")
+    s.add_argument(
+        "--model",
+        help="models:/jude-embedder@champion, models:/jude-embedder/3, runs:/..., "
+        "a sentence-transformers directory, or 'minilm' (default: $JUDE_MODEL_URI)",
+    )
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
     s.add_argument("--grpc-port", type=int, default=None, dest="grpc_port")
     s.add_argument("--max-batch-size", type=int, default=None, dest="max_batch_size")
     s.add_argument("--max-wait-ms", type=float, default=None, dest="max_wait_ms")
+    s.add_argument("--backend", choices=["torch", "onnx"], default=None, help="forward pass: torch (default) or onnx")
     s.add_argument("--config", help="a deploy YAML whose deploy.serve section tunes the server")
     s.add_argument("--device", default=None, help="torch device (cuda, cpu); default: cpu")
     s.add_argument("--log-level", default="info", dest="log_level")
@@ -149,8 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model-version", default=None, dest="model_version")
     r.set_defaults(func=cmd_k8s_render)
 
-    d = sub.add_parser("deploy", help="local deployments without ZenML").add_subparsers(dest="deploy_command",
-                                                                                      required=True)
+    d = sub.add_parser("deploy", help="local deployments without ZenML").add_subparsers(
+        dest="deploy_command", required=True
+    )
     dl = d.add_parser("local", help="start the server in the background, smoke-test it, replace the old one")
     dl.add_argument("--config", default=None)
     dl.add_argument("--model", default=None)
@@ -158,6 +335,46 @@ def build_parser() -> argparse.ArgumentParser:
     ds = d.add_parser("stop", help="stop the locally deployed server")
     ds.add_argument("--state-dir", default=".jude/deploy", dest="state_dir")
     ds.set_defaults(func=cmd_deploy_stop)
+
+    t = sub.add_parser(
+        "train-hf",
+        help="fine-tune through the Hugging Face Trainer (torchrun, DeepSpeed): data, labels, pairs, train",
+    )
+    t.add_argument(
+        "--config", required=True, help="a train YAML (its parameters: section), e.g. configs/train_gpu_7b.yaml"
+    )
+    t.add_argument("--out", default=".jude/hf-train/model", help="where the trained model directory goes")
+    t.add_argument(
+        "--max-steps", type=int, default=None, dest="max_steps", help="override train.max_steps (smoke runs)"
+    )
+    t.add_argument("--base-model", default=None, dest="base_model", help="override model.base_model (a local path)")
+    t.add_argument("--evaluate", action="store_true", help="rank 0: retrieval metrics on the test split")
+    _add_local_rank(t)
+    t.set_defaults(func=cmd_train_hf)
+
+    n = sub.add_parser("nearline", help="the nearline embedding updater").add_subparsers(
+        dest="nearline_command", required=True
+    )
+    nr = n.add_parser("run", help="run a worker: change streams -> embeddings -> online store + offline history")
+    nr.add_argument("--config", default=None, help="a YAML with a nearline: section (configs/nearline.yaml)")
+    nr.add_argument("--log-level", default="info", dest="log_level")
+    nr.set_defaults(func=cmd_nearline_run)
+    npub = n.add_parser("publish", help="put change events on the streams the worker reads")
+    npub.add_argument("files", nargs="*", help="event files: .jsonl, .json, .parquet or .csv")
+    npub.add_argument("--config", default=None, help="where to publish (source, addresses, stream_prefix)")
+    npub.add_argument("--event", action="append", help="one change event as JSON (repeatable)")
+    npub.add_argument("--synthetic", action="store_true", help="the synthetic marketplace's change stream")
+    npub.add_argument("--events", type=int, default=24_000, help="--synthetic: events in the stream")
+    npub.add_argument("--seed", type=int, default=0, help="--synthetic: seed of the marketplace and the stream")
+    npub.set_defaults(func=cmd_nearline_publish)
+    ng = n.add_parser("get", help="read entities from the online store")
+    ng.add_argument("entity_type", help="job, profile or resume")
+    ng.add_argument("ids", nargs="+")
+    ng.add_argument("--config", default=None, help="where the online store is (online_redis_url, online_prefix)")
+    ng.add_argument("--version", default=None, help="an embedding version; default: the active one")
+    ng.add_argument("--vectors", action="store_true", help="print whole vectors (default: the first 4 values)")
+    ng.set_defaults(func=cmd_nearline_get)
+    _add_local_rank(parser)
     return parser
 
 

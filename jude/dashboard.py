@@ -1,24 +1,396 @@
-"""Start the two UIs on the project's stores and print their addresses.
+"""Start the two UIs on the project's stores, check that they answer, and print where to look.
 
-    python -m jude.dashboard [--mlflow-port 5000] [--no-zenml]
+    python -m jude.dashboard [--mlflow-port 5000] [--zenml-port 8237] [--no-zenml] [--timeout 120]
+    python -m jude.dashboard --stop            (make dashboard-stop)
 
-- ZenML dashboard: ``zenml login --local`` (a local ZenML server on 127.0.0.1:8237)
-- MLflow UI: ``mlflow ui`` on the project's tracking store (sqlite under .jude/)
+- MLflow UI: ``mlflow ui`` on the project's tracking store (sqlite under .jude/), in the background. Its pid,
+  port and store are kept in .jude/dashboard.json, so a second start reuses it and ``--stop`` ends it.
+- ZenML dashboard: ``zenml login --local`` (ZenML's local server on 127.0.0.1:8237); ``--stop`` runs
+  ``zenml logout --local``.
 
-Both run in the background; their logs go to .jude/logs/.
+Both ports are checked before anything starts. A port held by another program is an error that names the
+port and the program (exit 2), never a silent success: with another MLflow on port 5000 the user would be
+looking at someone else's store. A UI counts as started only once it answers HTTP. Logs go to .jude/logs/.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+from jude.config import RegistryConfig
+from jude.env import OFFLINE_ENV
 from jude.registry.mlflow_registry import resolve_tracking_uri, state_dir
+
+HOST = "127.0.0.1"
+MLFLOW_PORT = 5000
+ZENML_PORT = 8237  # ZenML's default for `zenml login --local`
+TRAIN_PIPELINE = "train_pipeline"  # pipelines/train.py: the ZenML pipeline whose latest run is linked
+EXIT_PORT_BUSY = 2
+
+NOTES = """\
+Notes:
+- ZenML's first visit asks for a name and an email (any will do; they stay on this machine) and offers a
+  newsletter, whose box you can untick.
+- The open-source ZenML dashboard shows runs, their DAG, artifacts and the HTML reports; its Models page is
+  ZenML Pro only. The registered model and its aliases are in MLflow (link above).
+- MLflow keeps the runs list's columns in your browser, and a server cannot choose them: open the run for
+  the variant table (Artifacts > evaluation/variants.json) and chart, or tick Columns > Metrics >
+  finetuned/ndcg_at_10 once in the runs list.
+- Both stores keep absolute paths (MLflow's artifact locations, ZenML's artifact store), so a .jude/ copied
+  to another directory or machine does not open: run `make train` there instead.
+- Stop both with `make dashboard-stop`."""
+
+
+class DashboardError(RuntimeError):
+    """A UI could not be started (or its port is taken); the message says what and what to do."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---- ports ------------------------------------------------------------------------------------
+
+
+def port_in_use(port: int, host: str = HOST) -> bool:
+    """True when something listens on ``host:port`` or the port cannot be bound there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        if s.connect_ex((host, port)) == 0:
+            return True
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "in use"
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass
+class PortHolder:
+    pid: int | None  # None: the listening process could not be found (another user's, or no psutil/lsof)
+    command: str
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} ({self.command})" if self.pid is not None else self.command
+
+
+def port_holder(port: int) -> PortHolder:
+    """The process listening on ``port``: psutil where it can see sockets, else ``lsof``."""
+    pid = None
+    try:
+        import psutil
+
+        pid = next(
+            (c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port and c.pid),
+            None,
+        )
+    except Exception:  # no psutil, or not allowed to list sockets (macOS without root)
+        pass
+    if pid is None and shutil.which("lsof"):
+        out = subprocess.run(
+            ["lsof", "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"], capture_output=True, text=True, timeout=10
+        )
+        pid = next((int(p) for p in out.stdout.split() if p.isdigit()), None)
+    if pid is None:
+        return PortHolder(None, f"a process this user cannot see (`lsof -i :{port}` as root shows which)")
+    return PortHolder(pid, _command_line(pid) or "command unknown")
+
+
+def _command_line(pid: int) -> str:
+    try:
+        import psutil
+
+        return " ".join(psutil.Process(pid).cmdline())
+    except Exception:
+        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
+        return out.stdout.strip()
+
+
+def _same_group(pid: int, leader: int) -> bool:
+    """``pid`` is ``leader`` or runs in its process group (the UI's server workers)."""
+    try:
+        return pid == leader or os.getpgid(pid) == leader
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def busy_port_error(port: int, what: str, flag: str) -> DashboardError:
+    return DashboardError(
+        f"port {port} ({what}) is already in use by {port_holder(port)}. Stop that process, "
+        f"or start on another port: python -m jude.dashboard {flag} PORT",
+        exit_code=EXIT_PORT_BUSY,
+    )
+
+
+# ---- waiting for HTTP -------------------------------------------------------------------------
+
+
+def wait_for_http(url: str, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    """Poll ``url`` until it answers (any HTTP status below 500); raise if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise DashboardError(f"{url} never answered: the process exited with code {proc.returncode}{_tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status < 500:
+                    return
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    raise DashboardError(f"{url} did not answer within {timeout:g} s{_tail(log)}")
+
+
+def _tail(log: Path | None, lines: int = 15) -> str:
+    if log is None or not log.exists():
+        return ""
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"; last lines of {log}:\n" + "\n".join(text)
+
+
+# ---- state: the MLflow UI this module started ---------------------------------------------------
+
+
+def _state_file() -> Path:
+    return state_dir() / "dashboard.json"
+
+
+def _read_state() -> dict:
+    try:
+        return json.loads(_state_file().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _our_mlflow(port: int) -> dict | None:
+    """The MLflow UI recorded in .jude/dashboard.json, if it still runs and holds ``port``."""
+    ui = _read_state().get("mlflow")
+    if not ui or ui.get("port") != port or not _alive(ui["pid"]) or not port_in_use(port):
+        return None
+    holder = port_holder(port)
+    if holder.pid is not None and not _same_group(holder.pid, ui["pid"]):
+        return None
+    return ui
+
+
+# ---- the two UIs ------------------------------------------------------------------------------
+
+
+def check_ports(mlflow_port: int, zenml_port: int | None, uri: str) -> dict | None:
+    """Refuse ports held by other programs, before anything starts. Returns the MLflow UI this module started
+    earlier on ``mlflow_port`` (to reuse), else None.
+
+    Allowed: a free port, the MLflow UI recorded in .jude/dashboard.json (same store), and ZenML's own local
+    server on ``zenml_port`` (``zenml login --local`` reuses it). ``zenml_port=None``: no ZenML dashboard.
+    """
+    ours = _our_mlflow(mlflow_port)
+    if ours is not None and ours["store"] != uri:
+        raise DashboardError(
+            f"port {mlflow_port} holds the MLflow UI jude started on another store ({ours['store']}), not {uri}; "
+            "stop it first: make dashboard-stop",
+            exit_code=EXIT_PORT_BUSY,
+        )
+    if ours is None and port_in_use(mlflow_port):
+        raise busy_port_error(mlflow_port, "MLflow UI", "--mlflow-port")
+    if zenml_port is not None and port_in_use(zenml_port):
+        server, holder = _zenml_server_pid(), port_holder(zenml_port)
+        if server is None or (holder.pid is not None and not _same_group(holder.pid, server)):
+            raise busy_port_error(zenml_port, "ZenML dashboard", "--zenml-port")
+    return ours
+
+
+def start_mlflow(port: int, uri: str, env: dict, timeout: float, running: dict | None = None) -> str:
+    """``mlflow ui`` on ``uri`` at ``port``, or ``running`` (what :func:`check_ports` found). Returns its URL."""
+    url = f"http://{HOST}:{port}"
+    if running is not None:
+        wait_for_http(f"{url}/health", timeout)
+        print(f"MLflow UI:        {url}  (already running, pid {running['pid']}; store {uri})")
+        return url
+    log = state_dir() / "logs" / "mlflow-ui.log"
+    log.parent.mkdir(exist_ok=True)
+    cmd = [_bin("mlflow"), "ui", "--backend-store-uri", uri, "--host", HOST, "--port", str(port)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    _state_file().write_text(json.dumps({"mlflow": {"pid": proc.pid, "port": port, "store": uri}}))
+    try:
+        wait_for_http(f"{url}/health", timeout, proc, log)
+    except DashboardError:
+        _kill_group(proc.pid)
+        _state_file().unlink(missing_ok=True)
+        raise
+    print(f"MLflow UI:        {url}  (pid {proc.pid}; store {uri}; log {log})")
+    return url
+
+
+def _zenml_server_pid() -> int | None:
+    """The pid of ZenML's local server for this ZenML configuration (its daemon's pid file), if running."""
+    config = os.environ.get("ZENML_CONFIG_PATH")
+    if config:
+        root = Path(config).resolve()
+    else:
+        try:
+            import click
+
+            root = Path(click.get_app_dir("zenml"))
+        except ImportError:
+            root = Path.home() / ".config" / "zenml"
+    try:
+        pid = int((root / "zen_server" / "daemon" / "service.pid").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def start_zenml(port: int, env: dict, timeout: float) -> str:
+    """ZenML's local server (``zenml login --local``; it reuses a running one). Returns its URL."""
+    url = f"http://{HOST}:{port}"
+    res = subprocess.run(
+        [_bin("zenml"), "login", "--local", "--port", str(port)], env=env, capture_output=True, text=True
+    )
+    if res.returncode != 0:
+        raise DashboardError(f"zenml login --local failed:\n{res.stdout}\n{res.stderr}")
+    wait_for_http(f"{url}/health", timeout)
+    print(f"ZenML dashboard:  {url}  (ZenML's local server)")
+    return url
+
+
+# ---- links ------------------------------------------------------------------------------------
+
+
+def latest_train_run(env: dict) -> dict | None:
+    """The latest ``train_pipeline`` run as ZenML lists it ({id, name, status}), or None."""
+    cmd = [_bin("zenml"), "pipeline", "runs", "list", "--pipeline_name", TRAIN_PIPELINE]
+    cmd += ["--sort_by", "desc:created", "--size", "1", "--output", "json", "--columns", "id,name,status"]
+    try:
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        return None
+    start = res.stdout.find("{")
+    if res.returncode != 0 or start < 0:
+        return None
+    try:
+        items = json.loads(res.stdout[start:]).get("items", [])
+    except json.JSONDecodeError:
+        return None
+    return items[0] if items else None
+
+
+def mlflow_links(base: str, uri: str, run_name: str | None) -> dict[str, str]:
+    """Links into the MLflow UI at ``base``: the experiment, the run named ``run_name`` (else the latest train
+    run), and the registered model, each only when it exists."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return {}
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    cfg, client, links = RegistryConfig(), MlflowClient(uri), {}
+    exp = client.get_experiment_by_name(cfg.experiment)
+    if exp is not None:
+        links["experiment"] = f"{base}/#/experiments/{exp.experiment_id}"
+        name_filter = (
+            f"attributes.run_name = '{run_name}'" if run_name else f"attributes.run_name LIKE '{TRAIN_PIPELINE}%'"
+        )
+        runs = client.search_runs(
+            [exp.experiment_id], name_filter, order_by=["attributes.start_time DESC"], max_results=1
+        )
+        if runs:
+            links["run"] = f"{base}/#/experiments/{exp.experiment_id}/runs/{runs[0].info.run_id}"
+    try:
+        client.get_registered_model(cfg.model_name)
+        links["model"] = f"{base}/#/models/{cfg.model_name}"
+    except MlflowException:
+        pass
+    return links
+
+
+def print_links(zenml_url: str | None, mlflow_url: str, uri: str, env: dict) -> None:
+    run = latest_train_run(env) if zenml_url else None
+    links = mlflow_links(mlflow_url, uri, run["name"] if run else None)
+    print("\nWhere to look:")
+    if zenml_url:
+        if run:
+            # the open-source dashboard has one project, "default", and its run pages live under it
+            run_url = f"{zenml_url}/projects/default/runs/{run['id']}"
+            print(f"- latest train run in ZenML ({run['name']}, {run['status']}): {run_url}")
+        else:
+            print(f"- no train run in ZenML yet (make train); runs: {zenml_url}/projects/default/runs")
+    if "run" in links:
+        print(f"- its MLflow run (metrics, variant table, report): {links['run']}")
+    elif "experiment" in links:
+        print(f"- MLflow experiment: {links['experiment']}")
+    if "model" in links:
+        print(f"- registered model {RegistryConfig().model_name} (versions, aliases): {links['model']}")
+    else:
+        print(f"- no registered model {RegistryConfig().model_name} yet (make train registers it)")
+    print()
+    print(NOTES)
+
+
+# ---- start / stop -----------------------------------------------------------------------------
+
+
+def _kill_group(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM the process group led by ``pid`` (started with start_new_session), SIGKILL after ``grace`` s."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop(env: dict) -> int:
+    """Stop the MLflow UI this module started and ZenML's local server."""
+    ui = _read_state().get("mlflow")
+    if ui and _alive(ui["pid"]) and "mlflow" in _command_line(ui["pid"]):
+        _kill_group(ui["pid"])
+        print(f"stopped the MLflow UI (pid {ui['pid']}, port {ui['port']})")
+    else:
+        print("no MLflow UI started by `make dashboard` is running")
+    _state_file().unlink(missing_ok=True)
+    server = _zenml_server_pid()
+    if server is None:
+        print("ZenML's local server is not running")
+        return 0
+    res = subprocess.run([_bin("zenml"), "logout", "--local"], env=env, capture_output=True, text=True)
+    if res.returncode != 0:
+        print(f"zenml logout --local failed:\n{res.stdout}\n{res.stderr}", file=sys.stderr)
+        return 1
+    print(f"stopped ZenML's local server (pid {server})")
+    return 0
 
 
 def _bin(name: str) -> str:
@@ -28,29 +400,24 @@ def _bin(name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mlflow-port", type=int, default=5000)
+    parser.add_argument("--mlflow-port", type=int, default=MLFLOW_PORT)
+    parser.add_argument("--zenml-port", type=int, default=ZENML_PORT)
     parser.add_argument("--no-zenml", action="store_true", help="only the MLflow UI")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each UI to answer")
+    parser.add_argument("--stop", action="store_true", help="stop the MLflow UI and ZenML's local server")
     args = parser.parse_args(argv)
-    logs = state_dir() / "logs"
-    logs.mkdir(exist_ok=True)
+    env = {**os.environ, **{k: v for k, v in OFFLINE_ENV.items() if k not in os.environ}}
+    if args.stop:
+        return stop(env)
     uri = resolve_tracking_uri()
-    env = {**os.environ, "ZENML_ANALYTICS_OPT_IN": "false", "MLFLOW_ENABLE_TELEMETRY": "false"}
-    mlflow_cmd = [_bin("mlflow"), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                  "--port", str(args.mlflow_port)]
-    with open(logs / "mlflow-ui.log", "ab") as out:
-        proc = subprocess.Popen(mlflow_cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    print(f"MLflow UI:        http://127.0.0.1:{args.mlflow_port}  (pid {proc.pid}, store {uri})")
-    if not args.no_zenml:
-        res = subprocess.run([_bin("zenml"), "login", "--local"], env=env, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"zenml login --local failed:\n{res.stdout}\n{res.stderr}", file=sys.stderr)
-            return res.returncode
-        print("ZenML dashboard:  http://127.0.0.1:8237  (zenml login --local; stop with zenml logout --local)")
-    time.sleep(1)
-    if proc.poll() is not None:
-        print(f"the MLflow UI exited; see {logs / 'mlflow-ui.log'}", file=sys.stderr)
-        return 1
-    print(f"Stop the MLflow UI with: kill {proc.pid}")
+    try:
+        running = check_ports(args.mlflow_port, None if args.no_zenml else args.zenml_port, uri)
+        mlflow_url = start_mlflow(args.mlflow_port, uri, env, args.timeout, running)
+        zenml_url = None if args.no_zenml else start_zenml(args.zenml_port, env, args.timeout)
+    except DashboardError as e:
+        print(f"dashboard: {e}", file=sys.stderr)
+        return e.exit_code
+    print_links(zenml_url, mlflow_url, uri, env)
     return 0
 
 

@@ -1,7 +1,7 @@
 """The bookkeeping every jude training loop shares: AdamW, warmup + decay, clipping, steps, progress, history.
 
 The bi-encoder fine-tune (``jude.training.trainer``), the cross-encoder teacher
-(``jude.modeling.cross_encoder``) and distillation (``jude.training.distill``)
+(``jude.training.teacher``) and distillation (``jude.training.distill``)
 differ in what a batch is and how its loss is computed; from ``loss.backward()``
 on they do the same thing, here::
 
@@ -32,10 +32,21 @@ LogFn = Callable[[dict[str, float], int], None]
 class OptimLoop:
     """AdamW over ``params`` with linear warmup then cosine (or linear) decay to 0 over ``total_steps``."""
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], *, lr: float, weight_decay: float, warmup_ratio: float,
-                 total_steps: int, max_grad_norm: float, prefix: str, desc: str,
-                 schedule: Literal["cosine", "linear"] = "cosine", log: LogFn | None = None,
-                 show_progress: bool = True):
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        *,
+        lr: float,
+        weight_decay: float,
+        warmup_ratio: float,
+        total_steps: int,
+        max_grad_norm: float,
+        prefix: str,
+        desc: str,
+        schedule: Literal["cosine", "linear"] = "cosine",
+        log: LogFn | None = None,
+        show_progress: bool = True,
+    ):
         from tqdm.auto import tqdm
         from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
@@ -57,8 +68,7 @@ class OptimLoop:
     def done(self) -> bool:
         return self.steps >= self.total_steps
 
-    def step(self, loss: float, parts: Mapping[str, float] | None = None,
-             **history_fields: Any) -> dict[str, float]:
+    def step(self, loss: float, parts: Mapping[str, float] | None = None, **history_fields: Any) -> dict[str, float]:
         """After ``backward``: clip, optimiser and scheduler step, zero the gradients, record and log.
 
         ``history_fields`` (e.g. ``phase="mixed"``) go into the history entry only.
@@ -70,8 +80,11 @@ class OptimLoop:
         self.optimizer.zero_grad(set_to_none=True)
         self.steps += 1
         p = self.prefix
-        rec = {f"{p}/loss": float(loss), f"{p}/lr": self.scheduler.get_last_lr()[0],
-               **{f"{p}/{k}": float(v) for k, v in (parts or {}).items()}}
+        rec = {
+            f"{p}/loss": float(loss),
+            f"{p}/lr": self.scheduler.get_last_lr()[0],
+            **{f"{p}/{k}": float(v) for k, v in (parts or {}).items()},
+        }
         self.record(rec, **history_fields)
         self.bar.update(1)
         self.bar.set_postfix(loss=f"{loss:.3f}")

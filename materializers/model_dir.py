@@ -1,4 +1,4 @@
-"""Store a :class:`jude.modeling.embedder.ModelDir` (a sentence-transformers directory) as a ZenML artifact.
+"""Store a :class:`jude.modeling.model_dir.ModelDir` (a sentence-transformers directory) as a ZenML artifact.
 
 The directory is copied into the artifact store as is, so the artifact is itself
 a model that sentence-transformers, ``jude serve`` or MLflow can load; no pickle.
@@ -15,7 +15,7 @@ from zenml.io import fileio
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.utils import io_utils
 
-from jude.modeling.embedder import META_FILE, ModelDir
+from jude.modeling.model_dir import META_FILE, ModelDir
 
 SUBDIR = "model"
 
@@ -40,5 +40,8 @@ class ModelDirMaterializer(BaseMaterializer):
         if not fileio.exists(meta_path):
             return {}
         meta = json.loads(open(meta_path).read())
-        return {k: meta[k] for k in ("base_model", "pooling", "dimension", "templates_version", "template_style")
-                if k in meta}
+        return {
+            k: meta[k]
+            for k in ("base_model", "pooling", "dimension", "templates_version", "template_style")
+            if k in meta
+        }

@@ -36,26 +36,31 @@ def ensure_local_stack(tracking_uri: str | None = None, activate: bool = True) -
         try:
             existing = client.get_stack_component(ctype, name_id_or_prefix=name)
         except KeyError:
-            return client.create_stack_component(name=name, flavor=flavor, component_type=ctype,
-                                                 configuration=config)
+            return client.create_stack_component(name=name, flavor=flavor, component_type=ctype, configuration=config)
         if config and any(existing.configuration.get(k) != v for k, v in config.items()):
-            return client.update_stack_component(name_id_or_prefix=name, component_type=ctype,
-                                                 configuration=config)
+            return client.update_stack_component(name_id_or_prefix=name, component_type=ctype, configuration=config)
         return existing
 
-    component(EXPERIMENT_TRACKER, "mlflow", StackComponentType.EXPERIMENT_TRACKER,
-              {"tracking_uri": uri, "experiment_name": EXPERIMENT})
+    component(
+        EXPERIMENT_TRACKER,
+        "mlflow",
+        StackComponentType.EXPERIMENT_TRACKER,
+        {"tracking_uri": uri, "experiment_name": EXPERIMENT},
+    )
     component(MODEL_REGISTRY, "mlflow", StackComponentType.MODEL_REGISTRY, {})
     try:
         client.get_stack(STACK_NAME)
     except KeyError:
         base = client.get_stack("default")
-        client.create_stack(name=STACK_NAME, components={
-            StackComponentType.ORCHESTRATOR: base.components[StackComponentType.ORCHESTRATOR][0].name,
-            StackComponentType.ARTIFACT_STORE: base.components[StackComponentType.ARTIFACT_STORE][0].name,
-            StackComponentType.EXPERIMENT_TRACKER: EXPERIMENT_TRACKER,
-            StackComponentType.MODEL_REGISTRY: MODEL_REGISTRY,
-        })
+        client.create_stack(
+            name=STACK_NAME,
+            components={
+                StackComponentType.ORCHESTRATOR: base.components[StackComponentType.ORCHESTRATOR][0].name,
+                StackComponentType.ARTIFACT_STORE: base.components[StackComponentType.ARTIFACT_STORE][0].name,
+                StackComponentType.EXPERIMENT_TRACKER: EXPERIMENT_TRACKER,
+                StackComponentType.MODEL_REGISTRY: MODEL_REGISTRY,
+            },
+        )
         log.info("registered ZenML stack %s", STACK_NAME)
     if activate and client.active_stack_model.name != STACK_NAME:
         client.activate_stack(STACK_NAME)

@@ -1,10 +1,13 @@
-"""The training pipeline: data -> labels -> pairs -> fine-tune -> (ablation, teacher, distil) -> evaluate -> register."""
+"""The training pipeline.
 
-from typing import Optional
+data -> labels -> pairs -> fine-tune -> (ablation, teacher, distil) -> evaluate -> register.
+"""
 
 from zenml import Model, pipeline
+from zenml.enums import ExecutionMode
 
 from jude.config import AblationConfig
+from pipelines.stop import before_each_step
 from steps.distill_embedder import distill_embedder
 from steps.evaluate_retrieval import evaluate_retrieval
 from steps.finetune_embedder import finetune_embedder
@@ -17,13 +20,31 @@ from steps.train_loss_variants import train_loss_variants
 from steps.train_teacher import train_teacher
 
 
-@pipeline(model=Model(name="jude-embedder", description="Two-tower job/member embedder (JUDE)",
-                      license="Apache-2.0", tags=["embeddings", "jude"]))
-def train_pipeline(data: Optional[dict] = None, labels: Optional[dict] = None, model: Optional[dict] = None,
-                   lora: Optional[dict] = None, train: Optional[dict] = None, loss: Optional[dict] = None,
-                   scale: Optional[dict] = None, teacher: Optional[dict] = None, distill: Optional[dict] = None,
-                   ablation: Optional[dict] = None, eval: Optional[dict] = None,
-                   registry: Optional[dict] = None) -> None:
+@pipeline(
+    model=Model(
+        name="jude-embedder",
+        description="Two-tower job/member embedder (JUDE)",
+        license="Apache-2.0",
+        tags=["embeddings", "jude"],
+    ),
+    execution_mode=ExecutionMode.FAIL_FAST,  # a failed step ends the run: every branch feeds register_embedder
+    on_start=before_each_step,  # no step starts after SIGTERM/SIGINT (pipelines/stop.py)
+)
+def train_pipeline(
+    data: dict | None = None,
+    labels: dict | None = None,
+    model: dict | None = None,
+    lora: dict | None = None,
+    train: dict | None = None,
+    loss: dict | None = None,
+    scale: dict | None = None,
+    teacher: dict | None = None,
+    distill: dict | None = None,
+    ablation: dict | None = None,
+    eval: dict | None = None,
+    registry: dict | None = None,
+    promotion: dict | None = None,
+) -> None:
     abl = AblationConfig.model_validate(ablation or {})  # decides the shape of the DAG
     jobs, members, interactions = load_marketplace(data)
     candidates = retrieve_candidates(jobs, members, model, labels)
@@ -36,7 +57,9 @@ def train_pipeline(data: Optional[dict] = None, labels: Optional[dict] = None, m
     if abl.distill:
         teacher_dir = train_teacher(pairs, jobs, members, teacher, model)
         _, distilled = distill_embedder(embedder, teacher_dir, pairs, jobs, members, model, lora, train, distill)
-    metrics, judged_test_set, _ = evaluate_retrieval(embedder, test_set, model, eval, ablation, labels, variants,
-                                                     distilled, teacher_dir)
-    register_embedder(distilled if abl.register_model == "distilled" else embedder, metrics, judged_test_set,
-                      registry)
+    metrics, judged_test_set, _ = evaluate_retrieval(
+        embedder, test_set, model, eval, ablation, labels, variants, distilled, teacher_dir
+    )
+    registered = distilled if abl.register_model == "distilled" else embedder
+    # a first version becomes champion only if it beats the base model (promotion's rule on these metrics)
+    register_embedder(registered, metrics, judged_test_set, registry, promotion, variant=abl.register_model)

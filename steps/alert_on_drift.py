@@ -1,6 +1,6 @@
 """Raise the drift alert (fail the step) or only warn, as monitor.alert says."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from zenml import log_metadata, step
 
@@ -9,7 +9,7 @@ from jude.monitoring import drift as drift_lib
 
 
 @step(enable_cache=False)
-def alert_on_drift(drift_results: dict, monitor: Optional[dict] = None) -> Annotated[dict, "drift_verdict"]:
+def alert_on_drift(drift_results: dict, monitor: dict | None = None) -> Annotated[dict, "drift_verdict"]:
     """A separate step so the report of ``detect_drift`` is stored even when this one fails."""
     monitor_cfg = MonitorConfig.model_validate(monitor or {})
     results = [drift_lib.DriftResult.from_dict(d) for d in drift_results["results"]]

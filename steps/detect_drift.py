@@ -1,6 +1,6 @@
 """Compare the windows with Evidently, per entity type; the HTML report, scores to MLflow."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
@@ -8,12 +8,14 @@ from zenml.types import HTMLString
 
 from jude.config import MonitorConfig, RegistryConfig
 from jude.monitoring import drift as drift_lib
+from jude.monitoring.report import render_html
 from jude.monitoring.tracking import log_drift_run
 
 
 @step
-def detect_drift(window_embeddings: pd.DataFrame, monitor: Optional[dict] = None,
-                 registry: Optional[dict] = None) -> tuple[
+def detect_drift(
+    window_embeddings: pd.DataFrame, monitor: dict | None = None, registry: dict | None = None
+) -> tuple[
     Annotated[HTMLString, "drift_report"],
     Annotated[dict, "drift_results"],
 ]:
@@ -29,9 +31,10 @@ def detect_drift(window_embeddings: pd.DataFrame, monitor: Optional[dict] = None
         pair = [sets.get((entity_type, w)) for w in ("reference", "current")]
         if None in pair:
             raise drift_lib.DriftInputError(
-                f"window_embeddings has no {'reference' if pair[0] is None else 'current'} window for {entity_type!r}")
+                f"window_embeddings has no {'reference' if pair[0] is None else 'current'} window for {entity_type!r}"
+            )
         results.append(drift_lib.detect_drift(pair[0], pair[1], monitor_cfg, report=True))
-    html = drift_lib.render_html(results)
+    html = render_html(results)
     run_id = log_drift_run(results, registry_cfg, monitor_cfg, html)
     scores = {}
     for r in results:

@@ -1,6 +1,6 @@
 """Embed the reference and current windows of every monitored entity type with the champion."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
@@ -11,9 +11,14 @@ from jude.monitoring import windows as windows_lib
 
 
 @step(enable_cache=False)  # the champion alias can move between runs
-def embed_windows(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.DataFrame,
-                  monitor: Optional[dict] = None, data: Optional[dict] = None,
-                  registry: Optional[dict] = None) -> Annotated[pd.DataFrame, "window_embeddings"]:
+def embed_windows(
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    interactions: pd.DataFrame,
+    monitor: dict | None = None,
+    data: dict | None = None,
+    registry: dict | None = None,
+) -> Annotated[pd.DataFrame, "window_embeddings"]:
     """Reference = entities of the training period, current = entities touched in the last N days.
 
     Returns one row per embedded entity (entity_type, window, entity_id, the
@@ -24,8 +29,21 @@ def embed_windows(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.Da
     registry_cfg = RegistryConfig.model_validate(registry or {})
     embedder, version = windows_lib.load_monitored_model(monitor_cfg, registry_cfg)
     cur_jobs, cur_members = windows_lib.current_tables(jobs, members, data_cfg, monitor_cfg)
-    sets = windows_lib.embed_windows(embedder, version, (jobs, members), (cur_jobs, cur_members), interactions,
-                                     monitor_cfg, data_cfg.val_fraction, data_cfg.test_fraction)
-    log_metadata({"model_version": version, "synthetic_shift": monitor_cfg.synthetic_shift,
-                  "windows": {f"{s.entity_type}/{s.window}": len(s) for s in sets}})
+    sets = windows_lib.embed_windows(
+        embedder,
+        version,
+        (jobs, members),
+        (cur_jobs, cur_members),
+        interactions,
+        monitor_cfg,
+        data_cfg.val_fraction,
+        data_cfg.test_fraction,
+    )
+    log_metadata(
+        {
+            "model_version": version,
+            "synthetic_shift": monitor_cfg.synthetic_shift,
+            "windows": {f"{s.entity_type}/{s.window}": len(s) for s in sets},
+        }
+    )
     return drift_lib.to_frame(sets)

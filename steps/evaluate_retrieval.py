@@ -1,30 +1,40 @@
 """Offline retrieval evaluation: every variant on the same held-out queries and judgements, one table."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import mlflow
+import pandas as pd
 from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from jude.config import AblationConfig, EvalConfig, LabelConfig, ModelConfig
-from jude.evaluation.pooling import pooled_relevance
-from jude.evaluation.report import gap_closure, render_html
-from jude.evaluation.retrieval import EvalSet, prefixed, ranking_metrics, retrieve
+from jude.evaluation.report import comparison_figure, render_variants, variant_records, variants_headline
+from jude.evaluation.retrieval import EvalSet, retrieve
+from jude.evaluation.variants import VariantTable, evaluate_variants
 from jude.labels.judges import make_judge
-from jude.modeling.embedder import Embedder, ModelDir
+from jude.modeling.embedder import Embedder
+from jude.modeling.model_dir import ModelDir
 from pipelines.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)
-def evaluate_retrieval(jude_embedder: ModelDir, test_set: dict, model: Optional[dict] = None,
-                       eval: Optional[dict] = None, ablation: Optional[dict] = None, labels: Optional[dict] = None,
-                       variant_runs: Optional[dict] = None, distilled: Optional[ModelDir] = None,
-                       teacher: Optional[ModelDir] = None) -> tuple[
+def evaluate_retrieval(
+    jude_embedder: ModelDir,
+    test_set: dict,
+    model: dict | None = None,
+    eval: dict | None = None,
+    ablation: dict | None = None,
+    labels: dict | None = None,
+    variant_runs: dict | None = None,
+    distilled: ModelDir | None = None,
+    teacher: ModelDir | None = None,
+) -> tuple[
     Annotated[dict, "metrics"],
     Annotated[dict, "judged_test_set"],
     Annotated[HTMLString, "evaluation_report"],
 ]:
-    """nDCG@10, recall@10/100, MRR@10 per variant; prefixed metrics and the HTML table to MLflow.
+    """nDCG@10, recall@10/100, MRR@10 per variant; to MLflow: the prefixed metrics, the HTML report, the variant
+    table (``evaluation/variants.json``, ``mlflow.log_table``) and its bar chart (``evaluation/variants.png``).
 
     With ``eval.qrels='pooled'`` the judge first grades the top ``eval.pool_depth`` of every variant, and every
     variant is scored on those judgements; the labelled-only figures are logged too, under ``labelled/``.
@@ -36,9 +46,12 @@ def evaluate_retrieval(jude_embedder: ModelDir, test_set: dict, model: Optional[
     eval_set = EvalSet.from_dict(test_set)
     k = max(100, abl.rerank_k)
     finetuned_run = retrieve(jude_embedder.load(), eval_set, k=k, batch_size=eval_cfg.batch_size, show_progress=True)
-    runs = {"base": retrieve(Embedder.from_base(model_cfg), eval_set, k=k, batch_size=eval_cfg.batch_size,
-                             show_progress=True),
-            "finetuned": finetuned_run}
+    runs = {
+        "base": retrieve(
+            Embedder.from_base(model_cfg), eval_set, k=k, batch_size=eval_cfg.batch_size, show_progress=True
+        ),
+        "finetuned": finetuned_run,
+    }
     runs.update(variant_runs or {})
     if distilled is not None:
         runs["distilled"] = retrieve(distilled.load(), eval_set, k=k, batch_size=eval_cfg.batch_size)
@@ -47,34 +60,22 @@ def evaluate_retrieval(jude_embedder: ModelDir, test_set: dict, model: Optional[
 
         runs["teacher"] = rerank(CrossEncoderTeacher.load(teacher.path), finetuned_run, eval_set, k=abl.rerank_k)
 
-    labelled = {variant: ranking_metrics(run, eval_set.relevant) for variant, run in runs.items()}
-    context: dict = {"qrels": eval_cfg.qrels, **eval_set.summary()}
-    judged = eval_set
-    if eval_cfg.qrels == "pooled":
-        pool = pooled_relevance(eval_set, runs, make_judge(label_cfg), eval_cfg.pool_depth, label_cfg.relevant_grade)
-        judged = pool.eval_set(eval_set)
-        context.update({f"pool_{k}": v for k, v in pool.counts.items()})
-        log_metadata({"pooling": pool.stats})
-    results = {variant: ranking_metrics(run, judged.relevant) for variant, run in runs.items()}
-
-    flat: dict[str, float] = {}
-    for variant, m in results.items():
-        flat.update(prefixed(variant, m))
-    if eval_cfg.qrels == "pooled":
-        for variant, m in labelled.items():
-            flat.update(prefixed(f"labelled/{variant}", m))
-    if "distilled" in results and "teacher" in results:
-        flat["distill_gap_closure"] = gap_closure(results["finetuned"]["ndcg_at_10"],
-                                                  results["distilled"]["ndcg_at_10"],
-                                                  results["teacher"]["ndcg_at_10"])
-    if results["base"]["ndcg_at_10"] > 0:
-        flat["finetuned_vs_base_ndcg_ratio"] = results["finetuned"]["ndcg_at_10"] / results["base"]["ndcg_at_10"]
-    if eval_cfg.qrels == "pooled" and labelled["base"]["ndcg_at_10"] > 0:
-        flat["labelled/finetuned_vs_base_ndcg_ratio"] = (labelled["finetuned"]["ndcg_at_10"]
-                                                         / labelled["base"]["ndcg_at_10"])
+    judge = make_judge(label_cfg) if eval_cfg.qrels == "pooled" else None
+    table = evaluate_variants(runs, eval_set, judge, eval_cfg, label_cfg.relevant_grade)
+    flat = table.flat_metrics()
+    if table.pool is not None:
+        log_metadata({"pooling": table.pool.stats})
     mlflow.log_metrics(flat)
-    log_metadata({"metrics": flat, "eval_set": judged.summary()})
-    html = render_html(results, context={**context, **{k: round(v, 4) for k, v in flat.items() if "/" not in k}},
-                       labelled=labelled if eval_cfg.qrels == "pooled" else None)
+    log_metadata({"metrics": flat, "eval_set": table.judged.summary()})
+    html = render_variants(table)
     mlflow.log_text(html, "evaluation/report.html")
-    return flat, judged.to_dict(), HTMLString(html)
+    _log_comparison(table)
+    return flat, table.judged.to_dict(), HTMLString(html)
+
+
+def _log_comparison(table: VariantTable) -> None:
+    """What MLflow needs to compare the variants in one place: the table (one row per variant and truth), a
+    grouped bar chart, and the headline sentence as the run's description (shown on top of the run page)."""
+    mlflow.log_table(pd.DataFrame(variant_records(table)), "evaluation/variants.json")
+    mlflow.log_figure(comparison_figure(table), "evaluation/variants.png")
+    mlflow.set_tag("mlflow.note.content", variants_headline(table))

@@ -1,6 +1,6 @@
 """Load the marketplace tables: the synthetic default, or the user's files (validated)."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
@@ -10,7 +10,9 @@ from jude.data.io import marketplace_from_config
 
 
 @step
-def load_marketplace(data: Optional[dict] = None) -> tuple[
+def load_marketplace(
+    data: dict | None = None,
+) -> tuple[
     Annotated[pd.DataFrame, "jobs"],
     Annotated[pd.DataFrame, "members"],
     Annotated[pd.DataFrame, "interactions"],

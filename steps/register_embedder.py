@@ -1,24 +1,48 @@
-"""Register the fine-tuned model in MLflow (alias challenger; champion if none) and the ZenML Model."""
+"""Register the fine-tuned model in MLflow (alias challenger; champion if it is the first and beats the base model)
+and the ZenML Model."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from zenml import get_step_context, log_metadata, step
 
-from jude.config import RegistryConfig
-from jude.modeling.embedder import ModelDir
+from jude.config import PromotionConfig, RegistryConfig
+from jude.modeling.model_dir import ModelDir
 from jude.registry.mlflow_registry import log_model_version
+from jude.registry.promotion import first_version_verdict
 from pipelines.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)
-def register_embedder(jude_embedder: ModelDir, metrics: dict, test_set: dict,
-                      registry: Optional[dict] = None) -> Annotated[dict, "registered_version"]:
-    """Log the model with its jude.json and held-out set, register a version, set aliases."""
+def register_embedder(
+    jude_embedder: ModelDir,
+    metrics: dict,
+    test_set: dict,
+    registry: dict | None = None,
+    promotion: dict | None = None,
+    variant: str = "finetuned",
+) -> Annotated[dict, "registered_version"]:
+    """Log the model with its jude.json and held-out set, register a version, set aliases.
+
+    ``variant`` names the registered model's figures in ``metrics`` ('finetuned' or 'distilled'): a first
+    version becomes champion only when they beat the ``base/`` figures by the promotion rule.
+    """
     cfg = RegistryConfig.model_validate(registry or {})
-    info = log_model_version(jude_embedder.path, cfg.model_name, metrics=metrics, eval_set=test_set,
-                             tags={"zenml_run": get_step_context().pipeline_run.name})
-    record = {"name": info.name, "version": info.version, "run_id": info.run_id, "aliases": info.aliases,
-              "uri": info.uri}
+    beats_base = first_version_verdict(metrics, test_set, variant, PromotionConfig.model_validate(promotion or {}))
+    info = log_model_version(
+        jude_embedder.path,
+        cfg.model_name,
+        metrics=metrics,
+        eval_set=test_set,
+        tags={"zenml_run": get_step_context().pipeline_run.name},
+        first_champion=beats_base,
+    )
+    record = {
+        "name": info.name,
+        "version": info.version,
+        "run_id": info.run_id,
+        "aliases": info.aliases,
+        "uri": info.uri,
+    }
     log_metadata({"mlflow_model": record, **{k.replace("/", "_"): v for k, v in metrics.items()}})
     # the same numbers on the ZenML Model version that this pipeline run produces
     log_metadata({"mlflow_model": record, "metrics": metrics}, infer_model=True)

@@ -1,6 +1,6 @@
 """Top-k jobs per member from the base model: the 'retrieved' share of the pairs to judge."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
@@ -11,8 +11,9 @@ from jude.modeling.embedder import Embedder
 
 
 @step
-def retrieve_candidates(jobs: pd.DataFrame, members: pd.DataFrame, model: Optional[dict] = None,
-                        labels: Optional[dict] = None) -> Annotated[dict, "base_candidates"]:
+def retrieve_candidates(
+    jobs: pd.DataFrame, members: pd.DataFrame, model: dict | None = None, labels: dict | None = None
+) -> Annotated[dict, "base_candidates"]:
     """Embed every job and member with the base model; keep each member's top retrieve_k jobs."""
     model_cfg = ModelConfig.model_validate(model or {})
     label_cfg = LabelConfig.model_validate(labels or {})

@@ -1,23 +1,31 @@
 """The loss-suite rows of the evaluation table: the same data and schedule, other loss weights."""
 
 import tempfile
-from typing import Annotated, Optional
+from typing import Annotated
 
 import pandas as pd
 from zenml import log_metadata, step
 
-from jude.config import LOSS_VARIANTS, AblationConfig, LossConfig, LoRAConfig, ModelConfig, ScaleConfig, TrainConfig
+from jude.config import LOSS_VARIANTS, AblationConfig, LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig
 from jude.evaluation.retrieval import EvalSet, retrieve
 from jude.modeling.embedder import Embedder
-from jude.training.trainer import train_embedder
+from jude.training.fit import fit
 from pipelines.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)
-def train_loss_variants(training_pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, test_set: dict,
-                        model: Optional[dict] = None, lora: Optional[dict] = None, train: Optional[dict] = None,
-                        loss: Optional[dict] = None, scale: Optional[dict] = None,
-                        ablation: Optional[dict] = None) -> Annotated[dict, "variant_runs"]:
+def train_loss_variants(
+    training_pairs: pd.DataFrame,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    test_set: dict,
+    model: dict | None = None,
+    lora: dict | None = None,
+    train: dict | None = None,
+    loss: dict | None = None,
+    scale: dict | None = None,
+    ablation: dict | None = None,
+) -> Annotated[dict, "variant_runs"]:
     """Train one model per ``ablation.loss_variants`` entry; return its top-100 run on the held-out queries.
 
     The metrics are computed by ``evaluate_retrieval``, on the same (pooled) relevance judgements as every
@@ -35,8 +43,9 @@ def train_loss_variants(training_pairs: pd.DataFrame, jobs: pd.DataFrame, member
     for variant in abl.loss_variants:
         loss_cfg = base_loss.model_copy(update={"weights": LOSS_VARIANTS[variant]})
         out = tempfile.mkdtemp(prefix=f"jude-{variant}-") + "/model"
-        res = train_embedder(training_pairs, jobs, members, model_cfg, lora_cfg, train_cfg, out, loss_cfg=loss_cfg,
-                             scale=scale_cfg)
+        res = fit(  # the same trainer as finetune_embedder, so the rows differ by their loss weights only
+            training_pairs, jobs, members, model_cfg, lora_cfg, train_cfg, out, loss_cfg=loss_cfg, scale=scale_cfg
+        )
         runs[variant] = retrieve(Embedder.load(res.model_dir), eval_set, k=100)
         stats[variant] = res.stats
     log_metadata({"variants": stats})

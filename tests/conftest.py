@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-
-for key, value in {"ZENML_ANALYTICS_OPT_IN": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                   "TOKENIZERS_PARALLELISM": "false", "MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "1",
-                   "ZENML_ENABLE_RICH_TRACEBACK": "false", "ZENML_LOGGING_VERBOSITY": "WARN"}.items():
-    os.environ.setdefault(key, value)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from jude.env import apply_offline_env  # noqa: E402
+
+apply_offline_env({"ZENML_LOGGING_VERBOSITY": "WARN"})
+
 import pytest  # noqa: E402
+from support import SMALL_MARKET_SEED, SMALL_MARKET_SIZES  # noqa: E402
 
 
 def _has_cuda() -> bool:
@@ -74,12 +73,18 @@ def tiny_bert_dir(tmp_path_factory):
     """A 2-layer random-initialised BERT with MiniLM's tokenizer: a fast stand-in base model."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from jude.modeling.embedder import packaged_minilm_path
+    from jude.modeling.model_dir import packaged_minilm_path
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tok = AutoTokenizer.from_pretrained(packaged_minilm_path())
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=256)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -89,26 +94,36 @@ def tiny_bert_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small():
+    """The sizes of ``small_market`` (SyntheticConfig keyword arguments, without the seed)."""
+    return dict(SMALL_MARKET_SIZES)
+
+
+@pytest.fixture(scope="session")
 def small_market():
-    """A small synthetic marketplace (seeded), shared by the tests that need realistic tables."""
+    """The small synthetic marketplace (seeded) that every test needing realistic tables shares."""
     from jude.config import SyntheticConfig
     from jude.data.synthetic import generate_marketplace
 
-    return generate_marketplace(SyntheticConfig(n_jobs=120, n_members=90, days=30, impressions_per_member=20, seed=1))
+    return generate_marketplace(SyntheticConfig(seed=SMALL_MARKET_SEED, **SMALL_MARKET_SIZES))
 
 
 @pytest.fixture(scope="session")
 def small_labels(small_market):
     """Rubric relevance labels + engagement labels for ``small_market``."""
-    import pandas as pd
-
     from jude.config import LabelConfig
-    from jude.labels.engagement import engagement_labels
-    from jude.labels.judges import RubricJudge
-    from jude.labels.sampling import judge_pairs, sample_pairs
+    from jude.labels.build import build_labels
+    from jude.labels.rubric import RubricJudge
 
-    cfg = LabelConfig(budget=600, retrieved_fraction=0.0, random_fraction=0.6, interacted_fraction=0.4)
+    cfg = LabelConfig(budget=600, retrieved_fraction=0.0, random_fraction=0.6, interacted_fraction=0.4, seed=0)
     m = small_market
-    pairs = sample_pairs(m.jobs, m.members, m.interactions, cfg, rng_seed=0)
-    rel, _ = judge_pairs(RubricJudge(), pairs, m.jobs, m.members, cfg.relevant_grade)
-    return pd.concat([rel, engagement_labels(m.interactions, cfg)], ignore_index=True)
+    return build_labels(m.jobs, m.members, m.interactions, cfg, judge=RubricJudge()).table
+
+
+@pytest.fixture(scope="session")
+def split(small_market, small_labels):
+    """``small_market`` cut by time with ``small_labels``: training pairs, validation and test sets."""
+    from jude.training.pairs import split_and_pair
+
+    m = small_market
+    return split_and_pair(m.jobs, m.members, m.interactions, small_labels, 0.15, 0.2, max_queries=30)

@@ -1,8 +1,8 @@
-"""Model and data directories are replaced in one rename, or not at all."""
+"""Model and data directories, and single files, are replaced in one rename, or not at all."""
 
 import pytest
 
-from jude.fsutils import atomic_directory
+from jude.fsutils import atomic_directory, atomic_write_text
 
 
 def test_a_finished_directory_replaces_the_old_one(tmp_path):
@@ -39,3 +39,20 @@ def test_keep_if_keeps_what_another_process_finished_first(tmp_path):
     with atomic_directory(tmp_path / "fresh", keep_if="pairs.parquet") as tmp:  # nothing there yet: written
         (tmp / "pairs.parquet").write_text("mine")
     assert (tmp_path / "fresh" / "pairs.parquet").read_text() == "mine"
+
+
+def test_atomic_write_text_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "cache" / "ab" / "entry.json"  # missing parents are created
+    atomic_write_text(target, '{"grade": 1}')
+    atomic_write_text(target, '{"grade": 2, "rationale": "Zürich"}')
+    assert target.read_text(encoding="utf-8") == '{"grade": 2, "rationale": "Zürich"}'
+    assert [p.name for p in target.parent.iterdir()] == ["entry.json"]
+
+
+def test_atomic_write_text_failure_keeps_the_old_file(tmp_path):
+    target = tmp_path / "entry.json"
+    target.write_text("old")
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text(target, "half \ud800 written")  # a lone surrogate cannot be encoded: fails mid-write
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.json"]

@@ -11,8 +11,17 @@ from jude.optim import OptimLoop
 def _loop(**kw):
     w = torch.nn.Parameter(torch.zeros(3))
     logged = []
-    args = dict(lr=0.1, weight_decay=0.0, warmup_ratio=0.25, total_steps=8, max_grad_norm=1.0, prefix="train",
-                desc="t", log=lambda rec, step: logged.append((step, rec)), show_progress=False)
+    args = dict(
+        lr=0.1,
+        weight_decay=0.0,
+        warmup_ratio=0.25,
+        total_steps=8,
+        max_grad_norm=1.0,
+        prefix="train",
+        desc="t",
+        log=lambda rec, step: logged.append((step, rec)),
+        show_progress=False,
+    )
     args.update(kw)
     return w, OptimLoop([w], **args), logged
 

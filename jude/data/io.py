@@ -33,8 +33,8 @@ import pandas as pd
 
 from jude.config import DataConfig
 from jude.data import schema
-from jude.data.schema import DataValidationError
-from jude.data.synthetic import Marketplace, generate_marketplace
+from jude.data.schema import DataValidationError, Marketplace
+from jude.data.synthetic import generate_marketplace
 
 TABLES = {"jobs": schema.JOBS, "members": schema.MEMBERS, "interactions": schema.INTERACTIONS}
 FORMATS = ("parquet", "csv")
@@ -49,7 +49,8 @@ def find_table(path: str | Path, table: str) -> Path:
             return f
     raise FileNotFoundError(
         f"{root}: table '{table}' not found: neither {root / (table + '.parquet')} nor {root / (table + '.csv')} "
-        f"exists (a marketplace directory holds {', '.join(TABLES)} as .parquet or .csv)")
+        f"exists (a marketplace directory holds {', '.join(TABLES)} as .parquet or .csv)"
+    )
 
 
 def read_table(file: str | Path, table: str) -> pd.DataFrame:
@@ -89,8 +90,7 @@ def load_marketplace(path: str | Path) -> Marketplace:
         raise FileNotFoundError(f"marketplace directory not found: {root}")
     files = {t: find_table(root, t) for t in TABLES}  # fail early, before reading anything
     frames = {t: read_table(f, t) for t, f in files.items()}
-    schema.check_references(frames["interactions"], frames["jobs"], frames["members"],
-                            where=str(files["interactions"]))
+    schema.check_references(frames["interactions"], frames["jobs"], frames["members"], where=str(files["interactions"]))
     return Marketplace(jobs=frames["jobs"], members=frames["members"], interactions=frames["interactions"])
 
 
@@ -103,7 +103,8 @@ def _to_csv_frame(df: pd.DataFrame, table: str) -> pd.DataFrame:
                 if ";" in s or "|" in s:
                     raise DataValidationError(
                         f"table '{table}': column 'skills', row {row}: a skill may not contain ';' or '|' "
-                        f"in CSV (value: {s!r})")
+                        f"in CSV (value: {s!r})"
+                    )
         out["skills"] = out["skills"].map("; ".join)
     return out
 
@@ -124,8 +125,10 @@ def save_marketplace(m: Marketplace, path: str | Path, fmt: Literal["parquet", "
     other = "csv" if fmt == "parquet" else "parquet"
     stale = [str(root / f"{t}.{other}") for t in TABLES if (root / f"{t}.{other}").exists()]
     if stale:  # load_marketplace prefers parquet, so a mix of formats would load the wrong tables
-        raise FileExistsError(f"{root}: refusing to write .{fmt} tables next to existing {stale}; "
-                              f"remove them or save to another directory")
+        raise FileExistsError(
+            f"{root}: refusing to write .{fmt} tables next to existing {stale}; "
+            f"remove them or save to another directory"
+        )
     root.mkdir(parents=True, exist_ok=True)
     temps: dict[str, str] = {}
     try:

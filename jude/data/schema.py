@@ -10,8 +10,9 @@ Four tables (pandas in memory, parquet on disk):
 - ``labels``: member_id, job_id, label, grade, source (relevance | engagement),
   rationale
 
-``skills`` is a list of strings in memory. Validation errors name the table (or
-file), the column, the row and the offending value.
+:class:`Marketplace` holds the first three together. ``skills`` is a list of
+strings in memory. Validation errors name the table (or file), the column, the
+row and the offending value.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ACTIONS = ("impression", "view", "apply", "dismiss")
 LABEL_SOURCES = ("relevance", "engagement")
 SENIORITIES = ("junior", "mid", "senior", "lead")
 ENTITY_TYPES = ("job", "profile", "resume")
+MEMBER_VIEWS = ("profile", "resume")  # the member's two texts (entity types), either can be a query
 
 
 class DataValidationError(ValueError):
@@ -62,9 +64,7 @@ class TableSchema:
             raise DataValidationError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
         missing = [c for c in self.column_names if c not in df.columns]
         if missing:
-            raise DataValidationError(
-                f"{where}: missing column(s) {missing}; expected columns {self.column_names}"
-            )
+            raise DataValidationError(f"{where}: missing column(s) {missing}; expected columns {self.column_names}")
         if len(df) == 0:
             raise DataValidationError(f"{where}: the table is empty (0 rows)")
         out = df.reset_index(drop=True)
@@ -105,8 +105,18 @@ def _coerce(s: pd.Series, col: Column, where: str) -> pd.Series:
                 _fail(where, col.name, row, values.iloc[row], f"expected one of {list(col.allowed)}")
         return values.astype(object)
     if col.kind == "bool":
-        mapping = {True: True, False: False, "true": True, "false": False, "True": True,
-                   "False": False, "1": True, "0": False, "yes": True, "no": False}
+        mapping = {
+            True: True,
+            False: False,
+            "true": True,
+            "false": False,
+            "True": True,
+            "False": False,
+            "1": True,
+            "0": False,
+            "yes": True,
+            "no": False,
+        }
         out = values.map(lambda v: mapping.get(v, None) if not isinstance(v, float) or not np.isnan(v) else None)
         bad = out.isna().to_numpy()
         if bad.any():
@@ -224,11 +234,36 @@ LABELS = TableSchema(
 SCHEMAS = {s.name: s for s in (JOBS, MEMBERS, INTERACTIONS, LABELS)}
 
 
-def check_references(interactions: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame,
-                     where: str = "table 'interactions'") -> None:
+def check_references(
+    interactions: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, where: str = "table 'interactions'"
+) -> None:
     """Every interaction must point at a known job and a known member."""
     for col, known in (("job_id", jobs["job_id"]), ("member_id", members["member_id"])):
         bad = ~interactions[col].isin(set(known)).to_numpy()
         if bad.any():
             row = _first_bad(bad)
             _fail(where, col, row, interactions[col].iloc[row], f"unknown {col.split('_')[0]}")
+
+
+@dataclass
+class Marketplace:
+    """The three entity tables of one marketplace (the schemas above)."""
+
+    jobs: pd.DataFrame
+    members: pd.DataFrame
+    interactions: pd.DataFrame
+
+    def summary(self) -> dict:
+        """Row counts, time range and action counts (JSON-serialisable, for logs and metadata)."""
+        actions = self.interactions["action"].value_counts()
+        counts = {a: int(actions.get(a, 0)) for a in ACTIONS}
+        ts = pd.to_datetime(self.interactions["ts"])
+        return {
+            "jobs": int(len(self.jobs)),
+            "members": int(len(self.members)),
+            "interactions": int(len(self.interactions)),
+            "time_range": [str(ts.min()), str(ts.max())] if len(ts) else [None, None],
+            "actions": counts,
+            "apply_rate": counts["apply"] / counts["impression"] if counts["impression"] else 0.0,
+            "remote_share": float(self.jobs["remote"].mean()) if len(self.jobs) else 0.0,
+        }

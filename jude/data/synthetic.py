@@ -86,6 +86,7 @@ from tqdm.auto import tqdm
 
 from jude.config import SyntheticConfig
 from jude.data import schema
+from jude.data.schema import Marketplace
 from jude.data.vocab import (
     CITIES,
     CITY_WEIGHTS,
@@ -102,43 +103,25 @@ from jude.data.vocab import (
 )
 
 # --- readable defaults of the simulation (one-line reasons) ---
-REMOTE_SHARE = 0.2               # share of remote postings
-BACKLOG_SHARE = 0.2              # jobs already open on day one, so early impressions have candidates
-JOB_FRESH_DAYS = 60              # the recommender stops showing a posting after this many days
-CAREER_CHANGER_SHARE = 0.15      # members whose history includes another role family
-HOT_JOB_SHARE = 0.1              # "hot" postings that get applies regardless of fit
+REMOTE_SHARE = 0.2  # share of remote postings
+BACKLOG_SHARE = 0.2  # jobs already open on day one, so early impressions have candidates
+JOB_FRESH_DAYS = 60  # the recommender stops showing a posting after this many days
+CAREER_CHANGER_SHARE = 0.15  # members whose history includes another role family
+HOT_JOB_SHARE = 0.1  # "hot" postings that get applies regardless of fit
 COMPANY_UNIVERSE_SEED = 20260101  # the employers are fixed for every seed, like the cities
-COMPANIES_PER_INDUSTRY = 8        # ~400 employers in all
+COMPANIES_PER_INDUSTRY = 8  # ~400 employers in all
 JOB_SENIORITY_WEIGHTS = {"junior": 0.2, "mid": 0.35, "senior": 0.3, "lead": 0.15}
-CHANNELS = {"family": 0.35, "family_elsewhere": 0.08, "underqualified": 0.07,
-            "confusable": 0.12, "city": 0.13, "random": 0.25}
+CHANNELS = {
+    "family": 0.35,
+    "family_elsewhere": 0.08,
+    "underqualified": 0.07,
+    "confusable": 0.12,
+    "city": 0.13,
+    "random": 0.25,
+}
 
 _SIZES = ("small", "mid-sized", "fast-growing", "well-established", "venture-backed", "family-owned")
 _TEAMS = ("Platform", "Core", "Growth", "Payments", "Insights", "Operations", "Customer", "Infrastructure")
-
-
-@dataclass
-class Marketplace:
-    """The three entity tables of one marketplace (see :mod:`jude.data.schema`)."""
-
-    jobs: pd.DataFrame
-    members: pd.DataFrame
-    interactions: pd.DataFrame
-
-    def summary(self) -> dict:
-        """Row counts, time range and action counts (JSON-serialisable, for logs and metadata)."""
-        actions = self.interactions["action"].value_counts()
-        counts = {a: int(actions.get(a, 0)) for a in schema.ACTIONS}
-        ts = pd.to_datetime(self.interactions["ts"])
-        return {
-            "jobs": int(len(self.jobs)),
-            "members": int(len(self.members)),
-            "interactions": int(len(self.interactions)),
-            "time_range": [str(ts.min()), str(ts.max())] if len(ts) else [None, None],
-            "actions": counts,
-            "apply_rate": counts["apply"] / counts["impression"] if counts["impression"] else 0.0,
-            "remote_share": float(self.jobs["remote"].mean()) if len(self.jobs) else 0.0,
-        }
 
 
 @dataclass(frozen=True)
@@ -148,10 +131,10 @@ class _World:
     families: tuple[RoleFamily, ...]
     cities: tuple[str, ...]
     city_weights: np.ndarray  # (C,) sums to 1
-    terse: bool               # the "style" shift
+    terse: bool  # the "style" shift
 
     @classmethod
-    def for_shift(cls, shift: str) -> "_World":
+    def for_shift(cls, shift: str) -> _World:
         roles = shift in ("roles", "all")
         new_cities = shift in ("cities", "all")
         families = tuple((SHIFT_ROLE_FAMILIES if roles else ROLE_FAMILIES).values())
@@ -236,9 +219,19 @@ def _company_universe() -> dict[str, tuple[str, ...]]:
     return {ind: tuple(fake.company() for _ in range(COMPANIES_PER_INDUSTRY)) for ind in industries}
 
 
-def _job_description(rng: np.random.Generator, world: _World, title: str, company: str, industry: str,
-                     location: str, remote: bool, min_years: int, skills: list[str], adjacent: list[str],
-                     family: RoleFamily) -> str:
+def _job_description(
+    rng: np.random.Generator,
+    world: _World,
+    title: str,
+    company: str,
+    industry: str,
+    location: str,
+    remote: bool,
+    min_years: int,
+    skills: list[str],
+    adjacent: list[str],
+    family: RoleFamily,
+) -> str:
     duties = _pick(rng, family.duties, 3)
     size = _pick(rng, _SIZES)
     people = _pick(rng, (40, 80, 150, 300, 800, 2000, 5000))
@@ -248,50 +241,68 @@ def _job_description(rng: np.random.Generator, world: _World, title: str, compan
     if world.terse:
         header = _pick(rng, ("ABOUT US", "WHO WE ARE", "COMPANY"))
         must = _pick(rng, ("MUST HAVE", "REQUIREMENTS", "YOU BRING"))
-        lines = [f"{header}: {company.upper()} / {industry} / {people}+ ppl",
-                 f"{_pick(rng, ('ROLE', 'THE JOB', 'WHAT YOU DO'))}:",
-                 *[f"- {d}" for d in duties[:2]],
-                 f"{must}:",
-                 f"- {min_years}+ yrs exp" if min_years else "- entry level ok",
-                 *[f"- {s}" for s in core[:4]]]
+        lines = [
+            f"{header}: {company.upper()} / {industry} / {people}+ ppl",
+            f"{_pick(rng, ('ROLE', 'THE JOB', 'WHAT YOU DO'))}:",
+            *[f"- {d}" for d in duties[:2]],
+            f"{must}:",
+            f"- {min_years}+ yrs exp" if min_years else "- entry level ok",
+            *[f"- {s}" for s in core[:4]],
+        ]
         if adjacent:
             lines.append(f"NICE TO HAVE: {' / '.join(adjacent)}")
         lines.append(f"REMOTE: {'YES' if remote else 'NO - ' + _city_name(location).upper()}")
         return "\n".join(lines)
 
-    blurb = _pick(rng, (
-        f"{company} is a {size} {industry} company with about {people} people.",
-        f"At {company} we build products for the {industry} sector. We are a {size} team of {people}.",
-        f"{company} ({industry}) is growing and looking for a {title} to join the {team} team.",
-        f"Join {company}, a {size} {industry} business with around {people} employees.",
-    ))
-    resp = _pick(rng, (
-        f"As a {title}, you will be {duties[0]} and {duties[1]}.",
-        f"In this role you will spend your time {duties[0]}, {duties[1]} and {duties[2]}.",
-        f"You will join the {team} team and be responsible for {duties[0]}. You will also be {duties[1]}.",
-        f"Day to day, you will be {duties[0]}. Expect to be {duties[1]} as well.",
-    ))
+    blurb = _pick(
+        rng,
+        (
+            f"{company} is a {size} {industry} company with about {people} people.",
+            f"At {company} we build products for the {industry} sector. We are a {size} team of {people}.",
+            f"{company} ({industry}) is growing and looking for a {title} to join the {team} team.",
+            f"Join {company}, a {size} {industry} business with around {people} employees.",
+        ),
+    )
+    resp = _pick(
+        rng,
+        (
+            f"As a {title}, you will be {duties[0]} and {duties[1]}.",
+            f"In this role you will spend your time {duties[0]}, {duties[1]} and {duties[2]}.",
+            f"You will join the {team} team and be responsible for {duties[0]}. You will also be {duties[1]}.",
+            f"Day to day, you will be {duties[0]}. Expect to be {duties[1]} as well.",
+        ),
+    )
     if min_years == 0:
-        req = _pick(rng, (
-            f"This is an entry-level role: we expect solid basics in {_join(core[:3])}.",
-            f"No prior experience is required, but you know {_join(core[:3])}.",
-        ))
+        req = _pick(
+            rng,
+            (
+                f"This is an entry-level role: we expect solid basics in {_join(core[:3])}.",
+                f"No prior experience is required, but you know {_join(core[:3])}.",
+            ),
+        )
     else:
-        req = _pick(rng, (
-            f"You have at least {min_years} years of experience and know {_join(core)}.",
-            f"We are looking for {min_years}+ years in a similar role, strong {core[0]} and {core[1]}, "
-            f"and familiarity with {_join(core[2:] or core[:1])}.",
-            f"Requirements: {min_years}+ years of experience; {', '.join(core)}.",
-        ))
+        req = _pick(
+            rng,
+            (
+                f"You have at least {min_years} years of experience and know {_join(core)}.",
+                f"We are looking for {min_years}+ years in a similar role, strong {core[0]} and {core[1]}, "
+                f"and familiarity with {_join(core[2:] or core[:1])}.",
+                f"Requirements: {min_years}+ years of experience; {', '.join(core)}.",
+            ),
+        )
     if adjacent:
-        req += " " + _pick(rng, (f"Experience with {_join(adjacent)} is a plus.",
-                                 f"Nice to have: {', '.join(adjacent)}.",
-                                 f"Bonus points for {_join(adjacent)}."))
+        req += " " + _pick(
+            rng,
+            (
+                f"Experience with {_join(adjacent)} is a plus.",
+                f"Nice to have: {', '.join(adjacent)}.",
+                f"Bonus points for {_join(adjacent)}.",
+            ),
+        )
     return "\n\n".join([blurb, f"{resp} {where}", req])
 
 
-def _make_jobs(cfg: SyntheticConfig, rng: np.random.Generator, world: _World,
-               start: pd.Timestamp) -> pd.DataFrame:
+def _make_jobs(cfg: SyntheticConfig, rng: np.random.Generator, world: _World, start: pd.Timestamp) -> pd.DataFrame:
     companies = _company_universe()
     seniorities = list(JOB_SENIORITY_WEIGHTS)
     sen_p = np.array(list(JOB_SENIORITY_WEIGHTS.values()))
@@ -309,11 +320,22 @@ def _make_jobs(cfg: SyntheticConfig, rng: np.random.Generator, world: _World,
         core = _pick(rng, family.core_skills, int(rng.integers(4, 7)))
         adjacent = _pick(rng, family.adjacent_skills, int(rng.integers(0, 3)))
         skills = core + adjacent
-        description = _job_description(rng, world, title, company, industry, location, remote,
-                                       min_years, skills, adjacent, family)
-        rows.append({"job_id": f"J{i:05d}", "title": title, "company": company, "location": location,
-                     "remote": remote, "seniority": seniority, "min_years": min_years, "skills": skills,
-                     "description": description})
+        description = _job_description(
+            rng, world, title, company, industry, location, remote, min_years, skills, adjacent, family
+        )
+        rows.append(
+            {
+                "job_id": f"J{i:05d}",
+                "title": title,
+                "company": company,
+                "location": location,
+                "remote": remote,
+                "seniority": seniority,
+                "min_years": min_years,
+                "skills": skills,
+                "description": description,
+            }
+        )
     jobs = pd.DataFrame(rows)
 
     # posted_at: a backlog open on day one, the rest uniform over the period (leaving a last day).
@@ -337,8 +359,15 @@ def _member_years(rng: np.random.Generator) -> float:
     return float(np.clip(np.round(rng.gamma(2.2, 2.6) * 2) / 2, 0.0, 25.0))
 
 
-def _positions(rng: np.random.Generator, family: RoleFamily, previous: RoleFamily | None,
-               years: float, title: str, pool: list[str], now_year: int) -> list[dict]:
+def _positions(
+    rng: np.random.Generator,
+    family: RoleFamily,
+    previous: RoleFamily | None,
+    years: float,
+    title: str,
+    pool: list[str],
+    now_year: int,
+) -> list[dict]:
     """Work history, most recent first: 2-4 positions spanning ``years``."""
     n = int(np.clip(1 + years // 3, 2, 4))
     total = max(years, 1.0)
@@ -357,15 +386,29 @@ def _positions(rng: np.random.Generator, family: RoleFamily, previous: RoleFamil
         else:
             pos_title = _titled(rng, fam, seniority_for_years(experience_then))
         company = _pick(rng, pool)
-        positions.append({
-            "title": pos_title, "company": company, "family": fam,
-            "from": now_year - int(math.ceil(ago_start)), "to": None if k == 0 else now_year - int(math.ceil(ago_end)),
-        })
+        positions.append(
+            {
+                "title": pos_title,
+                "company": company,
+                "family": fam,
+                "from": now_year - int(math.ceil(ago_start)),
+                "to": None if k == 0 else now_year - int(math.ceil(ago_end)),
+            }
+        )
     return positions
 
 
-def _resume(rng: np.random.Generator, world: _World, name: str, location: str, positions: list[dict],
-            skills: list[str], study: str, university: str, grad_year: int) -> str:
+def _resume(
+    rng: np.random.Generator,
+    world: _World,
+    name: str,
+    location: str,
+    positions: list[dict],
+    skills: list[str],
+    study: str,
+    university: str,
+    grad_year: int,
+) -> str:
     lines: list[str] = []
     if world.terse:
         lines += [name.upper(), f"{positions[0]['title'].upper()} | {location.upper()}", "", "EXPERIENCE"]
@@ -375,8 +418,7 @@ def _resume(rng: np.random.Generator, world: _World, name: str, location: str, p
             fam = p["family"]
             for d in _pick(rng, fam.duties, int(rng.integers(1, 3))):
                 lines.append(f"  - {d}; {'/'.join(_pick(rng, fam.core_skills, 2)).lower()}")
-        lines += ["", "EDUCATION", f"* {study.upper()}, {university} [{grad_year}]", "",
-                  "SKILLS", " / ".join(skills)]
+        lines += ["", "EDUCATION", f"* {study.upper()}, {university} [{grad_year}]", "", "SKILLS", " / ".join(skills)]
         return "\n".join(lines)
 
     lines += [name, f"{positions[0]['title']} - {location}", "", "Experience"]
@@ -386,18 +428,34 @@ def _resume(rng: np.random.Generator, world: _World, name: str, location: str, p
         fam = p["family"]
         for d in _pick(rng, fam.duties, int(rng.integers(1, 3))):
             tools = _pick(rng, fam.core_skills, 2)
-            lines.append("- " + _pick(rng, (f"{_cap(d)} with {tools[0]} and {tools[1]}.",
-                                            f"{_cap(d)}, using {tools[0]}.",
-                                            f"Responsible for {d}.")))
-    degree = _pick(rng, ("B.Sc.", "M.Sc.", "B.A.", "M.A.")) if study not in ("Law", "Nursing", "Pharmacy") \
+            lines.append(
+                "- "
+                + _pick(
+                    rng,
+                    (
+                        f"{_cap(d)} with {tools[0]} and {tools[1]}.",
+                        f"{_cap(d)}, using {tools[0]}.",
+                        f"Responsible for {d}.",
+                    ),
+                )
+            )
+    degree = (
+        _pick(rng, ("B.Sc.", "M.Sc.", "B.A.", "M.A."))
+        if study not in ("Law", "Nursing", "Pharmacy")
         else {"Law": "J.D.", "Nursing": "B.Sc.", "Pharmacy": "Pharm.D."}[study]
-    lines += ["", "Education", f"{degree} in {study}, {university} ({grad_year})", "",
-              "Skills: " + ", ".join(skills)]
+    )
+    lines += ["", "Education", f"{degree} in {study}, {university} ({grad_year})", "", "Skills: " + ", ".join(skills)]
     return "\n".join(lines)
 
 
-def _make_members(cfg: SyntheticConfig, rng: np.random.Generator, fake: Faker, world: _World,
-                  start: pd.Timestamp, company_pool: list[str]) -> pd.DataFrame:
+def _make_members(
+    cfg: SyntheticConfig,
+    rng: np.random.Generator,
+    fake: Faker,
+    world: _World,
+    start: pd.Timestamp,
+    company_pool: list[str],
+) -> pd.DataFrame:
     all_skills = sorted({s for f in world.families for s in f.core_skills + f.adjacent_skills})
     now_year = start.year
     rows = []
@@ -427,21 +485,42 @@ def _make_members(cfg: SyntheticConfig, rng: np.random.Generator, fake: Faker, w
         top = skills[:3]
         duty = _pick(rng, family.duties)
         if world.terse:
-            headline = _pick(rng, (f"{title.upper()} // {' / '.join(top)}",
-                                   f"{title} | {_years_text(years).replace('years', 'yrs')} | OPEN TO WORK",
-                                   f"{title.upper()} @ {current_company.upper()}"))
-            summary = (f"{_years_text(years).replace('years', 'yrs')} exp. {'/'.join(s.lower() for s in top)}. "
-                       f"{_cap(duty)}." + (f" EX-{previous.titles[0].upper()}." if previous else "")
-                       + _pick(rng, (" OPEN TO RELOCATION.", " REMOTE ONLY.", "")))
+            headline = _pick(
+                rng,
+                (
+                    f"{title.upper()} // {' / '.join(top)}",
+                    f"{title} | {_years_text(years).replace('years', 'yrs')} | OPEN TO WORK",
+                    f"{title.upper()} @ {current_company.upper()}",
+                ),
+            )
+            summary = (
+                f"{_years_text(years).replace('years', 'yrs')} exp. {'/'.join(s.lower() for s in top)}. "
+                f"{_cap(duty)}."
+                + (f" EX-{previous.titles[0].upper()}." if previous else "")
+                + _pick(rng, (" OPEN TO RELOCATION.", " REMOTE ONLY.", ""))
+            )
         else:
-            headline = _pick(rng, (f"{title} at {current_company}", f"{title} | {', '.join(top)}",
-                                   f"{title} with {_years_text(years)} of experience", f"{title} | {industry}"))
+            headline = _pick(
+                rng,
+                (
+                    f"{title} at {current_company}",
+                    f"{title} | {', '.join(top)}",
+                    f"{title} with {_years_text(years)} of experience",
+                    f"{title} | {industry}",
+                ),
+            )
             if previous is not None:
                 headline += f", formerly {previous.titles[0]}"
             sentences = [
-                _pick(rng, (f"I am a {title} with {_years_text(years)} of experience in {industry}.",
-                            f"{_cap(_years_text(years))} of experience as a {family.titles[0]}, most recently at {current_company}.",
-                            f"Experienced {family.titles[0]} based in {_city_name(location)}.")),
+                _pick(
+                    rng,
+                    (
+                        f"I am a {title} with {_years_text(years)} of experience in {industry}.",
+                        f"{_cap(_years_text(years))} of experience as a {family.titles[0]}, "
+                        f"most recently at {current_company}.",
+                        f"Experienced {family.titles[0]} based in {_city_name(location)}.",
+                    ),
+                ),
                 _pick(rng, (f"I enjoy {duty}.", f"Most of my work is {duty}.", f"Focused on {duty}.")),
             ]
             if previous is not None:
@@ -450,12 +529,29 @@ def _make_members(cfg: SyntheticConfig, rng: np.random.Generator, fake: Faker, w
                 sentences.append(_pick(rng, (f"Strong in {_join(top)}.", f"Skilled in {_join(top)}.", "")))
             summary = " ".join(s for s in sentences if s)
         study = _pick(rng, (previous or family).studies)
-        university = _pick(rng, (f"University of {fake.city()}", f"{fake.last_name()} University",
-                                 f"{fake.city()} Institute of Technology", f"{fake.last_name()} College"))
+        university = _pick(
+            rng,
+            (
+                f"University of {fake.city()}",
+                f"{fake.last_name()} University",
+                f"{fake.city()} Institute of Technology",
+                f"{fake.last_name()} College",
+            ),
+        )
         grad_year = now_year - int(math.ceil(years)) - int(rng.integers(0, 2))
         resume = _resume(rng, world, name, location, positions, skills, study, university, grad_year)
-        rows.append({"member_id": f"M{i:05d}", "headline": headline, "title": title, "location": location,
-                     "years_experience": years, "skills": skills, "summary": summary, "resume_text": resume})
+        rows.append(
+            {
+                "member_id": f"M{i:05d}",
+                "headline": headline,
+                "title": title,
+                "location": location,
+                "years_experience": years,
+                "skills": skills,
+                "summary": summary,
+                "resume_text": resume,
+            }
+        )
     members = pd.DataFrame(rows)
     members["updated_at"] = _ts(start, rng.uniform(0.0, cfg.days, cfg.n_members))
     return members
@@ -486,8 +582,9 @@ def pair_features(jobs: pd.DataFrame, members: pd.DataFrame, pairs: pd.DataFrame
     mf = [mem_fam[t] for t in m["title"]]
     role = np.array([family_fit(a, b) for a, b in zip(mf, jf)])
     confusable = np.array([are_confusable(a, b) for a, b in zip(mf, jf)])
-    location = (j["remote"].to_numpy(bool)
-                | (m["location"].str.lower().to_numpy() == j["location"].str.lower().to_numpy())).astype(float)
+    location = (
+        j["remote"].to_numpy(bool) | (m["location"].str.lower().to_numpy() == j["location"].str.lower().to_numpy())
+    ).astype(float)
     gap = m["years_experience"].to_numpy(float) - j["min_years"].to_numpy(float)
     years_fit = np.where(gap >= 0, 1.0, np.exp(np.minimum(gap, 0.0) / 1.5)) * np.where(gap > 8, 0.7, 1.0)
     job_sk = {k: _skill_set(v) for k, v in zip(jobs["job_id"], jobs["skills"])}
@@ -495,8 +592,19 @@ def pair_features(jobs: pd.DataFrame, members: pd.DataFrame, pairs: pd.DataFrame
     skills = np.array([_overlap(job_sk[a], mem_sk[b]) for a, b in zip(pairs["job_id"], pairs["member_id"])])
     qual = years_fit * (0.4 + 0.6 * skills)
     fit = role * location * qual
-    return pd.DataFrame({"role": role, "confusable": confusable, "location": location, "years_gap": gap,
-                         "years_fit": years_fit, "skills": skills, "qual": qual, "fit": fit}, index=pairs.index)
+    return pd.DataFrame(
+        {
+            "role": role,
+            "confusable": confusable,
+            "location": location,
+            "years_gap": gap,
+            "years_fit": years_fit,
+            "skills": skills,
+            "qual": qual,
+            "fit": fit,
+        },
+        index=pairs.index,
+    )
 
 
 def _skill_set(skills) -> frozenset[str]:
@@ -512,8 +620,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def engagement_probabilities(features: pd.DataFrame, popularity: np.ndarray,
-                             noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def engagement_probabilities(
+    features: pd.DataFrame, popularity: np.ndarray, noise: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """P(view | impression), P(apply | view), P(dismiss | view, no apply) per pair (module docstring)."""
     noise = np.zeros(len(features)) if noise is None else noise
     role, fit = features["role"].to_numpy(), features["fit"].to_numpy()
@@ -528,8 +637,14 @@ def engagement_probabilities(features: pd.DataFrame, popularity: np.ndarray,
 # ----------------------------------------------------------------------------- interactions
 
 
-def _impressions(cfg: SyntheticConfig, rng: np.random.Generator, jobs: pd.DataFrame, members: pd.DataFrame,
-                 popularity: np.ndarray, start: pd.Timestamp) -> pd.DataFrame:
+def _impressions(
+    cfg: SyntheticConfig,
+    rng: np.random.Generator,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    popularity: np.ndarray,
+    start: pd.Timestamp,
+) -> pd.DataFrame:
     """Which member saw which job when (the recommender's channels, module docstring). Times in days."""
     job_fam = np.array([role_family_of(t) for t in jobs["title"]], dtype=object)
     mem_fam = [role_family_of(t) for t in members["title"]]
@@ -549,19 +664,21 @@ def _impressions(cfg: SyntheticConfig, rng: np.random.Generator, jobs: pd.DataFr
         fam, loc, years = mem_fam[mi], members["location"].iat[mi], float(members["years_experience"].iat[mi])
         same = job_fam == fam
         loc_ok = remote | (job_loc == loc)
-        masks = np.stack([  # (channels, J), in the order of CHANNELS
-            same,                                            # family
-            same & ~loc_ok,                                  # family_elsewhere
-            same & loc_ok & (min_years > years),             # underqualified
-            confusable_of.get(fam, np.zeros(len(jobs), bool)),  # confusable
-            loc_ok,                                          # city
-            np.ones(len(jobs), bool),                        # random
-        ])
+        masks = np.stack(
+            [  # (channels, J), in the order of CHANNELS
+                same,  # family
+                same & ~loc_ok,  # family_elsewhere
+                same & loc_ok & (min_years > years),  # underqualified
+                confusable_of.get(fam, np.zeros(len(jobs), bool)),  # confusable
+                loc_ok,  # city
+                np.ones(len(jobs), bool),  # random
+            ]
+        )
         times = np.sort(rng.uniform(1.0, cfg.days - 1.0, cfg.impressions_per_member))  # (K,)
-        channels = rng.choice(len(channel_names), size=len(times), p=channel_p)       # (K,)
+        channels = rng.choice(len(channel_names), size=len(times), p=channel_p)  # (K,)
         avail = (posted[None, :] < times[:, None]) & (posted[None, :] >= times[:, None] - JOB_FRESH_DAYS)  # (K, J)
         # Gumbel-max: argmax(log w + Gumbel) samples a job with probability proportional to w.
-        score = log_w[None, :] + rng.gumbel(size=avail.shape)                          # (K, J)
+        score = log_w[None, :] + rng.gumbel(size=avail.shape)  # (K, J)
         primary = np.where(avail & masks[channels], score, -np.inf)
         fallback = np.where(avail, score, -np.inf)  # an empty channel falls back to any open job
         for k in range(len(times)):
@@ -577,13 +694,15 @@ def _impressions(cfg: SyntheticConfig, rng: np.random.Generator, jobs: pd.DataFr
     return pd.DataFrame({"m": rows_m, "j": rows_j, "t": rows_t})
 
 
-def _make_interactions(cfg: SyntheticConfig, rng: np.random.Generator, jobs: pd.DataFrame,
-                       members: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+def _make_interactions(
+    cfg: SyntheticConfig, rng: np.random.Generator, jobs: pd.DataFrame, members: pd.DataFrame, start: pd.Timestamp
+) -> pd.DataFrame:
     n_jobs = len(jobs)
     popularity = rng.normal(0.0, 0.5, n_jobs) + 1.2 * (rng.random(n_jobs) < HOT_JOB_SHARE)
     imp = _impressions(cfg, rng, jobs, members, popularity, start)
-    pairs = pd.DataFrame({"member_id": members["member_id"].to_numpy()[imp["m"]],
-                          "job_id": jobs["job_id"].to_numpy()[imp["j"]]})
+    pairs = pd.DataFrame(
+        {"member_id": members["member_id"].to_numpy()[imp["m"]], "job_id": jobs["job_id"].to_numpy()[imp["j"]]}
+    )
     feats = pair_features(jobs, members, pairs)
     probs = engagement_probabilities(feats, popularity[imp["j"].to_numpy()], rng.normal(0.0, 0.5, len(pairs)))
     n = len(pairs)
@@ -596,11 +715,22 @@ def _make_interactions(cfg: SyntheticConfig, rng: np.random.Generator, jobs: pd.
     t_apply = t_view + (60.0 + rng.exponential(1200.0, n)) / 86400.0
     t_dismiss = t_view + (5.0 + rng.exponential(60.0, n)) / 86400.0
     parts = []
-    for action, mask, t in (("impression", np.ones(n, bool), t_imp), ("view", viewed, t_view),
-                            ("apply", applied, t_apply), ("dismiss", dismissed, t_dismiss)):
-        parts.append(pd.DataFrame({"member_id": pairs["member_id"].to_numpy()[mask],
-                                   "job_id": pairs["job_id"].to_numpy()[mask],
-                                   "ts": _ts(start, t[mask]).to_numpy(), "action": action}))
+    for action, mask, t in (
+        ("impression", np.ones(n, bool), t_imp),
+        ("view", viewed, t_view),
+        ("apply", applied, t_apply),
+        ("dismiss", dismissed, t_dismiss),
+    ):
+        parts.append(
+            pd.DataFrame(
+                {
+                    "member_id": pairs["member_id"].to_numpy()[mask],
+                    "job_id": pairs["job_id"].to_numpy()[mask],
+                    "ts": _ts(start, t[mask]).to_numpy(),
+                    "action": action,
+                }
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
     order = {a: i for i, a in enumerate(schema.ACTIONS)}
     out["_o"] = out["action"].map(order)

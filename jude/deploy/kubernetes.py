@@ -12,11 +12,16 @@ are the API's own) and then turned into plain dicts:
 - **Service**: HTTP and gRPC ports.
 - **HorizontalPodAutoscaler** (autoscaling/v2) on CPU utilisation.
 - **PodDisruptionBudget** (policy/v1).
+- With ``kubernetes.nearline.enabled``: the **nearline worker** Deployment
+  (``jude nearline run``, embedding through the Service's gRPC port) and its
+  PodDisruptionBudget. Its readiness (``/ready``) and liveness (``/health``) probes
+  are the worker's own HTTP endpoints; SIGTERM lets it finish the batch in flight.
 
 :func:`validate_manifests` checks each against the official JSON schemas
 (kubernetes-validate, strict). :func:`apply_manifests` creates or patches each
-object, waits for the Deployment's rollout and, when it fails, restores the
-Deployment as it was before (``kubectl rollout undo`` in effect).
+object, waits for every Deployment's rollout and, when one fails, restores the
+Deployments as they were before (``kubectl rollout undo`` in effect): the worker
+and the server it embeds with go back together.
 """
 
 from __future__ import annotations
@@ -50,8 +55,12 @@ class RolloutError(RuntimeError):
 
 
 def _labels(kc: KubernetesConfig) -> dict[str, str]:
-    return {APP_LABEL: kc.name, "app.kubernetes.io/component": "embedding-server",
-            "app.kubernetes.io/part-of": "jude", "app.kubernetes.io/managed-by": "jude"}
+    return {
+        APP_LABEL: kc.name,
+        "app.kubernetes.io/component": "embedding-server",
+        "app.kubernetes.io/part-of": "jude",
+        "app.kubernetes.io/managed-by": "jude",
+    }
 
 
 def _selector(kc: KubernetesConfig) -> dict[str, str]:
@@ -68,18 +77,26 @@ def _serve_overrides(serve: ServeConfig, kc: KubernetesConfig) -> dict[str, Any]
 
 def _deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deployment:
     kc = cfg.kubernetes
-    env = [k8s.V1EnvVar(name="JUDE_MODEL_URI", value=cfg.model_uri),
-           k8s.V1EnvVar(name="HOME", value="/tmp"),  # the root filesystem is read-only
-           k8s.V1EnvVar(name="JUDE_HOME", value="/tmp/jude"),  # registry downloads land under $JUDE_HOME/.jude
-           k8s.V1EnvVar(name="HF_HUB_OFFLINE", value="1"),
-           k8s.V1EnvVar(name="TOKENIZERS_PARALLELISM", value="false")]
+    env = [
+        k8s.V1EnvVar(name="JUDE_MODEL_URI", value=cfg.model_uri),
+        k8s.V1EnvVar(name="HOME", value="/tmp"),  # the root filesystem is read-only
+        k8s.V1EnvVar(name="JUDE_HOME", value="/tmp/jude"),  # registry downloads land under $JUDE_HOME/.jude
+        k8s.V1EnvVar(name="HF_HUB_OFFLINE", value="1"),
+        k8s.V1EnvVar(name="TOKENIZERS_PARALLELISM", value="false"),
+    ]
     overrides = _serve_overrides(cfg.serve, kc)
     if overrides:
         env.append(k8s.V1EnvVar(name="JUDE_SERVE_CONFIG", value=json.dumps(overrides, sort_keys=True)))
     env += [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(kc.env.items())]
     if kc.api_key_secret:
-        env.append(k8s.V1EnvVar(name=cfg.serve.api_key_env, value_from=k8s.V1EnvVarSource(
-            secret_key_ref=k8s.V1SecretKeySelector(name=kc.api_key_secret, key="api-key"))))
+        env.append(
+            k8s.V1EnvVar(
+                name=cfg.serve.api_key_env,
+                value_from=k8s.V1EnvVarSource(
+                    secret_key_ref=k8s.V1SecretKeySelector(name=kc.api_key_secret, key="api-key")
+                ),
+            )
+        )
 
     requests = {"cpu": kc.cpu_request, "memory": kc.memory_request}
     limits = {"cpu": kc.cpu_limit, "memory": kc.memory_limit}
@@ -88,30 +105,53 @@ def _deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deploymen
         limits["nvidia.com/gpu"] = str(kc.gpus)
 
     def http_probe(path: str, period: int, failures: int, timeout: int = 2) -> k8s.V1Probe:
-        return k8s.V1Probe(http_get=k8s.V1HTTPGetAction(path=path, port="http"), period_seconds=period,
-                           failure_threshold=failures, timeout_seconds=timeout)
+        return k8s.V1Probe(
+            http_get=k8s.V1HTTPGetAction(path=path, port="http"),
+            period_seconds=period,
+            failure_threshold=failures,
+            timeout_seconds=timeout,
+        )
 
     startup_period = 5
     container = k8s.V1Container(
         name="server",
         image=kc.image,
         image_pull_policy=kc.image_pull_policy,
-        args=["serve", "--model", cfg.model_uri, "--host", "0.0.0.0", "--port", str(kc.http_port),
-              "--grpc-port", str(kc.grpc_port)] + (["--device", "cuda"] if kc.gpus else []),
+        args=[
+            "serve",
+            "--model",
+            cfg.model_uri,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(kc.http_port),
+            "--grpc-port",
+            str(kc.grpc_port),
+        ]
+        + (["--device", "cuda"] if kc.gpus else []),
         env=env,
-        ports=[k8s.V1ContainerPort(name="http", container_port=kc.http_port, protocol="TCP"),
-               k8s.V1ContainerPort(name="grpc", container_port=kc.grpc_port, protocol="TCP")],
+        ports=[
+            k8s.V1ContainerPort(name="http", container_port=kc.http_port, protocol="TCP"),
+            k8s.V1ContainerPort(name="grpc", container_port=kc.grpc_port, protocol="TCP"),
+        ],
         resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),
         # startup: the model may take minutes to download and load; liveness only starts after it
         startup_probe=http_probe("/ready", startup_period, max(1, kc.startup_timeout_s // startup_period)),
         readiness_probe=http_probe("/ready", 5, 3),
         liveness_probe=http_probe("/health", 10, 3, timeout=5),
-        lifecycle=k8s.V1Lifecycle(pre_stop=k8s.V1LifecycleHandler(
-            _exec=k8s.V1ExecAction(command=["sleep", str(kc.drain_seconds)]))) if kc.drain_seconds else None,
+        lifecycle=k8s.V1Lifecycle(
+            pre_stop=k8s.V1LifecycleHandler(_exec=k8s.V1ExecAction(command=["sleep", str(kc.drain_seconds)]))
+        )
+        if kc.drain_seconds
+        else None,
         security_context=k8s.V1SecurityContext(
-            run_as_non_root=True, run_as_user=kc.run_as_user, run_as_group=kc.run_as_user,
-            allow_privilege_escalation=False, read_only_root_filesystem=True,
-            capabilities=k8s.V1Capabilities(drop=["ALL"])),
+            run_as_non_root=True,
+            run_as_user=kc.run_as_user,
+            run_as_group=kc.run_as_user,
+            allow_privilege_escalation=False,
+            read_only_root_filesystem=True,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+        ),
         volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
     )
     tolerations = None
@@ -122,8 +162,12 @@ def _deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deploymen
         # drain, then up to 30 s for in-flight requests after SIGTERM
         termination_grace_period_seconds=kc.drain_seconds + 30,
         security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=kc.run_as_user, run_as_group=kc.run_as_user,
-            fs_group=kc.run_as_user, seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault")),
+            run_as_non_root=True,
+            run_as_user=kc.run_as_user,
+            run_as_group=kc.run_as_user,
+            fs_group=kc.run_as_user,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
         volumes=[k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="20Gi"))],
         node_selector=dict(kc.node_selector) or None,
         tolerations=tolerations,
@@ -133,63 +177,230 @@ def _deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deploymen
     if model_version:
         annotations[MODEL_VERSION_ANNOTATION] = str(model_version)
     return k8s.V1Deployment(
-        api_version="apps/v1", kind="Deployment",
+        api_version="apps/v1",
+        kind="Deployment",
         metadata=k8s.V1ObjectMeta(name=kc.name, namespace=kc.namespace, labels=_labels(kc), annotations=annotations),
         spec=k8s.V1DeploymentSpec(
             replicas=kc.replicas,
             revision_history_limit=5,
             progress_deadline_seconds=int(kc.rollout_timeout_s),
             selector=k8s.V1LabelSelector(match_labels=_selector(kc)),
-            strategy=k8s.V1DeploymentStrategy(type="RollingUpdate", rolling_update=k8s.V1RollingUpdateDeployment(
-                max_surge=1, max_unavailable=0)),
+            strategy=k8s.V1DeploymentStrategy(
+                type="RollingUpdate", rolling_update=k8s.V1RollingUpdateDeployment(max_surge=1, max_unavailable=0)
+            ),
             template=k8s.V1PodTemplateSpec(
                 # the annotation changes with the model, so a new champion rolls the pods
                 metadata=k8s.V1ObjectMeta(labels=_labels(kc), annotations=annotations),
-                spec=pod),
+                spec=pod,
+            ),
         ),
     )
 
 
 def _service(kc: KubernetesConfig) -> k8s.V1Service:
     return k8s.V1Service(
-        api_version="v1", kind="Service",
+        api_version="v1",
+        kind="Service",
         metadata=k8s.V1ObjectMeta(name=kc.name, namespace=kc.namespace, labels=_labels(kc)),
-        spec=k8s.V1ServiceSpec(type=kc.service_type, selector=_selector(kc), ports=[
-            k8s.V1ServicePort(name="http", port=kc.http_port, target_port="http", protocol="TCP"),
-            k8s.V1ServicePort(name="grpc", port=kc.grpc_port, target_port="grpc", protocol="TCP",
-                              app_protocol="grpc"),
-        ]))
+        spec=k8s.V1ServiceSpec(
+            type=kc.service_type,
+            selector=_selector(kc),
+            ports=[
+                k8s.V1ServicePort(name="http", port=kc.http_port, target_port="http", protocol="TCP"),
+                k8s.V1ServicePort(
+                    name="grpc", port=kc.grpc_port, target_port="grpc", protocol="TCP", app_protocol="grpc"
+                ),
+            ],
+        ),
+    )
 
 
 def _hpa(kc: KubernetesConfig) -> k8s.V2HorizontalPodAutoscaler:
     return k8s.V2HorizontalPodAutoscaler(
-        api_version="autoscaling/v2", kind="HorizontalPodAutoscaler",
+        api_version="autoscaling/v2",
+        kind="HorizontalPodAutoscaler",
         metadata=k8s.V1ObjectMeta(name=kc.name, namespace=kc.namespace, labels=_labels(kc)),
         spec=k8s.V2HorizontalPodAutoscalerSpec(
-            scale_target_ref=k8s.V2CrossVersionObjectReference(api_version="apps/v1", kind="Deployment",
-                                                               name=kc.name),
-            min_replicas=kc.min_replicas, max_replicas=kc.max_replicas,
-            metrics=[k8s.V2MetricSpec(type="Resource", resource=k8s.V2ResourceMetricSource(
-                name="cpu", target=k8s.V2MetricTarget(type="Utilization",
-                                                      average_utilization=kc.target_cpu_utilization)))]))
+            scale_target_ref=k8s.V2CrossVersionObjectReference(api_version="apps/v1", kind="Deployment", name=kc.name),
+            min_replicas=kc.min_replicas,
+            max_replicas=kc.max_replicas,
+            metrics=[
+                k8s.V2MetricSpec(
+                    type="Resource",
+                    resource=k8s.V2ResourceMetricSource(
+                        name="cpu",
+                        target=k8s.V2MetricTarget(type="Utilization", average_utilization=kc.target_cpu_utilization),
+                    ),
+                )
+            ],
+        ),
+    )
 
 
 def _pdb(kc: KubernetesConfig) -> k8s.V1PodDisruptionBudget:
     return k8s.V1PodDisruptionBudget(
-        api_version="policy/v1", kind="PodDisruptionBudget",
+        api_version="policy/v1",
+        kind="PodDisruptionBudget",
         metadata=k8s.V1ObjectMeta(name=kc.name, namespace=kc.namespace, labels=_labels(kc)),
-        spec=k8s.V1PodDisruptionBudgetSpec(min_available=kc.pdb_min_available,
-                                           selector=k8s.V1LabelSelector(match_labels=_selector(kc))))
+        spec=k8s.V1PodDisruptionBudgetSpec(
+            min_available=kc.pdb_min_available, selector=k8s.V1LabelSelector(match_labels=_selector(kc))
+        ),
+    )
+
+
+NEARLINE_CONFIG_ENV = "JUDE_NEARLINE_CONFIG"  # jude.nearline.worker.CONFIG_ENV (deploy does not import nearline)
+
+
+def nearline_name(kc: KubernetesConfig) -> str:
+    return f"{kc.name}-nearline"
+
+
+def _nearline_labels(kc: KubernetesConfig) -> dict[str, str]:
+    return {**_labels(kc), APP_LABEL: nearline_name(kc), "app.kubernetes.io/component": "nearline-worker"}
+
+
+def _nearline_selector(kc: KubernetesConfig) -> dict[str, str]:
+    return {APP_LABEL: nearline_name(kc), "app.kubernetes.io/component": "nearline-worker"}
+
+
+def nearline_worker_config(kc: KubernetesConfig) -> dict[str, Any]:
+    """The worker's settings for ``$JUDE_NEARLINE_CONFIG``: what differs from the defaults, plus where it runs.
+
+    Unless the config names its own targets, the worker embeds through this
+    deployment's Service (gRPC) and its embedding version is the served registry
+    version. Its probes listen on every interface, on the container's metrics port.
+    """
+    nc = kc.nearline
+    values = nc.worker.model_dump(exclude_defaults=True, mode="json")
+    if "targets" not in nc.worker.model_fields_set:
+        values["targets"] = [{"server": f"{kc.name}.{kc.namespace}.svc.cluster.local:{kc.grpc_port}"}]
+    values["metrics_host"] = "0.0.0.0"
+    values["metrics_port"] = nc.metrics_port
+    return values
+
+
+def _nearline_deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deployment:
+    kc, nc = cfg.kubernetes, cfg.kubernetes.nearline
+    env = [
+        k8s.V1EnvVar(name=NEARLINE_CONFIG_ENV, value=json.dumps(nearline_worker_config(kc), sort_keys=True)),
+        k8s.V1EnvVar(name="HOME", value="/tmp"),
+        k8s.V1EnvVar(name="JUDE_HOME", value="/tmp/jude"),
+        k8s.V1EnvVar(name="HF_HUB_OFFLINE", value="1"),
+        k8s.V1EnvVar(name="TOKENIZERS_PARALLELISM", value="false"),
+    ]
+    env += [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(kc.env.items())]
+    if kc.api_key_secret:
+        env.append(
+            k8s.V1EnvVar(
+                name=nc.worker.api_key_env,
+                value_from=k8s.V1EnvVarSource(
+                    secret_key_ref=k8s.V1SecretKeySelector(name=kc.api_key_secret, key="api-key")
+                ),
+            )
+        )
+
+    def probe(path: str, period: int, failures: int) -> k8s.V1Probe:
+        return k8s.V1Probe(
+            http_get=k8s.V1HTTPGetAction(path=path, port="metrics"),
+            period_seconds=period,
+            failure_threshold=failures,
+            timeout_seconds=2,
+        )
+
+    startup_period = 5
+    security = k8s.V1SecurityContext(
+        run_as_non_root=True,
+        run_as_user=kc.run_as_user,
+        run_as_group=kc.run_as_user,
+        allow_privilege_escalation=False,
+        read_only_root_filesystem=True,
+        capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    )
+    container = k8s.V1Container(
+        name="nearline",
+        image=nc.image or kc.image,
+        image_pull_policy=kc.image_pull_policy,
+        args=["nearline", "run"],
+        env=env,
+        ports=[k8s.V1ContainerPort(name="metrics", container_port=nc.metrics_port, protocol="TCP")],
+        resources=k8s.V1ResourceRequirements(
+            requests={"cpu": nc.cpu_request, "memory": nc.memory_request},
+            limits={"cpu": nc.cpu_limit, "memory": nc.memory_limit},
+        ),
+        # startup: the worker waits for the server (Info) and its stores before it reads
+        startup_probe=probe("/ready", startup_period, max(1, kc.startup_timeout_s // startup_period)),
+        readiness_probe=probe("/ready", 5, 3),
+        liveness_probe=probe("/health", 10, 3),
+        security_context=security,
+        volume_mounts=[k8s.V1VolumeMount(name="tmp", mount_path="/tmp")],
+    )
+    pod = k8s.V1PodSpec(
+        containers=[container],
+        # SIGTERM: the batch in flight is written and acknowledged before the worker exits
+        termination_grace_period_seconds=60,
+        security_context=k8s.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=kc.run_as_user,
+            run_as_group=kc.run_as_user,
+            fs_group=kc.run_as_user,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        volumes=[k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit="1Gi"))],
+        automount_service_account_token=False,
+    )
+    annotations = {MODEL_URI_ANNOTATION: cfg.model_uri}
+    if model_version:
+        annotations[MODEL_VERSION_ANNOTATION] = str(model_version)
+    name = nearline_name(kc)
+    return k8s.V1Deployment(
+        api_version="apps/v1",
+        kind="Deployment",
+        metadata=k8s.V1ObjectMeta(
+            name=name, namespace=kc.namespace, labels=_nearline_labels(kc), annotations=annotations
+        ),
+        spec=k8s.V1DeploymentSpec(
+            replicas=nc.replicas,
+            revision_history_limit=5,
+            progress_deadline_seconds=int(kc.rollout_timeout_s),
+            selector=k8s.V1LabelSelector(match_labels=_nearline_selector(kc)),
+            strategy=k8s.V1DeploymentStrategy(
+                type="RollingUpdate", rolling_update=k8s.V1RollingUpdateDeployment(max_surge=1, max_unavailable=0)
+            ),
+            template=k8s.V1PodTemplateSpec(
+                # a new champion rolls the workers too: their embedding version follows the served model
+                metadata=k8s.V1ObjectMeta(labels=_nearline_labels(kc), annotations=annotations),
+                spec=pod,
+            ),
+        ),
+    )
+
+
+def _nearline_pdb(kc: KubernetesConfig) -> k8s.V1PodDisruptionBudget:
+    return k8s.V1PodDisruptionBudget(
+        api_version="policy/v1",
+        kind="PodDisruptionBudget",
+        metadata=k8s.V1ObjectMeta(name=nearline_name(kc), namespace=kc.namespace, labels=_nearline_labels(kc)),
+        spec=k8s.V1PodDisruptionBudgetSpec(
+            min_available=kc.nearline.pdb_min_available,
+            selector=k8s.V1LabelSelector(match_labels=_nearline_selector(kc)),
+        ),
+    )
 
 
 def render_manifests(cfg: DeployConfig | KubernetesConfig | dict, model_version: str | None = None) -> list[dict]:
-    """The four manifests as plain dicts (Deployment, Service, HPA, PDB), ready for YAML or the API."""
+    """The manifests as plain dicts, ready for YAML or the API.
+
+    Deployment, Service, HPA, PDB of the server; then, with ``kubernetes.nearline.enabled``,
+    the nearline worker's Deployment and PDB.
+    """
     if isinstance(cfg, dict):
         cfg = DeployConfig.model_validate(cfg)
     elif isinstance(cfg, KubernetesConfig):
         cfg = DeployConfig(target="kubernetes", kubernetes=cfg)
     kc = cfg.kubernetes
     objects = [_deployment(cfg, model_version), _service(kc), _hpa(kc), _pdb(kc)]
+    if kc.nearline.enabled:
+        objects += [_nearline_deployment(cfg, model_version), _nearline_pdb(kc)]
     return [k8s.ApiClient().sanitize_for_serialization(o) for o in objects]
 
 
@@ -252,15 +463,19 @@ def _api_for(kind: str, api_client: k8s.ApiClient) -> tuple[Any, str]:
     }[kind]
 
 
-def apply_manifests(manifests: list[dict], api_client: k8s.ApiClient, timeout_s: float = 600.0,
-                    poll_s: float = 2.0, log=print) -> ApplyResult:
-    """Create or patch each object, await the Deployment's rollout, roll it back if it fails.
+def apply_manifests(
+    manifests: list[dict], api_client: k8s.ApiClient, timeout_s: float = 600.0, poll_s: float = 2.0, log=print
+) -> ApplyResult:
+    """Create or patch each object, await every Deployment's rollout, roll them back if one fails.
 
+    The Deployments (the server, and the nearline worker when rendered) are awaited in
+    order within ``timeout_s`` in all. When one fails, every Deployment this call
+    patched is restored, so a worker never stays on a model its server no longer has.
     Raises :class:`RolloutError` after rolling back (when there was a previous version).
     """
     result = ApplyResult()
-    previous_deployment: dict | None = None
-    deployment: dict | None = None
+    previous: dict[str, dict | None] = {}  # Deployment name -> as it was (None: this call created it)
+    deployments: list[dict] = []
     ordered = sorted(manifests, key=lambda m: KIND_ORDER.index(m["kind"]) if m["kind"] in KIND_ORDER else 99)
     for m in ordered:
         kind, name, ns = m["kind"], m["metadata"]["name"], m["metadata"].get("namespace", "default")
@@ -275,30 +490,37 @@ def apply_manifests(manifests: list[dict], api_client: k8s.ApiClient, timeout_s:
             getattr(api, f"create_namespaced_{suffix}")(ns, m)
             result.actions[f"{kind}/{name}"] = "created"
         else:
-            if kind == "Deployment":
-                previous_deployment = api_client.sanitize_for_serialization(current)
             getattr(api, f"patch_namespaced_{suffix}")(name, ns, m)
             result.actions[f"{kind}/{name}"] = "patched"
         log(f"{kind}/{name}: {result.actions[f'{kind}/{name}']}")
         if kind == "Deployment":
-            deployment = m
-    if deployment is None:
-        return result
-    name, ns = deployment["metadata"]["name"], deployment["metadata"].get("namespace", "default")
-    try:
-        result.revision = wait_for_rollout(api_client, name, ns, timeout_s=timeout_s, poll_s=poll_s, log=log)
-        result.rolled_out = True
-    except RolloutError as e:
-        if previous_deployment is None:
-            raise RolloutError(f"{e}; there is no previous version to roll back to "
-                               f"(Deployment/{name} left as is for inspection)") from e
-        rollback_deployment(api_client, previous_deployment)
-        raise RolloutError(f"{e}; rolled Deployment/{name} back to the previous version") from e
+            previous[name] = None if current is None else api_client.sanitize_for_serialization(current)
+            deployments.append(m)
+    deadline = time.monotonic() + timeout_s
+    for deployment in deployments:
+        name, ns = deployment["metadata"]["name"], deployment["metadata"].get("namespace", "default")
+        try:
+            left = max(deadline - time.monotonic(), poll_s)
+            revision = wait_for_rollout(api_client, name, ns, timeout_s=left, poll_s=poll_s, log=log)
+        except RolloutError as e:
+            restored = [prev for prev in previous.values() if prev is not None]
+            for prev in restored:
+                rollback_deployment(api_client, prev)
+            if previous[name] is None:
+                raise RolloutError(
+                    f"{e}; there is no previous version to roll back to (Deployment/{name} left as is for inspection)"
+                ) from e
+            names = " and ".join(f"Deployment/{p['metadata']['name']}" for p in restored)
+            raise RolloutError(f"{e}; rolled {names} back to the previous version") from e
+        if result.revision is None:
+            result.revision = revision  # the server's (the first Deployment)
+    result.rolled_out = bool(deployments)
     return result
 
 
-def wait_for_rollout(api_client: k8s.ApiClient, name: str, namespace: str, timeout_s: float = 600.0,
-                     poll_s: float = 2.0, log=print) -> str | None:
+def wait_for_rollout(
+    api_client: k8s.ApiClient, name: str, namespace: str, timeout_s: float = 600.0, poll_s: float = 2.0, log=print
+) -> str | None:
     """Poll the Deployment until every replica runs the new template -> its revision annotation.
 
     The rule of ``kubectl rollout status``: observedGeneration caught up, all replicas
@@ -314,11 +536,17 @@ def wait_for_rollout(api_client: k8s.ApiClient, name: str, namespace: str, timeo
         for c in st.conditions or []:
             if c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded":
                 raise RolloutError(f"Deployment/{name}: rollout exceeded its progress deadline: {c.message}")
-        done = ((st.observed_generation or 0) >= (d.metadata.generation or 0)
-                and (st.updated_replicas or 0) == want and (st.available_replicas or 0) >= want
-                and (st.replicas or 0) == want and not st.unavailable_replicas)
-        msg = (f"Deployment/{name}: {st.updated_replicas or 0}/{want} updated, "
-               f"{st.available_replicas or 0}/{want} available")
+        done = (
+            (st.observed_generation or 0) >= (d.metadata.generation or 0)
+            and (st.updated_replicas or 0) == want
+            and (st.available_replicas or 0) >= want
+            and (st.replicas or 0) == want
+            and not st.unavailable_replicas
+        )
+        msg = (
+            f"Deployment/{name}: {st.updated_replicas or 0}/{want} updated, "
+            f"{st.available_replicas or 0}/{want} available"
+        )
         if msg != last:
             log(msg)
             last = msg
@@ -332,8 +560,7 @@ def wait_for_rollout(api_client: k8s.ApiClient, name: str, namespace: str, timeo
 def rollback_deployment(api_client: k8s.ApiClient, previous: dict) -> None:
     """Put the Deployment back as it was (spec and annotations) before this apply."""
     body = {k: v for k, v in previous.items() if k != "status"}
-    meta = {k: v for k, v in body.get("metadata", {}).items()
-            if k in ("name", "namespace", "labels", "annotations")}
+    meta = {k: v for k, v in body.get("metadata", {}).items() if k in ("name", "namespace", "labels", "annotations")}
     body["metadata"] = meta
     k8s.AppsV1Api(api_client).replace_namespaced_deployment(meta["name"], meta.get("namespace", "default"), body)
 

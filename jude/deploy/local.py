@@ -111,8 +111,14 @@ def _tail(path: Path, n: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
 
 
-def start_server(model_uri: str, host: str, port: int, log_file: Path, serve_overrides: dict | None = None,
-                 python: str = sys.executable) -> subprocess.Popen:
+def start_server(
+    model_uri: str,
+    host: str,
+    port: int,
+    log_file: Path,
+    serve_overrides: dict | None = None,
+    python: str = sys.executable,
+) -> subprocess.Popen:
     """Start `jude serve` detached from this process (it outlives the pipeline step)."""
     env = dict(os.environ)
     root = str(Path(jude.__file__).resolve().parents[1])
@@ -121,9 +127,15 @@ def start_server(model_uri: str, host: str, port: int, log_file: Path, serve_ove
         env["JUDE_SERVE_CONFIG"] = json.dumps(serve_overrides)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
-        return subprocess.Popen([python, "-m", "jude.cli", "serve", "--model", model_uri, "--host", host,
-                                 "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True, close_fds=True)
+        return subprocess.Popen(
+            [python, "-m", "jude.cli", "serve", "--model", model_uri, "--host", host, "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
 
 
 def wait_ready(address: str, proc: subprocess.Popen, log_file: Path, timeout_s: float) -> None:
@@ -131,8 +143,10 @@ def wait_ready(address: str, proc: subprocess.Popen, log_file: Path, timeout_s: 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LocalDeployError(f"the server exited with code {proc.returncode} before it was ready; "
-                                   f"last lines of {log_file}:\n{_tail(log_file)}")
+            raise LocalDeployError(
+                f"the server exited with code {proc.returncode} before it was ready; "
+                f"last lines of {log_file}:\n{_tail(log_file)}"
+            )
         try:
             r = httpx.get(f"{address}/ready", timeout=2.0)
             if r.status_code == 200:
@@ -142,8 +156,9 @@ def wait_ready(address: str, proc: subprocess.Popen, log_file: Path, timeout_s: 
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    raise LocalDeployError(f"the server at {address} was not ready after {timeout_s:.0f}s; "
-                           f"last lines of {log_file}:\n{_tail(log_file)}")
+    raise LocalDeployError(
+        f"the server at {address} was not ready after {timeout_s:.0f}s; last lines of {log_file}:\n{_tail(log_file)}"
+    )
 
 
 def smoke_request(address: str, api_key: str | None = None) -> dict[str, Any]:
@@ -157,13 +172,18 @@ def smoke_request(address: str, api_key: str | None = None) -> dict[str, Any]:
     emb = r.json()["data"][0]["embedding"]
     if not emb or not all(isinstance(x, float) for x in emb):
         raise LocalDeployError(f"smoke request to {address} returned no embedding")
-    return {"status": r.status_code, "latency_ms": round(latency_ms, 2), "dimension": len(emb),
-            "prompt_tokens": r.json()["usage"]["prompt_tokens"]}
+    return {
+        "status": r.status_code,
+        "latency_ms": round(latency_ms, 2),
+        "dimension": len(emb),
+        "prompt_tokens": r.json()["usage"]["prompt_tokens"],
+    }
 
 
 # ---- the deployment ---------------------------------------------------------------------------
-def deploy_local(cfg: DeployConfig, model_uri: str | None = None, model_version: str | None = None,
-                 log=print) -> DeploymentRecord:
+def deploy_local(
+    cfg: DeployConfig, model_uri: str | None = None, model_version: str | None = None, log=print
+) -> DeploymentRecord:
     """Start the new server, wait for /ready, smoke-test it, stop the old one, record the new state."""
     lc = cfg.local
     model_uri = model_uri or cfg.model_uri
@@ -173,8 +193,10 @@ def deploy_local(cfg: DeployConfig, model_uri: str | None = None, model_version:
 
     port = next((p for p in (lc.port, lc.port + 1) if _port_free(lc.host, p)), None)
     if port is None:
-        raise LocalDeployError(f"ports {lc.port} and {lc.port + 1} on {lc.host} are both in use "
-                               f"(running jude server: pid {prev_pid}); free one or set deploy.local.port")
+        raise LocalDeployError(
+            f"ports {lc.port} and {lc.port + 1} on {lc.host} are both in use "
+            f"(running jude server: pid {prev_pid}); free one or set deploy.local.port"
+        )
     address = f"http://{lc.host}:{port}"
     log_file = state_dir / f"server-{port}.log"
     overrides = cfg.serve.model_dump(exclude_defaults=True)
@@ -192,9 +214,17 @@ def deploy_local(cfg: DeployConfig, model_uri: str | None = None, model_version:
     if prev_pid and prev_pid != proc.pid:
         log(f"stopping the previous server (pid {prev_pid}, {previous.get('address')})")
         stop_server(prev_pid)
-    record = DeploymentRecord(target="local", status="deployed", model_uri=model_uri, model_version=model_version,
-                              address=address, pid=proc.pid, replaced_pid=prev_pid, smoke=smoke,
-                              detail=f"log: {log_file}")
+    record = DeploymentRecord(
+        target="local",
+        status="deployed",
+        model_uri=model_uri,
+        model_version=model_version,
+        address=address,
+        pid=proc.pid,
+        replaced_pid=prev_pid,
+        smoke=smoke,
+        detail=f"log: {log_file}",
+    )
     _write_state(state_dir, record.model_dump())
     return record
 

@@ -17,12 +17,15 @@ class DeploymentRecord(BaseModel):
 
     target: Literal["local", "kubernetes"]
     status: Literal["deployed", "rendered", "skipped"] = Field(
-        description="deployed: serving; rendered: dry run (manifests written); skipped: gate did not promote.")
+        description="deployed: serving; rendered: dry run (manifests written); skipped: gate did not promote."
+    )
     model_uri: str
     model_version: str | None = None
     address: str | None = Field(None, description="http://host:port (local) or the Service's cluster DNS name.")
     pid: int | None = Field(None, description="Server process id (local).")
-    replaced_pid: int | None = Field(None, description="The previous local server, stopped after the new one was ready.")
+    replaced_pid: int | None = Field(
+        None, description="The previous local server, stopped after the new one was ready."
+    )
     namespace: str | None = None
     manifests: list[str] = Field(default_factory=list, description="Objects applied or files written.")
     actions: dict[str, str] = Field(default_factory=dict, description="Object -> created | patched.")

@@ -36,6 +36,9 @@ Run = Mapping[str, Mapping[str, float]]  # query -> {doc: score}
 class PoolResult:
     relevant: dict[str, dict[str, int]]  # the labelled relevant set plus what the pool judged relevant
     stats: dict[str, Any] = field(default_factory=dict)
+    # the pooled pairs the judge failed on, query -> jobs: neither relevant nor judged irrelevant
+    # (jude.registry.promotion leaves them out of every ranking it compares: condensed lists)
+    unjudged: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, float]:
@@ -44,12 +47,12 @@ class PoolResult:
 
     def eval_set(self, base: EvalSet) -> EvalSet:
         """``base`` with the pooled relevant set (queries and corpus unchanged)."""
-        return EvalSet(queries=base.queries, corpus=base.corpus, relevant=self.relevant,
-                       query_entity=base.query_entity)
+        return EvalSet(queries=base.queries, corpus=base.corpus, relevant=self.relevant, query_entity=base.query_entity)
 
 
-def pool_pairs(runs: Mapping[str, Run], depth: int, skip: Mapping[str, Mapping[str, int]] | None = None
-               ) -> list[tuple[str, str]]:
+def pool_pairs(
+    runs: Mapping[str, Run], depth: int, skip: Mapping[str, Mapping[str, int]] | None = None
+) -> list[tuple[str, str]]:
     """The (query, doc) pairs in the top ``depth`` of any run, minus those in ``skip``, in a stable order."""
     if depth <= 0:
         raise ValueError(f"pool depth must be > 0, got {depth}")
@@ -68,15 +71,18 @@ def pool_pairs(runs: Mapping[str, Run], depth: int, skip: Mapping[str, Mapping[s
     return out
 
 
-def pooled_relevance(eval_set: EvalSet, runs: Mapping[str, Run], judge: Any, depth: int,
-                     relevant_grade: int) -> PoolResult:
+def pooled_relevance(
+    eval_set: EvalSet, runs: Mapping[str, Run], judge: Any, depth: int, relevant_grade: int
+) -> PoolResult:
     """Judge the pool of ``runs`` with ``judge`` and add its relevant pairs to ``eval_set.relevant``.
 
     ``judge`` is a :class:`jude.labels.judges.Judge` (``grade_pairs`` on
     (member record, job record) tuples). A pair the judge fails on (an LLM's
-    malformed answer) stays unjudged, i.e. counts as not relevant, and is counted
-    in the stats. Raises :class:`EvaluationError` when a run names a query or a
-    job the evaluation set does not have, or when the judge fails on every pair.
+    malformed answer) stays unjudged, i.e. counts as not relevant here, is counted
+    in the stats and listed in ``unjudged`` (so a comparison can leave it out of
+    every ranking instead, as the promotion gate does). Raises
+    :class:`EvaluationError` when a run names a query or a job the evaluation
+    set does not have, or when the judge fails on every pair.
     """
     if not 1 <= relevant_grade <= 3:
         raise ValueError(f"relevant_grade must be 1-3, got {relevant_grade}")
@@ -93,8 +99,9 @@ def pooled_relevance(eval_set: EvalSet, runs: Mapping[str, Run], judge: Any, dep
         raise EvaluationError(f"{type(judge).__name__} returned {len(judgements)} judgements for {len(pairs)} pairs")
     failed = [i for i, jd in enumerate(judgements) if not jd.ok]
     if pairs and len(failed) == len(pairs):
-        raise EvaluationError(f"the judge failed on all {len(pairs)} pooled pairs; first error: "
-                              f"{judgements[failed[0]].error}")
+        raise EvaluationError(
+            f"the judge failed on all {len(pairs)} pooled pairs; first error: {judgements[failed[0]].error}"
+        )
     relevant = {q: dict(r) for q, r in eval_set.relevant.items()}
     added = 0
     for (q, d), jd in zip(pairs, judgements):
@@ -103,8 +110,17 @@ def pooled_relevance(eval_set: EvalSet, runs: Mapping[str, Run], judge: Any, dep
             added += 1
     before = [len(r) for r in eval_set.relevant.values()]
     after = [len(relevant.get(q, {})) for q in eval_set.relevant]
-    stats = {"pool_depth": depth, "pooled_runs": sorted(runs), "judged_pairs": len(pairs), "failed": len(failed),
-             "relevant_added": added,
-             "relevant_per_query_labelled": float(np.mean(before)) if before else 0.0,
-             "relevant_per_query_pooled": float(np.mean(after)) if after else 0.0}
-    return PoolResult(relevant=relevant, stats=stats)
+    stats = {
+        "pool_depth": depth,
+        "pooled_runs": sorted(runs),
+        "judged_pairs": len(pairs),
+        "failed": len(failed),
+        "relevant_added": added,
+        "relevant_per_query_labelled": float(np.mean(before)) if before else 0.0,
+        "relevant_per_query_pooled": float(np.mean(after)) if after else 0.0,
+    }
+    unjudged: dict[str, set[str]] = {}
+    for i in failed:
+        q, d = pairs[i]
+        unjudged.setdefault(q, set()).add(d)
+    return PoolResult(relevant=relevant, stats=stats, unjudged=unjudged)

@@ -1,11 +1,23 @@
-"""The evaluation table: every variant on the same held-out queries, as HTML for the dashboard."""
+"""The evaluation table: every variant on the same held-out queries, as HTML for the dashboards and MLflow.
+
+The page leads with the answer (how the fine-tuned model compares with the base model, and on which
+judgements), then the comparison table (one row per variant), a bar chart, and the details collapsed;
+see :mod:`jude.htmlreport`. :func:`variant_records` and :func:`comparison_figure` give MLflow the same table
+and chart (``mlflow.log_table``, ``mlflow.log_figure``).
+"""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
+from jude import htmlreport as hr
 from jude.evaluation.retrieval import METRICS
+from jude.evaluation.variants import VariantTable
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 VARIANT_NOTES = {
     "base": "the base model, no fine-tuning",
@@ -15,10 +27,18 @@ VARIANT_NOTES = {
     "distilled": "+ cross-encoder distillation",
     "teacher": "cross-encoder reranking the fine-tuned top 100",
 }
+METRIC_LABELS = {
+    "ndcg_at_10": "nDCG@10",
+    "recall_at_10": "recall@10",
+    "recall_at_100": "recall@100",
+    "mrr_at_10": "MRR@10",
+}
+POOLED_TRUTH = "pooled judge judgements"  # every variant's top-k graded by the judge, plus the label budget
+LABELLED_TRUTH = "labelled judgements"  # the label budget's judgements and the test-period applies only
 
 
 def metrics_table(results: Mapping[str, Mapping[str, float]]) -> list[dict]:
-    """Rows of {variant, metric..., delta_ndcg_vs_base} in the order given."""
+    """Rows of {variant, metric..., ndcg_at_10_vs_base} in the order given."""
     base = results.get("base", {}).get("ndcg_at_10")
     rows = []
     for variant, m in results.items():
@@ -29,55 +49,178 @@ def metrics_table(results: Mapping[str, Mapping[str, float]]) -> list[dict]:
     return rows
 
 
+def headline(results: Mapping[str, Mapping[str, float]], truth: str, n_queries: int | None = None) -> str:
+    """One sentence with the answer: fine-tuned vs base nDCG@10 and what it was scored on.
+
+    Without both a base and a fine-tuned row (e.g. a table of seeds), it names the best variant instead.
+    """
+    where = f"on {truth}" + (f" ({n_queries} test members)" if n_queries is not None else "")
+    ndcg = {v: float(m["ndcg_at_10"]) for v, m in results.items() if "ndcg_at_10" in m}
+    if "base" in ndcg and "finetuned" in ndcg:
+        base, fine = ndcg["base"], ndcg["finetuned"]
+        if base > 0:
+            return f"Fine-tuned nDCG@10 is {fine / base:.2f}x the base model's ({fine:.3f} vs {base:.3f}) {where}."
+        return f"Fine-tuned nDCG@10 is {fine:.3f} and the base model's is 0 {where}."
+    if ndcg:
+        best = max(ndcg, key=ndcg.get)
+        return f"Best nDCG@10: {best} at {ndcg[best]:.3f} {where}."
+    return f"No nDCG@10 to compare {where}."
+
+
+def _subline(results: Mapping[str, Mapping[str, float]], labelled: Mapping[str, Mapping[str, float]] | None) -> str:
+    """The labelled-only ratio (when pooled) and the best variant when it is neither base nor fine-tuned."""
+    parts = []
+    if labelled:
+        lb, lf = (labelled.get(v, {}).get("ndcg_at_10") for v in ("base", "finetuned"))
+        if lb and lf is not None:
+            parts.append(f"On the labelled judgements alone (before pooling): {lf / lb:.2f}x.")
+    ndcg = {v: float(m["ndcg_at_10"]) for v, m in results.items() if "ndcg_at_10" in m}
+    if ndcg:
+        best = max(ndcg, key=ndcg.get)
+        if best not in ("base", "finetuned"):
+            parts.append(f"Best variant: {best} (nDCG@10 {ndcg[best]:.3f}).")
+    return " ".join(parts)
+
+
 def _table_html(results: Mapping[str, Mapping[str, float]], notes: Mapping[str, str]) -> str:
+    """Variants as rows, the four metrics and the ratio to base as columns; best value per column in bold."""
     rows = metrics_table(results)
     cols = [k for k in METRICS if any(k in r for r in rows)]
     best = {c: max((r[c] for r in rows if c in r), default=None) for c in cols}
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["variant", *cols, "nDCG@10 / base"])
-    body = []
+    cells = []
     for r in rows:
-        cells = [f"<td><b>{html.escape(r['variant'])}</b><br><small>"
-                 f"{html.escape(notes.get(r['variant'], ''))}</small></td>"]
+        variant = html.escape(r["variant"])
+        row = [f'<b title="{html.escape(notes.get(r["variant"], ""))}">{variant}</b>']
         for c in cols:
             v = r.get(c)
-            txt = "" if v is None else f"{v:.4f}"
-            cells.append(f"<td>{'<b>' + txt + '</b>' if v is not None and v == best[c] else txt}</td>")
+            txt = hr.fmt(v)
+            row.append(f"<b>{txt}</b>" if v is not None and v == best[c] else ("" if v is None else txt))
         ratio = r.get("ndcg_at_10_vs_base")
-        cells.append(f"<td>{'' if ratio is None else f'{ratio:.2f}x'}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        row.append("" if ratio is None else f"{ratio:.2f}x")
+        cells.append(row)
+    return hr.table(["variant", *(METRIC_LABELS[c] for c in cols), "nDCG vs base"], cells, escape=False)
 
 
-def render_html(results: Mapping[str, Mapping[str, float]], title: str = "jude: offline retrieval evaluation",
-                notes: Mapping[str, str] | None = None, context: Mapping[str, object] | None = None,
-                labelled: Mapping[str, Mapping[str, float]] | None = None) -> str:
-    """A self-contained HTML page: one row per variant, best value per column in bold.
+def _chart(results: Mapping[str, Mapping[str, float]]) -> str:
+    series = {v: {METRIC_LABELS[k]: float(m[k]) for k in METRICS if k in m} for v, m in results.items()}
+    return hr.bar_chart(series, title="Metrics by variant")
 
-    ``labelled``: the same variants scored on the labelled judgements only (before pooling), shown as a
-    second table so the effect of the pooling is visible.
+
+def render_html(
+    results: Mapping[str, Mapping[str, float]],
+    title: str = "jude: offline retrieval evaluation",
+    notes: Mapping[str, str] | None = None,
+    context: Mapping[str, object] | None = None,
+    labelled: Mapping[str, Mapping[str, float]] | None = None,
+    truth: str | None = None,
+    n_queries: int | None = None,
+) -> str:
+    """A self-contained HTML page: the headline, one row per variant (best value per column in bold), a bar
+    chart, then the details.
+
+    ``labelled``: the same variants scored on the labelled judgements only (before pooling), shown in the
+    details (and its ratio under the headline) so the effect of the pooling is visible. ``truth``: what the
+    ``results`` were scored on, for the headline (default: pooled judge judgements when ``labelled`` is
+    given, else the labelled judgements). ``n_queries``: the number of test members, for the headline.
     """
     notes = notes or VARIANT_NOTES
-    ctx = ""
-    if context:
-        ctx = "<ul>" + "".join(f"<li>{html.escape(str(k))}: {html.escape(str(v))}</li>" for k, v in context.items()) + "</ul>"
-    second = ""
+    truth = truth or (POOLED_TRUTH if labelled else LABELLED_TRUTH)
+    relevant = (
+        "judged relevant (label budget or the pooled top-k of every variant) or applied in the test period"
+        if labelled
+        else "judged relevant or applied in the test period"
+    )
+    extra = [
+        "<h3>Variants</h3>"
+        + hr.table(["variant", "what it is"], [[v, notes.get(v, "")] for v in results if notes.get(v)])
+    ]
     if labelled:
-        second = ("<h3>On the labelled judgements only (before pooling)</h3>"
-                  "<p><small>Half of the label budget is sampled from the base model's top-k, so these "
-                  "judgements favour the base model.</small></p>" + _table_html(labelled, notes))
-    relevant = ("judged relevant (label budget or the pooled top-k of every variant) or applied in the test period"
-                if labelled else "judged relevant or applied in the test period")
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:1.5em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.4em .8em;text-align:right}}td:first-child{{text-align:left}}
-th{{background:#f4f4f4}}</style></head><body><h2>{html.escape(title)}</h2>{ctx}
-{_table_html(results, notes)}{second}
-<p><small>Exact inner-product search (FAISS IndexFlatIP) over every job; metrics by ranx.
-Relevant = {relevant}.</small></p></body></html>"""
+        extra.append(
+            "<h3>On the labelled judgements only (before pooling)</h3>"
+            "<p><small>Half of the label budget is sampled from the base model's top-k, so these "
+            "judgements favour the base model.</small></p>" + _table_html(labelled, notes)
+        )
+    if context:
+        extra.append("<h3>Context</h3>" + hr.key_list(context))
+    extra.append(
+        "<p><small>Exact inner-product search (FAISS IndexFlatIP) over every job; metrics by ranx. "
+        f"Relevant = {html.escape(relevant)}.</small></p>"
+    )
+    body = (
+        hr.headline(headline(results, truth, n_queries), _subline(results, labelled))
+        + _table_html(results, notes)
+        + _chart(results)
+        + hr.details("Details: variants, labelled-only scores, evaluation set", "".join(extra))
+    )
+    return hr.page(title, body)
 
 
-def gap_closure(finetuned: float, distilled: float, teacher: float) -> float:
-    """(distilled - finetuned) / (teacher - finetuned): the share of the teacher's lead that distillation
-    recovers (JUDE reports 0.5). NaN when the teacher is not ahead of the fine-tuned model."""
-    gap = teacher - finetuned
-    return (distilled - finetuned) / gap if gap > 0 else float("nan")
+def _truth(table: VariantTable) -> str:
+    return POOLED_TRUTH if table.pooled else LABELLED_TRUTH
+
+
+def variants_headline(table: VariantTable) -> str:
+    """The headline sentence of :func:`render_variants` alone (for a run description, a log line)."""
+    return headline(table.results, _truth(table), len(table.eval_set.queries))
+
+
+def render_variants(table: VariantTable, title: str = "jude: offline retrieval evaluation") -> str:
+    """The pipeline's evaluation page for ``table``: the judged table, the labelled one when pooled, and a
+    context list (judgements, evaluation set size, pooling counts, the summary metrics without a ``/``)."""
+    context: dict[str, object] = {"qrels": "pooled" if table.pooled else "labels", **table.eval_set.summary()}
+    if table.pool is not None:
+        context.update({k if k.startswith("pool_") else f"pool_{k}": v for k, v in table.pool.counts.items()})
+    context.update({k: v for k, v in table.flat_metrics().items() if "/" not in k})
+    return render_html(
+        table.results,
+        title=title,
+        context=hr.rounded(context),
+        labelled=table.labelled if table.pooled else None,
+        truth=_truth(table),
+        n_queries=len(table.eval_set.queries),
+    )
+
+
+def variant_records(table: VariantTable) -> list[dict[str, Any]]:
+    """The table as records for ``mlflow.log_table``: variant, truth, the four metrics (rounded).
+
+    ``truth`` is ``pooled`` or ``labelled``: when pooled, every variant has a row on each.
+    """
+    sets = [("pooled" if table.pooled else "labelled", table.results)]
+    if table.pooled:
+        sets.append(("labelled", table.labelled))
+    return [
+        {"variant": variant, "truth": truth, **{k: hr.rounded(float(m[k])) for k in METRICS if k in m}}
+        for truth, results in sets
+        for variant, m in results.items()
+    ]
+
+
+def comparison_figure(table: VariantTable) -> Figure:
+    """A grouped bar chart (matplotlib) of the four metrics per variant, for ``mlflow.log_figure``.
+
+    Built on a bare :class:`~matplotlib.figure.Figure` (no pyplot), so it needs no display and leaves no
+    global figure behind.
+    """
+    from matplotlib.figure import Figure
+
+    metrics = [k for k in METRICS if any(k in m for m in table.results.values())]
+    fig = Figure(figsize=(7, 3.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(table.results), 1)
+    for i, (variant, m) in enumerate(table.results.items()):
+        xs = [j + i * width - 0.4 + width / 2 for j in range(len(metrics))]
+        ax.bar(
+            xs,
+            [float(m.get(k, float("nan"))) for k in metrics],
+            width,
+            label=variant,
+            color=hr.PALETTE[i % len(hr.PALETTE)],
+        )
+    ax.set_xticks(range(len(metrics)), [METRIC_LABELS[k] for k in metrics])
+    ax.set_ylabel("score")
+    ax.set_title(f"Variants on {_truth(table)} ({len(table.eval_set.queries)} test members)", fontsize=10)
+    ax.grid(axis="y", color="#e5e5e5")
+    ax.set_axisbelow(True)
+    fig.legend(fontsize=8, ncols=min(len(table.results), 6), loc="outside lower center")
+    return fig

@@ -36,22 +36,32 @@ class EvalSet:
     query_entity: str = "profile"
 
     def to_dict(self) -> dict:
-        return {"queries": self.queries, "corpus": self.corpus, "relevant": self.relevant,
-                "query_entity": self.query_entity}
+        return {
+            "queries": self.queries,
+            "corpus": self.corpus,
+            "relevant": self.relevant,
+            "query_entity": self.query_entity,
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EvalSet":
+    def from_dict(cls, d: Mapping[str, Any]) -> EvalSet:
         missing = [k for k in ("queries", "corpus", "relevant") if k not in d]
         if missing:
             raise EvaluationError(f"evaluation set is missing {missing}")
-        return cls(queries=dict(d["queries"]), corpus=dict(d["corpus"]),
-                   relevant={q: {j: int(g) for j, g in r.items()} for q, r in d["relevant"].items()},
-                   query_entity=d.get("query_entity", "profile"))
+        return cls(
+            queries=dict(d["queries"]),
+            corpus=dict(d["corpus"]),
+            relevant={q: {j: int(g) for j, g in r.items()} for q, r in d["relevant"].items()},
+            query_entity=d.get("query_entity", "profile"),
+        )
 
     def summary(self) -> dict[str, float]:
         n_rel = [len(r) for r in self.relevant.values()]
-        return {"queries": len(self.queries), "corpus": len(self.corpus),
-                "relevant_per_query": float(np.mean(n_rel)) if n_rel else 0.0}
+        return {
+            "queries": len(self.queries),
+            "corpus": len(self.corpus),
+            "relevant_per_query": float(np.mean(n_rel)) if n_rel else 0.0,
+        }
 
 
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,8 +77,14 @@ def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_eval_set(jobs: pd.DataFrame, members: pd.DataFrame, relevant: Mapping[str, Mapping[str, int]],
-                   query_entity: str = "profile", max_queries: int | None = None, seed: int = 0) -> EvalSet:
+def build_eval_set(
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    relevant: Mapping[str, Mapping[str, int]],
+    query_entity: str = "profile",
+    max_queries: int | None = None,
+    seed: int = 0,
+) -> EvalSet:
     """Assemble an :class:`EvalSet` from the tables and a relevance map (only queries with >= 1 relevant job)."""
     qids = sorted(q for q, r in relevant.items() if r)
     if max_queries is not None and len(qids) > max_queries:
@@ -99,7 +115,9 @@ def search(query_emb: np.ndarray, doc_emb: np.ndarray, k: int) -> tuple[np.ndarr
     return scores, idx
 
 
-def ranking_metrics(run: Mapping[str, Mapping[str, float]], relevant: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+def ranking_metrics(
+    run: Mapping[str, Mapping[str, float]], relevant: Mapping[str, Mapping[str, int]]
+) -> dict[str, float]:
     """nDCG@10, recall@10, recall@100, MRR@10 with ranx (graded relevance for nDCG)."""
     from ranx import Qrels, Run, evaluate
 
@@ -110,21 +128,25 @@ def ranking_metrics(run: Mapping[str, Mapping[str, float]], relevant: Mapping[st
     return {name: float(scores[m]) for name, m in METRICS.items()}
 
 
-def retrieve(embedder: Any, eval_set: EvalSet, k: int = 100, batch_size: int = 64,
-             show_progress: bool = False) -> dict[str, dict[str, float]]:
+def retrieve(
+    embedder: Any, eval_set: EvalSet, k: int = 100, batch_size: int = 64, show_progress: bool = False
+) -> dict[str, dict[str, float]]:
     """Embed the corpus and the queries with ``embedder``; top-k jobs per query as a ranx-style run."""
     job_ids = list(eval_set.corpus)
     q_ids = list(eval_set.queries)
-    doc_emb = embedder.encode_entities("job", [eval_set.corpus[j] for j in job_ids], batch_size=batch_size,
-                                       show_progress=show_progress)
-    q_emb = embedder.encode_entities(eval_set.query_entity, [eval_set.queries[q] for q in q_ids],
-                                     batch_size=batch_size, show_progress=show_progress)
+    doc_emb = embedder.encode_entities(
+        "job", [eval_set.corpus[j] for j in job_ids], batch_size=batch_size, show_progress=show_progress
+    )
+    q_emb = embedder.encode_entities(
+        eval_set.query_entity, [eval_set.queries[q] for q in q_ids], batch_size=batch_size, show_progress=show_progress
+    )
     scores, idx = search(q_emb, doc_emb, k)
     return {q: {job_ids[j]: float(s) for j, s in zip(idx[i], scores[i])} for i, q in enumerate(q_ids)}
 
 
-def evaluate_embedder(embedder: Any, eval_set: EvalSet, k: int = 100, batch_size: int = 64,
-                      show_progress: bool = False) -> dict[str, float]:
+def evaluate_embedder(
+    embedder: Any, eval_set: EvalSet, k: int = 100, batch_size: int = 64, show_progress: bool = False
+) -> dict[str, float]:
     """The four retrieval metrics of ``embedder`` on ``eval_set`` (unprefixed names)."""
     run = retrieve(embedder, eval_set, k=k, batch_size=batch_size, show_progress=show_progress)
     return ranking_metrics(run, eval_set.relevant)
@@ -135,9 +157,15 @@ def prefixed(variant: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{variant}/{k}": float(v) for k, v in metrics.items()}
 
 
-def top_k_candidates(embedder: Any, jobs: pd.DataFrame, members: pd.DataFrame, k: int,
-                     member_view: str = "profile", batch_size: int = 64,
-                     show_progress: bool = False) -> dict[str, list[str]]:
+def top_k_candidates(
+    embedder: Any,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    k: int,
+    member_view: str = "profile",
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> dict[str, list[str]]:
     """member_id -> the ``k`` jobs the model ranks highest (e.g. the base model, to pick pairs to judge)."""
     job_emb = embedder.encode_entities("job", jobs, batch_size=batch_size, show_progress=show_progress)
     mem_emb = embedder.encode_entities(member_view, members, batch_size=batch_size, show_progress=show_progress)

@@ -50,10 +50,13 @@ def engagement_labels(interactions: pd.DataFrame, cfg: LabelConfig) -> pd.DataFr
     positive, negative = set(cfg.positive_actions), set(cfg.negative_actions)
     decisive = df[df["action"].isin(positive | negative)].copy()
     if decisive.empty:
-        log.warning("engagement_labels: no %s interactions; no engagement labels",
-                    sorted(positive | negative))
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
-                             zip(LABELS.column_names, ("object", "object", "int64", "int64", "object", "object"))})
+        log.warning("engagement_labels: no %s interactions; no engagement labels", sorted(positive | negative))
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=t)
+                for c, t in zip(LABELS.column_names, ("object", "object", "int64", "int64", "object", "object"))
+            }
+        )
 
     decisive["positive"] = decisive["action"].isin(positive)
     # Sort so the decisive action of each pair comes last: by time, then negative before positive.
@@ -66,13 +69,14 @@ def engagement_labels(interactions: pd.DataFrame, cfg: LabelConfig) -> pd.DataFr
         text = f"{_PAST.get(action, action)} on {ts.date().isoformat()}"
         return text if n == 1 else f"{text} (last of {n} decisive actions)"
 
-    labels = pd.DataFrame({
-        "member_id": last["member_id"].to_numpy(),
-        "job_id": last["job_id"].to_numpy(),
-        "label": last["positive"].astype("int64").to_numpy(),
-        "grade": last["positive"].map({True: POSITIVE_GRADE, False: NEGATIVE_GRADE}).to_numpy(),
-        "source": "engagement",
-        "rationale": [rationale(a, t, int(n)) for a, t, n in
-                      zip(last["action"], last["ts"], last["n_actions"])],
-    })
+    labels = pd.DataFrame(
+        {
+            "member_id": last["member_id"].to_numpy(),
+            "job_id": last["job_id"].to_numpy(),
+            "label": last["positive"].astype("int64").to_numpy(),
+            "grade": last["positive"].map({True: POSITIVE_GRADE, False: NEGATIVE_GRADE}).to_numpy(),
+            "source": "engagement",
+            "rationale": [rationale(a, t, int(n)) for a, t, n in zip(last["action"], last["ts"], last["n_actions"])],
+        }
+    )
     return LABELS.validate(labels, where="engagement labels")

@@ -9,7 +9,6 @@ raw agreement for chance); ``label_report_html`` shows it in the dashboard.
 
 from __future__ import annotations
 
-import html
 import math
 import warnings
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
+from jude import htmlreport as hr
 from jude.data.schema import LABEL_SOURCES, LABELS
 
 
@@ -50,8 +50,12 @@ def label_report(labels: pd.DataFrame) -> dict[str, Any]:
     for src in LABEL_SOURCES:
         part = labels[labels["source"] == src]
         n, pos = len(part), int((part["label"] == 1).sum())
-        sources[src] = {"n": n, "positives": pos, "negatives": n - pos,
-                        "positive_rate": round(pos / n, 4) if n else None}
+        sources[src] = {
+            "n": n,
+            "positives": pos,
+            "negatives": n - pos,
+            "positive_rate": round(pos / n, 4) if n else None,
+        }
         counts = part["grade"].value_counts()
         grades[src] = {str(g): int(counts.get(g, 0)) for g in range(4)}
 
@@ -77,49 +81,78 @@ def label_report(labels: pd.DataFrame) -> dict[str, Any]:
     return {"n_labels": len(labels), "sources": sources, "grades": grades, "agreement": agreement}
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _kappa_reading(kappa: float) -> str:
+    """Landis and Koch's words for a kappa value (1977), so the headline reads without a textbook."""
+    if kappa <= 0:
+        return "no better than chance"
+    for upper, words in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
+        if kappa <= upper:
+            return f"{words} agreement beyond chance"
+    return "almost perfect agreement"
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
+def label_headline(report: dict[str, Any]) -> tuple[str, str]:
+    """The answer for a :func:`label_report`: how far the judge agrees with what members did, then the balance."""
+    a, src = report["agreement"], report["sources"]
+    if not a["n_pairs"]:
+        sentence = (
+            "No pair carries both a judged and an engagement label, so the judge cannot be checked against engagement."
+        )
+    elif a["cohen_kappa"] is None:
+        sentence = (
+            f"The judge agrees with engagement on {a['agreement_rate']:.0%} of the {a['n_pairs']} pairs that carry "
+            "both labels; Cohen's kappa is undefined (both sides give one class only)."
+        )
+    else:
+        sentence = (
+            f"The judge agrees with engagement on {a['agreement_rate']:.0%} of the {a['n_pairs']} pairs that carry "
+            f"both labels: Cohen's kappa {a['cohen_kappa']:.3f} ({_kappa_reading(a['cohen_kappa'])})."
+        )
+    parts = [
+        f"{d['n']} {name} ({d['positive_rate']:.0%} positive)"
+        for name, d in (("judged", src.get("relevance")), ("from engagement", src.get("engagement")))
+        if d and d["n"]
+    ]
+    balance = f"{report['n_labels']} labels: " + ", ".join(parts) + "." if parts else ""
+    return sentence, balance
 
 
 def label_report_html(report: dict[str, Any]) -> str:
-    """A small self-contained HTML page (inline CSS, no scripts) for a :func:`label_report`."""
-    src_rows = [[s, d["n"], d["positives"], d["negatives"], d["positive_rate"]]
-                for s, d in report["sources"].items()]
-    grade_rows = [[s] + [h[str(g)] for g in range(4)] for s, h in report["grades"].items()]
-    a = report["agreement"]
-    agree_rows = [
-        ["pairs with both labels", a["n_pairs"]],
-        ["both positive", a["both_positive"]],
-        ["both negative", a["both_negative"]],
-        ["relevant, not engaged", a["relevance_only_positive"]],
-        ["engaged, not relevant", a["engagement_only_positive"]],
-        ["agreement rate", a["agreement_rate"]],
-        ["Cohen's kappa", a["cohen_kappa"]],
+    """A small self-contained HTML page (inline CSS, no scripts) for a :func:`label_report`.
+
+    The headline (agreement with engagement, kappa), one row per label source (count, positive rate, grade
+    histogram), a bar chart of the grades, the relevance/engagement cross-table, then the raw report collapsed.
+    """
+    src_rows = [
+        [s, str(d["n"]), hr.fmt(d["positive_rate"], 3), *(str(report["grades"][s][str(g)]) for g in range(4))]
+        for s, d in report["sources"].items()
     ]
-    style = ("body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}"
-             "table{border-collapse:collapse;margin:0.5em 0 1.5em}"
-             "th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}"
-             "th{background:#f3f3f3}td:first-child{text-align:left}")
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>jude labels</title>"
-        f"<style>{style}</style></head><body>"
-        f"<h1>Labels</h1><p>{report['n_labels']} labels.</p>"
-        "<h2>Class balance</h2>"
-        + _table(["source", "labels", "positives", "negatives", "positive rate"], src_rows)
-        + "<h2>Grades</h2>" + _table(["source", "0", "1", "2", "3"], grade_rows)
-        + "<h2>Relevance vs engagement</h2>"
-        "<p>On pairs that carry both a relevance and an engagement label. "
-        "Kappa corrects agreement for chance (0 = chance, 1 = perfect).</p>"
-        + _table(["", "value"], agree_rows)
-        + "</body></html>"
+    grades = {s: {f"grade {g}": float(h[str(g)]) for g in range(4)} for s, h in report["grades"].items()}
+    a = report["agreement"]
+    cross = [
+        ["judged relevant", str(a["both_positive"]), str(a["relevance_only_positive"])],
+        ["judged not relevant", str(a["engagement_only_positive"]), str(a["both_negative"])],
+    ]
+    agree_rows = [
+        ["pairs with both labels", str(a["n_pairs"])],
+        ["agreement rate", hr.fmt(a["agreement_rate"], 3)],
+        ["Cohen's kappa", hr.fmt(a["cohen_kappa"], 3)],
+    ]
+    raw = {
+        "n_labels": report["n_labels"],
+        **{f"{s}.{k}": v for s, d in report["sources"].items() for k, v in d.items()},
+        **{f"grades.{s}.{g}": n for s, h in report["grades"].items() for g, n in h.items()},
+        **{f"agreement.{k}": v for k, v in a.items()},
+    }
+    body = (
+        hr.headline(*label_headline(report))
+        + hr.table(["source", "labels", "positive rate", "grade 0", "1", "2", "3"], src_rows)
+        + hr.bar_chart(grades, title="Labels per grade")
+        + "<h3>Relevance vs engagement</h3>"
+        "<p><small>On pairs that carry both a relevance and an engagement label (engaged = applied, not engaged "
+        "= dismissed). Kappa corrects agreement for chance (0 = chance, 1 = perfect).</small></p>"
+        + hr.table(["", "engaged", "not engaged"], cross)
+        + hr.table(["", "value"], agree_rows)
+        + hr.details("Details: the raw report", hr.key_list(raw))
     )
+    return hr.page("Labels", body)

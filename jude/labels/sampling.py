@@ -58,8 +58,13 @@ def _ids(df: pd.DataFrame, col: str, table: str) -> list[str]:
     return ids
 
 
-def _retrieved_pool(candidates: Mapping[str, Sequence[str]] | None, k: int, member_set: set[str],
-                    job_set: set[str], rng: np.random.Generator) -> list[tuple[str, str]]:
+def _retrieved_pool(
+    candidates: Mapping[str, Sequence[str]] | None,
+    k: int,
+    member_set: set[str],
+    job_set: set[str],
+    rng: np.random.Generator,
+) -> list[tuple[str, str]]:
     """Rank-major order: every member's rank-1 candidate (members shuffled), then rank 2, ...
 
     So a partial budget covers many members at their best ranks instead of a few
@@ -84,8 +89,9 @@ def _retrieved_pool(candidates: Mapping[str, Sequence[str]] | None, k: int, memb
     return pool
 
 
-def _interacted_pool(interactions: pd.DataFrame | None, member_set: set[str], job_set: set[str],
-                     rng: np.random.Generator) -> list[tuple[str, str]]:
+def _interacted_pool(
+    interactions: pd.DataFrame | None, member_set: set[str], job_set: set[str], rng: np.random.Generator
+) -> list[tuple[str, str]]:
     """Distinct (member, job) pairs with any interaction, in a seeded random order."""
     if interactions is None or len(interactions) == 0:
         return []
@@ -97,8 +103,9 @@ def _interacted_pool(interactions: pd.DataFrame | None, member_set: set[str], jo
         bad = ~pairs[col].isin(known).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"table 'interactions': column '{col}', row {row}: unknown {what} "
-                             f"(value: {pairs[col].iloc[row]!r})")
+            raise ValueError(
+                f"table 'interactions': column '{col}', row {row}: unknown {what} (value: {pairs[col].iloc[row]!r})"
+            )
     uniq = pairs.drop_duplicates().sort_values(["member_id", "job_id"]).to_numpy()
     return [(str(m), str(j)) for m, j in uniq[rng.permutation(len(uniq))]]
 
@@ -119,9 +126,14 @@ def _random_pairs(member_ids: list[str], job_ids: list[str], rng: np.random.Gene
                 yield member_ids[flat // n_j], job_ids[flat % n_j]
 
 
-def sample_pairs(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.DataFrame | None,
-                 cfg: LabelConfig, candidates: Mapping[str, Sequence[str]] | None = None,
-                 rng_seed: int | None = None) -> pd.DataFrame:
+def sample_pairs(
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    interactions: pd.DataFrame | None,
+    cfg: LabelConfig,
+    candidates: Mapping[str, Sequence[str]] | None = None,
+    rng_seed: int | None = None,
+) -> pd.DataFrame:
     """Choose ``cfg.budget`` distinct (member, job) pairs for the relevance judge.
 
     ``candidates`` maps member_id -> job_ids ranked by the base model (best first);
@@ -138,8 +150,11 @@ def sample_pairs(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.Dat
     member_set, job_set = set(member_ids), set(job_ids)
     rng = np.random.default_rng(cfg.seed if rng_seed is None else rng_seed)
 
-    fractions = {"retrieved": cfg.retrieved_fraction, "interacted": cfg.interacted_fraction,
-                 "random": cfg.random_fraction}
+    fractions = {
+        "retrieved": cfg.retrieved_fraction,
+        "interacted": cfg.interacted_fraction,
+        "random": cfg.random_fraction,
+    }
     budget = cfg.budget
     notes: list[str] = []
     possible = len(member_set) * len(job_set)
@@ -177,16 +192,19 @@ def sample_pairs(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.Dat
         if missing == 0 or not receivers:
             break
         for o, n in short.items():
-            notes.append(f"source '{o}' had only {taken[o]} pairs for its share of {quota[o]}; "
-                         f"{n} moved to {sorted(receivers)}")
+            notes.append(
+                f"source '{o}' had only {taken[o]} pairs for its share of {quota[o]}; {n} moved to {sorted(receivers)}"
+            )
             quota[o] = taken[o]
         for o, n in _split_budget(missing, receivers).items():
             quota[o] += n
     if len(chosen) < budget:
         notes.append(f"only {len(chosen)} of {budget} pairs could be sampled")
     if not chosen:
-        raise ValueError("sample_pairs: no pairs could be sampled (no candidates, no interactions, "
-                         f"and random_fraction={cfg.random_fraction}); supply candidates or change the fractions")
+        raise ValueError(
+            "sample_pairs: no pairs could be sampled (no candidates, no interactions, "
+            f"and random_fraction={cfg.random_fraction}); supply candidates or change the fractions"
+        )
 
     out = pd.DataFrame([(m, j, o) for (m, j), o in chosen.items()], columns=["member_id", "job_id", "origin"])
     out.attrs["requested"] = requested
@@ -203,8 +221,9 @@ def _records(df: pd.DataFrame, key: str, table: str) -> dict[str, dict[str, Any]
     return {str(r[key]): r for r in df.to_dict("records")}
 
 
-def judge_pairs(judge: Judge, pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame,
-                relevant_grade: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+def judge_pairs(
+    judge: Judge, pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, relevant_grade: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Grade ``pairs`` (member_id, job_id[, origin]) and turn the grades into relevance labels.
 
     Returns ``(labels, stats)``: ``labels`` has the LABELS columns (member_id, job_id,
@@ -238,14 +257,17 @@ def judge_pairs(judge: Judge, pairs: pd.DataFrame, jobs: pd.DataFrame, members: 
         raise JudgeError(f"the judge failed on all {len(batch)} pairs; first error: {errors[0]}")
 
     grades = [int(judgements[i].grade) for i in ok]  # type: ignore[arg-type]
-    labels = pd.DataFrame({
-        "member_id": pairs["member_id"].astype(str).to_numpy()[ok],
-        "job_id": pairs["job_id"].astype(str).to_numpy()[ok],
-        "label": [int(g >= relevant_grade) for g in grades],
-        "grade": grades,
-        "source": "relevance",
-        "rationale": [judgements[i].rationale for i in ok],
-    }, columns=LABELS.column_names)
+    labels = pd.DataFrame(
+        {
+            "member_id": pairs["member_id"].astype(str).to_numpy()[ok],
+            "job_id": pairs["job_id"].astype(str).to_numpy()[ok],
+            "label": [int(g >= relevant_grade) for g in grades],
+            "grade": grades,
+            "source": "relevance",
+            "rationale": [judgements[i].rationale for i in ok],
+        },
+        columns=LABELS.column_names,
+    )
     if len(labels):
         labels = LABELS.validate(labels, where="relevance labels")
 
@@ -262,6 +284,7 @@ def judge_pairs(judge: Judge, pairs: pd.DataFrame, jobs: pd.DataFrame, members: 
     if "origin" in pairs.columns:
         stats["origins"] = {str(k): int(v) for k, v in pairs["origin"].value_counts().items()}
     if errors:
-        log.warning("judge_pairs: %d of %d pairs failed and were left out; first error: %s",
-                    len(errors), len(batch), errors[0])
+        log.warning(
+            "judge_pairs: %d of %d pairs failed and were left out; first error: %s", len(errors), len(batch), errors[0]
+        )
     return labels, stats

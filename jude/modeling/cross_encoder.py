@@ -17,14 +17,9 @@ one-logit sequence-classification head (``AutoModelForSequenceClassification``,
 ``jude.modeling.templates`` so the teacher reads exactly what the student reads.
 The teacher is small and offline-only, so all its weights are fine-tuned (no LoRA).
 
-Training data (from the labelled pairs, see ``jude.training.pairs``): every
-positive pair (relevance label 1, or an apply) opens a *group* with
-``negatives_per_positive`` negatives: the member's judged negatives first (graded
-below relevant, or dismissed), random jobs when it has too few. Two losses:
-
-- ``bce``: every pair in the group against a graded target ``grade / 3``
-  (relevance grades 0..3; an apply counts 3, a dismissal 0, a random job 0);
-- ``listwise``: softmax cross-entropy over the group, the positive is the answer.
+Training it on the labelled pairs (groups of a positive and its negatives,
+``bce`` or ``listwise`` loss) is ``jude.training.teacher``; this module is the
+model: build, load, save, score, rerank.
 
 On disk a teacher is a Hugging Face model directory (``config.json``, weights,
 tokenizer) plus ``jude_teacher.json`` (templates version and style, max length,
@@ -35,7 +30,6 @@ the same directory.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -46,12 +40,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from jude.fsutils import atomic_directory
 from jude.config import TeacherConfig
+from jude.fsutils import atomic_directory
 from jude.modeling import templates
-from jude.modeling.embedder import ModelLoadError, resolve_model_path
+from jude.modeling.model_dir import ModelLoadError, resolve_model_path
 
 TEACHER_META_FILE = "jude_teacher.json"
 SCORE_COLUMNS = ["member_id", "job_id", "teacher_score"]
@@ -73,15 +66,6 @@ class TeacherMeta:
     train: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class TeacherTrainResult:
-    """Where the teacher went, and its per-step losses."""
-
-    model_dir: Path
-    history: list[dict] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
-
-
 class CrossEncoderTeacher:
     """A sequence-pair scorer: ``score(member_texts, job_texts)`` -> one logit per pair (higher = better fit)."""
 
@@ -92,7 +76,7 @@ class CrossEncoderTeacher:
 
     # ---- construction -------------------------------------------------------------
     @classmethod
-    def from_base(cls, cfg: TeacherConfig, template_style: str = "plain") -> "CrossEncoderTeacher":
+    def from_base(cls, cfg: TeacherConfig, template_style: str = "plain") -> CrossEncoderTeacher:
         """The base model named by ``cfg.base_model`` with a fresh one-logit head, for training."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -100,17 +84,23 @@ class CrossEncoderTeacher:
         try:
             model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
         except (OSError, ValueError) as e:
-            raise ModelLoadError(f"teacher.base_model={cfg.base_model!r}: cannot load a model from {path!r}: {e}") from e
+            raise ModelLoadError(
+                f"teacher.base_model={cfg.base_model!r}: cannot load a model from {path!r}: {e}"
+            ) from e
         tokenizer = AutoTokenizer.from_pretrained(path)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
             model.config.pad_token_id = tokenizer.pad_token_id
-        meta = TeacherMeta(base_model=cfg.base_model, max_length=cfg.max_length, template_style=template_style,
-                           member_views=list(cfg.member_views))
+        meta = TeacherMeta(
+            base_model=cfg.base_model,
+            max_length=cfg.max_length,
+            template_style=template_style,
+            member_views=list(cfg.member_views),
+        )
         return cls(model, tokenizer, meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str | None = None) -> "CrossEncoderTeacher":
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> CrossEncoderTeacher:
         """Load a teacher saved by :meth:`save`; refuses one trained on other templates."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -124,7 +114,8 @@ class CrossEncoderTeacher:
         if meta.templates_version != templates.TEMPLATES_VERSION:
             raise ModelLoadError(
                 f"{meta_file}: teacher was trained on templates {meta.templates_version!r}, but this code renders "
-                f"{templates.TEMPLATES_VERSION!r}; retrain the teacher")
+                f"{templates.TEMPLATES_VERSION!r}; retrain the teacher"
+            )
         model = AutoModelForSequenceClassification.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
         teacher = cls(model, tokenizer, meta)
@@ -152,14 +143,21 @@ class CrossEncoderTeacher:
 
     def logits(self, member_texts: Sequence[str], job_texts: Sequence[str]) -> torch.Tensor:
         """Differentiable scores of aligned pairs: (N,) logits (training)."""
-        enc = self.tokenizer(list(member_texts), list(job_texts), padding=True, truncation="longest_first",
-                             max_length=self.meta.max_length, return_tensors="pt")
+        enc = self.tokenizer(
+            list(member_texts),
+            list(job_texts),
+            padding=True,
+            truncation="longest_first",
+            max_length=self.meta.max_length,
+            return_tensors="pt",
+        )
         enc = {k: v.to(self.device) for k, v in enc.items()}
         return self.model(**enc).logits.squeeze(-1).float()  # (N, 1) -> (N,)
 
     @torch.inference_mode()
-    def score(self, member_texts: Sequence[str], job_texts: Sequence[str], batch_size: int = 32,
-              show_progress: bool = False) -> np.ndarray:
+    def score(
+        self, member_texts: Sequence[str], job_texts: Sequence[str], batch_size: int = 32, show_progress: bool = False
+    ) -> np.ndarray:
         """Score aligned (member text, job text) pairs -> (N,) float32 logits, in input order.
 
         Pairs are sorted by length inside so each batch pads little.
@@ -167,8 +165,9 @@ class CrossEncoderTeacher:
         if isinstance(member_texts, str) or isinstance(job_texts, str):
             raise TypeError("score takes two lists of texts, got a single string")
         if len(member_texts) != len(job_texts):
-            raise ValueError(f"score: {len(member_texts)} member texts but {len(job_texts)} job texts; "
-                             "they must be aligned pairs")
+            raise ValueError(
+                f"score: {len(member_texts)} member texts but {len(job_texts)} job texts; they must be aligned pairs"
+            )
         if batch_size <= 0:
             raise ValueError(f"batch_size must be > 0, got {batch_size}")
         was_training = self.model.training
@@ -182,136 +181,23 @@ class CrossEncoderTeacher:
 
             starts = tqdm(starts, desc="teacher score", unit="batch")
         for s in starts:
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             out[idx] = self.logits([member_texts[i] for i in idx], [job_texts[i] for i in idx]).cpu().numpy()
         if was_training:
             self.model.train()
         return out
 
 
-# ============================================================================ training
-@dataclass
-class _Group:
-    member_id: str
-    job_ids: list[str]  # the positive first, then its negatives
-    targets: list[float]  # graded targets in [0, 1], same order
-
-
-def build_groups(pairs: pd.DataFrame, job_ids: Sequence[str], cfg: TeacherConfig) -> list[_Group]:
-    """One group per positive pair: the positive, then judged negatives, then random jobs.
-
-    Targets are ``grade / 3`` for labelled pairs (relevance grades 0..3; an apply
-    has grade 3, a dismissal 0; a positive at least 2 / 3) and 0 for random jobs.
-    """
-    from jude.training.trainer import pick_negatives
-
-    missing = [c for c in ("member_id", "job_id", "label", "grade", "source") if c not in pairs.columns]
-    if missing:
-        raise TeacherDataError(f"training pairs are missing column(s) {missing}")
-    if not cfg.use_engagement:
-        pairs = pairs[pairs["source"] != "engagement"]
-    known = set(job_ids)
-    unknown = pairs.loc[~pairs["job_id"].isin(known), "job_id"]
-    if len(unknown):
-        raise TeacherDataError(f"training pairs name unknown job(s) {sorted(set(unknown))[:5]}")
-    bad = pairs[(pairs["grade"] < 0) | (pairs["grade"] > 3)]
-    if len(bad):
-        r = bad.iloc[0]
-        raise TeacherDataError(f"training pairs row {bad.index[0]}: grade must be in 0..3, got {r['grade']} "
-                               f"(member {r['member_id']}, job {r['job_id']})")
-    pos = pairs[pairs["label"] == 1].reset_index(drop=True)
-    if len(pos) == 0:
-        raise TeacherDataError("no positive training pairs (label == 1): nothing to teach the teacher")
-    grade = {(m, j): float(g) for m, j, g in zip(pairs["member_id"], pairs["job_id"], pairs["grade"])}
-    negatives = pick_negatives(pos, pairs, list(job_ids), cfg.negatives_per_positive, cfg.seed)
-    groups = []
-    for (m, j, g), negs in zip(zip(pos["member_id"], pos["job_id"], pos["grade"]), negatives):
-        # a positive counts at least 'relevant' (grade 2) whatever its recorded grade
-        groups.append(_Group(member_id=str(m), job_ids=[str(j), *negs],
-                             targets=[max(float(g), 2.0) / 3.0] + [grade.get((m, n), 0.0) / 3.0 for n in negs]))
-    return groups
-
-
-def group_loss(logits: torch.Tensor, targets: torch.Tensor, loss: str) -> torch.Tensor:
-    """Loss of (G, 1 + K) logits against (G, 1 + K) graded targets; column 0 is the positive.
-
-    ``bce``: binary cross-entropy of every pair against its soft target.
-    ``listwise``: softmax cross-entropy over each group, the answer is column 0.
-    """
-    if logits.shape != targets.shape or logits.ndim != 2:
-        raise ValueError(f"logits and targets must both be (G, 1 + K), got {tuple(logits.shape)} and "
-                         f"{tuple(targets.shape)}")
-    if loss == "bce":
-        return F.binary_cross_entropy_with_logits(logits, targets)
-    if loss == "listwise":
-        return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
-    raise ValueError(f"teacher.loss must be 'bce' or 'listwise', got {loss!r}")
-
-
-def train_cross_encoder(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, cfg: TeacherConfig,
-                        out_dir: str | os.PathLike, template_style: str = "plain", log: Any = None,
-                        show_progress: bool = True) -> TeacherTrainResult:
-    """Train the cross-encoder teacher on the labelled training pairs; save it to ``out_dir``.
-
-    ``pairs`` are the training pairs of ``jude.training.pairs.split_and_pair``
-    (held-out members are not in them). ``log(metrics, step)`` receives the loss
-    and learning rate of every step. Returns the directory, the loss history and stats.
-    """
-    from jude.optim import OptimLoop
-
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    groups = build_groups(pairs, jobs["job_id"].tolist(), cfg)
-    member_rows = members.set_index("member_id", drop=False)
-    unknown = sorted({g.member_id for g in groups} - set(member_rows.index))
-    if unknown:
-        raise TeacherDataError(f"training pairs name unknown member(s) {unknown[:5]}")
-
-    teacher = CrossEncoderTeacher.from_base(cfg, template_style=template_style)
-    used = member_rows.loc[sorted({g.member_id for g in groups})]
-    member_texts = {v: dict(zip(used["member_id"], teacher.render(v, used))) for v in cfg.member_views}
-    job_texts = dict(zip(jobs["job_id"], teacher.render("job", jobs)))
-
-    steps_per_epoch = math.ceil(len(groups) / cfg.batch_size)
-    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    params = [p for p in teacher.model.parameters() if p.requires_grad]
-    rng = np.random.default_rng(cfg.seed)
-    group_len = 1 + cfg.negatives_per_positive
-
-    teacher.model.train()
-    loop = OptimLoop(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio,
-                     total_steps=total_steps, max_grad_norm=cfg.max_grad_norm, prefix="teacher", schedule="linear",
-                     desc="train teacher (cross-encoder)", log=log, show_progress=show_progress)
-    for _epoch in range(epochs):
-        order = rng.permutation(len(groups))
-        for s in range(0, len(order), cfg.batch_size):
-            batch = [groups[i] for i in order[s:s + cfg.batch_size]]
-            view = cfg.member_views[int(rng.integers(len(cfg.member_views)))]
-            m_texts = [member_texts[view][g.member_id] for g in batch for _ in g.job_ids]  # (G * (1+K),)
-            j_texts = [job_texts[j] for g in batch for j in g.job_ids]
-            logits = teacher.logits(m_texts, j_texts).view(len(batch), group_len)  # (G, 1+K)
-            targets = torch.tensor([g.targets for g in batch], dtype=torch.float32, device=logits.device)
-            loss = group_loss(logits, targets, cfg.loss)
-            loss.backward()
-            loop.step(float(loss.detach()))
-            if loop.done:
-                break
-        if loop.done:
-            break
-    loop.close()
-    teacher.model.eval()
-    stats = {"groups": len(groups), "pairs_per_group": group_len, "steps": loop.steps, "epochs": epochs,
-             "loss": cfg.loss, "params": sum(p.numel() for p in params)}
-    teacher.meta.train = {**stats, "learning_rate": cfg.learning_rate, "seed": cfg.seed}
-    out = teacher.save(out_dir)
-    return TeacherTrainResult(model_dir=out, history=loop.history, stats=stats)
-
-
 # ============================================================================ offline scoring
-def score_candidates(teacher: CrossEncoderTeacher, candidates: Mapping[str, Sequence[str]], jobs: pd.DataFrame,
-                     members: pd.DataFrame, member_view: str = "profile", batch_size: int = 32,
-                     show_progress: bool = True) -> pd.DataFrame:
+def score_candidates(
+    teacher: CrossEncoderTeacher,
+    candidates: Mapping[str, Sequence[str]],
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    member_view: str = "profile",
+    batch_size: int = 32,
+    show_progress: bool = True,
+) -> pd.DataFrame:
     """Teacher scores of each member's candidate jobs -> DataFrame[member_id, job_id, teacher_score].
 
     ``candidates`` is member_id -> job ids, typically the fine-tuned bi-encoder's
@@ -331,19 +217,31 @@ def score_candidates(teacher: CrossEncoderTeacher, candidates: Mapping[str, Sequ
     mids = [m for m, js in candidates.items() for _ in js]
     jids = [j for js in candidates.values() for j in js]
     if not mids:
-        return pd.DataFrame({"member_id": pd.Series(dtype=str), "job_id": pd.Series(dtype=str),
-                             "teacher_score": pd.Series(dtype=np.float32)})
+        return pd.DataFrame(
+            {
+                "member_id": pd.Series(dtype=str),
+                "job_id": pd.Series(dtype=str),
+                "teacher_score": pd.Series(dtype=np.float32),
+            }
+        )
     used = member_rows.loc[list(candidates)]
     m_text = dict(zip(used["member_id"], teacher.render(member_view, used)))
     j_rows = jobs[jobs["job_id"].isin(set(jids))]
     j_text = dict(zip(j_rows["job_id"], teacher.render("job", j_rows)))
-    scores = teacher.score([m_text[m] for m in mids], [j_text[j] for j in jids], batch_size=batch_size,
-                           show_progress=show_progress)
+    scores = teacher.score(
+        [m_text[m] for m in mids], [j_text[j] for j in jids], batch_size=batch_size, show_progress=show_progress
+    )
     return pd.DataFrame({"member_id": mids, "job_id": jids, "teacher_score": scores.astype(np.float32)})
 
 
-def rerank(teacher: CrossEncoderTeacher, run: Mapping[str, Mapping[str, float]], eval_set: Any, k: int = 100,
-           batch_size: int = 32, show_progress: bool = True) -> dict[str, dict[str, float]]:
+def rerank(
+    teacher: CrossEncoderTeacher,
+    run: Mapping[str, Mapping[str, float]],
+    eval_set: Any,
+    k: int = 100,
+    batch_size: int = 32,
+    show_progress: bool = True,
+) -> dict[str, dict[str, float]]:
     """Rescore each query's top-``k`` documents of ``run`` with the teacher -> a new ranx-style run.
 
     ``run`` is the bi-encoder's ``{member_id: {job_id: score}}`` (e.g.
@@ -367,8 +265,13 @@ def rerank(teacher: CrossEncoderTeacher, run: Mapping[str, Mapping[str, float]],
     q_text = dict(zip(ranked, teacher.render(eval_set.query_entity, [eval_set.queries[q] for q in ranked])))
     uniq = sorted(set(dids))
     d_text = dict(zip(uniq, teacher.render("job", [eval_set.corpus[d] for d in uniq])))
-    scores = teacher.score([q_text[q] for q in qids], [d_text[d] for d in dids], batch_size=batch_size,
-                           show_progress=show_progress) if qids else np.zeros(0, np.float32)
+    scores = (
+        teacher.score(
+            [q_text[q] for q in qids], [d_text[d] for d in dids], batch_size=batch_size, show_progress=show_progress
+        )
+        if qids
+        else np.zeros(0, np.float32)
+    )
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for q, d, s in zip(qids, dids, scores):
         out[q][d] = float(s)

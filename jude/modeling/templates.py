@@ -97,8 +97,9 @@ def render(entity_type: str, record: Mapping[str, Any], style: str = "plain") ->
     return body
 
 
-def render_many(entity_type: str, records: pd.DataFrame | Iterable[Mapping[str, Any]],
-                style: str = "plain") -> list[str]:
+def render_many(
+    entity_type: str, records: pd.DataFrame | Iterable[Mapping[str, Any]], style: str = "plain"
+) -> list[str]:
     """Render every row of a table (or every dict of an iterable)."""
     rows = records.to_dict("records") if isinstance(records, pd.DataFrame) else records
     return [render(entity_type, r, style) for r in rows]

@@ -45,12 +45,14 @@ def build_tokenizer(corpus: Iterable[str] = DEFAULT_CORPUS, vocab_size: int = 51
     tok.pre_tokenizer = pre_tokenizers.Whitespace()  # words and punctuation
     trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<unk>", "<eos>"])
     tok.train_from_iterator(list(corpus), trainer=trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
-                                   eos_token="<eos>", model_max_length=512)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>", model_max_length=512
+    )
 
 
-def tiny_decoder_config(family: str, vocab_size: int, hidden_size: int = 32, layers: int = 2,
-                        pad_token_id: int = 0, eos_token_id: int = 2):
+def tiny_decoder_config(
+    family: str, vocab_size: int, hidden_size: int = 32, layers: int = 2, pad_token_id: int = 0, eos_token_id: int = 2
+):
     """A ``Qwen2Config`` / ``LlamaConfig`` / ``MistralConfig`` small enough for a CPU test."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
@@ -59,14 +61,30 @@ def tiny_decoder_config(family: str, vocab_size: int, hidden_size: int = 32, lay
     from transformers import LlamaConfig, MistralConfig, Qwen2Config
 
     cls = {"qwen2": Qwen2Config, "llama": LlamaConfig, "mistral": MistralConfig}[family]
-    return cls(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-               num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-               max_position_embeddings=512, pad_token_id=pad_token_id, eos_token_id=eos_token_id,
-               bos_token_id=eos_token_id, tie_word_embeddings=False, architectures=[f"{cls.__name__[:-6]}ForCausalLM"])
+    return cls(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=pad_token_id,
+        eos_token_id=eos_token_id,
+        bos_token_id=eos_token_id,
+        tie_word_embeddings=False,
+        architectures=[f"{cls.__name__[:-6]}ForCausalLM"],
+    )
 
 
-def build_tiny_decoder(path: str | os.PathLike, family: str = "qwen2", hidden_size: int = 32, layers: int = 2,
-                       seed: int = 0, corpus: Iterable[str] = DEFAULT_CORPUS) -> Path:
+def build_tiny_decoder(
+    path: str | os.PathLike,
+    family: str = "qwen2",
+    hidden_size: int = 32,
+    layers: int = 2,
+    seed: int = 0,
+    corpus: Iterable[str] = DEFAULT_CORPUS,
+) -> Path:
     """Save a tiny random ``family`` causal LM (weights + tokenizer) to ``path``; return it.
 
     The directory is written next to ``path`` and renamed into place, so a crash
@@ -76,8 +94,14 @@ def build_tiny_decoder(path: str | os.PathLike, family: str = "qwen2", hidden_si
 
     path = Path(path)
     tokenizer = build_tokenizer(corpus)
-    cfg = tiny_decoder_config(family, vocab_size=len(tokenizer), hidden_size=hidden_size, layers=layers,
-                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    cfg = tiny_decoder_config(
+        family,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        layers=layers,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,8 @@ method: the cosine distance between the window centroids, the quantiles of the
 vector norms (a broken pipeline that forgets to normalise shows here), and the
 quantiles of each entity's cosine similarity to the reference centroid.
 
+The HTML page is drawn by :mod:`jude.monitoring.report`.
+
 Bad input raises a :class:`DriftInputError` that names what is wrong: an empty
 or too small window, embeddings of different dimensions, windows embedded by
 another model version, base model or templates version.
@@ -57,7 +59,7 @@ class DriftInputError(ValueError):
 class DriftAlert(RuntimeError):
     """Drift passed the configured threshold. The message carries the numbers."""
 
-    def __init__(self, message: str, results: list["DriftResult"]):
+    def __init__(self, message: str, results: list[DriftResult]):
         super().__init__(message)
         self.results = results
 
@@ -109,13 +111,20 @@ class EmbeddingSet:
     def provenance(self) -> dict[str, str]:
         return {k: str(getattr(self, k)) for k in PROVENANCE}
 
-    def sample(self, n: int, seed: int) -> "EmbeddingSet":
+    def sample(self, n: int, seed: int) -> EmbeddingSet:
         """At most ``n`` rows, drawn without replacement (same seed, same rows)."""
         if len(self) <= n:
             return self
         idx = np.sort(np.random.default_rng(seed).choice(len(self), size=n, replace=False))
-        return EmbeddingSet(self.entity_type, self.ids[idx], self.vectors[idx], self.model_version,
-                            self.base_model, self.templates_version, self.window)
+        return EmbeddingSet(
+            self.entity_type,
+            self.ids[idx],
+            self.vectors[idx],
+            self.model_version,
+            self.base_model,
+            self.templates_version,
+            self.window,
+        )
 
 
 # ---- tables <-> embedding sets (how windows travel between pipeline steps) ----------------
@@ -127,11 +136,18 @@ def to_frame(sets: list[EmbeddingSet]) -> pd.DataFrame:
     """Long table, one row per entity: entity_type, window, entity_id, provenance, vector (list of D floats)."""
     frames = []
     for s in sets:
-        frames.append(pd.DataFrame({
-            "entity_type": s.entity_type, "window": s.window, "entity_id": s.ids,
-            **{k: str(getattr(s, k)) for k in PROVENANCE},
-            "vector": list(s.vectors),
-        }, columns=list(FRAME_COLUMNS)))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "entity_type": s.entity_type,
+                    "window": s.window,
+                    "entity_id": s.ids,
+                    **{k: str(getattr(s, k)) for k in PROVENANCE},
+                    "vector": list(s.vectors),
+                },
+                columns=list(FRAME_COLUMNS),
+            )
+        )
     if not frames:
         return pd.DataFrame(columns=list(FRAME_COLUMNS))
     return pd.concat(frames, ignore_index=True)
@@ -152,19 +168,24 @@ def from_frame(df: pd.DataFrame) -> dict[tuple[str, str], EmbeddingSet]:
         for k in PROVENANCE:
             values = sorted(set(map(str, g[k])))
             if len(values) != 1:
-                raise DriftInputError(f"embeddings table: the {window} window of {entity_type!r} mixes {k} values {values}")
+                raise DriftInputError(
+                    f"embeddings table: the {window} window of {entity_type!r} mixes {k} values {values}"
+                )
             prov[k] = values[0]
         dims = sorted({len(v) for v in g["vector"]})
         if len(dims) != 1:
             raise DriftInputError(
-                f"embeddings table: the {window} window of {entity_type!r} mixes vector dimensions {dims}")
+                f"embeddings table: the {window} window of {entity_type!r} mixes vector dimensions {dims}"
+            )
         vectors = np.stack([np.asarray(v, dtype=np.float32) for v in g["vector"]]) if len(g) else np.zeros((0, 0))
         out[(str(entity_type), str(window))] = EmbeddingSet(
-            str(entity_type), g["entity_id"].to_numpy(), vectors, window=str(window), **prov)
+            str(entity_type), g["entity_id"].to_numpy(), vectors, window=str(window), **prov
+        )
     return out
 
 
 # ---- checks ----------------------------------------------------------------------------------
+
 
 def check_comparable(reference: EmbeddingSet, current: EmbeddingSet, min_entities: int = 2) -> None:
     """Raise :class:`DriftInputError` naming what differs between the two windows."""
@@ -173,23 +194,28 @@ def check_comparable(reference: EmbeddingSet, current: EmbeddingSet, min_entitie
             what = "is empty (0 entities)" if len(s) == 0 else f"has {len(s)} entities"
             raise DriftInputError(
                 f"the {s.window} window of {s.entity_type!r} {what}; at least {min_entities} are needed "
-                f"(monitor.min_entities) - widen the window (monitor.current_days / monitor.reference_end)")
+                f"(monitor.min_entities) - widen the window (monitor.current_days / monitor.reference_end)"
+            )
     if reference.entity_type != current.entity_type:
         raise DriftInputError(
-            f"entity types differ: reference {reference.entity_type!r}, current {current.entity_type!r}")
+            f"entity types differ: reference {reference.entity_type!r}, current {current.entity_type!r}"
+        )
     if reference.dimension != current.dimension:
         raise DriftInputError(
             f"{reference.entity_type!r}: embeddings of different dimensions: reference {reference.dimension}, "
-            f"current {current.dimension}")
+            f"current {current.dimension}"
+        )
     for k in PROVENANCE:
         a, b = str(getattr(reference, k)), str(getattr(current, k))
         if a != b:
             raise DriftInputError(
                 f"{reference.entity_type!r}: the windows come from different models: {k} is {a!r} in the reference "
-                f"and {b!r} in the current window; re-embed the reference with the current model")
+                f"and {b!r} in the current window; re-embed the reference with the current model"
+            )
 
 
 # ---- readable statistics ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DriftStats:
@@ -216,7 +242,9 @@ def embedding_stats(reference: np.ndarray, current: np.ndarray) -> DriftStats:
     reference = np.asarray(reference, dtype=np.float64)
     current = np.asarray(current, dtype=np.float64)
     if reference.ndim != 2 or current.ndim != 2 or reference.shape[1] != current.shape[1]:
-        raise DriftInputError(f"embedding_stats needs (N, D) and (M, D) arrays, got {reference.shape} and {current.shape}")
+        raise DriftInputError(
+            f"embedding_stats needs (N, D) and (M, D) arrays, got {reference.shape} and {current.shape}"
+        )
     if len(reference) == 0 or len(current) == 0:
         raise DriftInputError(f"embedding_stats needs non-empty windows, got {len(reference)} and {len(current)} rows")
     c_ref = reference.mean(axis=0)  # (D,)
@@ -233,6 +261,7 @@ def embedding_stats(reference: np.ndarray, current: np.ndarray) -> DriftStats:
 
 
 # ---- Evidently --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MethodScore:
@@ -313,40 +342,52 @@ class DriftResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "entity_type": self.entity_type, "drifted": self.drifted,
-            "n_reference": self.n_reference, "n_current": self.n_current,
-            "n_sampled_reference": self.n_sampled_reference, "n_sampled_current": self.n_sampled_current,
+            "entity_type": self.entity_type,
+            "drifted": self.drifted,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "n_sampled_reference": self.n_sampled_reference,
+            "n_sampled_current": self.n_sampled_current,
             "scores": [{**asdict(s), "drifted": s.drifted} for s in self.scores],
-            "stats": asdict(self.stats), "provenance": dict(self.provenance),
+            "stats": asdict(self.stats),
+            "provenance": dict(self.provenance),
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DriftResult":
+    def from_dict(cls, d: dict[str, Any]) -> DriftResult:
         """Inverse of :meth:`to_dict` (without the Evidently snapshot)."""
         return cls(
-            entity_type=d["entity_type"], n_reference=int(d["n_reference"]), n_current=int(d["n_current"]),
-            n_sampled_reference=int(d["n_sampled_reference"]), n_sampled_current=int(d["n_sampled_current"]),
+            entity_type=d["entity_type"],
+            n_reference=int(d["n_reference"]),
+            n_current=int(d["n_current"]),
+            n_sampled_reference=int(d["n_sampled_reference"]),
+            n_sampled_current=int(d["n_sampled_current"]),
             scores=[MethodScore(s["method"], float(s["score"]), float(s["threshold"])) for s in d["scores"]],
-            stats=DriftStats(**d["stats"]), provenance=dict(d["provenance"]))
+            stats=DriftStats(**d["stats"]),
+            provenance=dict(d["provenance"]),
+        )
 
     def describe(self) -> str:
         others = "; ".join(s.describe() for s in self.scores[1:])
-        return (f"{self.entity_type}: {self.primary.describe()}"
-                + (f" (second opinion: {others})" if others else "")
-                + f"; centroid cosine distance {self.stats.centroid_cosine_distance:.4f}"
-                + f"; median similarity to the reference centroid {self.stats.reference_similarity_quantiles['p50']:.3f}"
-                  f" (reference) vs {self.stats.current_similarity_quantiles['p50']:.3f} (current)"
-                + f"; {self.n_reference} reference vs {self.n_current} current entities"
-                + f"; model version {self.provenance.get('model_version')}")
+        return (
+            f"{self.entity_type}: {self.primary.describe()}"
+            + (f" (second opinion: {others})" if others else "")
+            + f"; centroid cosine distance {self.stats.centroid_cosine_distance:.4f}"
+            + f"; median similarity to the reference centroid {self.stats.reference_similarity_quantiles['p50']:.3f}"
+            f" (reference) vs {self.stats.current_similarity_quantiles['p50']:.3f} (current)"
+            + f"; {self.n_reference} reference vs {self.n_current} current entities"
+            + f"; model version {self.provenance.get('model_version')}"
+        )
 
 
-def detect_drift(reference: EmbeddingSet, current: EmbeddingSet, cfg: MonitorConfig | None = None,
-                 report: bool = True) -> DriftResult:
+def detect_drift(
+    reference: EmbeddingSet, current: EmbeddingSet, cfg: MonitorConfig | None = None, report: bool = True
+) -> DriftResult:
     """Compare two windows of one entity type.
 
     With ``report=True`` the scores come from an Evidently ``Report`` of
     ``EmbeddingsDrift`` metrics (one per method), and the snapshot is kept for
-    :func:`render_html` (Evidently also runs a t-SNE of up to 2,500 rows per
+    :func:`jude.monitoring.report.render_html` (Evidently also runs a t-SNE of up to 2,500 rows per
     window for its picture, which dominates the time). With ``report=False``
     the same Evidently drift method objects are called directly, without the
     picture: same numbers, a fraction of the time.
@@ -367,8 +408,10 @@ def detect_drift(reference: EmbeddingSet, current: EmbeddingSet, cfg: MonitorCon
         definition = DataDefinition(numerical_columns=columns, embeddings={reference.entity_type: columns})
         ref_ds = Dataset.from_pandas(_frame(ref.vectors, columns), data_definition=definition)
         cur_ds = Dataset.from_pandas(_frame(cur.vectors, columns), data_definition=definition)
-        metrics = [EmbeddingsDrift(embeddings_name=reference.entity_type, drift_method=evidently_method(m, cfg))
-                   for m in methods]
+        metrics = [
+            EmbeddingsDrift(embeddings_name=reference.entity_type, drift_method=evidently_method(m, cfg))
+            for m in methods
+        ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=FutureWarning)
             snapshot = Report(metrics).run(current_data=cur_ds, reference_data=ref_ds)
@@ -383,8 +426,10 @@ def detect_drift(reference: EmbeddingSet, current: EmbeddingSet, cfg: MonitorCon
 
     return DriftResult(
         entity_type=reference.entity_type,
-        n_reference=len(reference), n_current=len(current),
-        n_sampled_reference=len(ref), n_sampled_current=len(cur),
+        n_reference=len(reference),
+        n_current=len(current),
+        n_sampled_reference=len(ref),
+        n_sampled_current=len(cur),
         scores=[MethodScore(m, v, _threshold(m, cfg)) for m, v in zip(methods, values)],
         stats=embedding_stats(ref.vectors, cur.vectors),
         provenance=reference.provenance(),
@@ -392,53 +437,7 @@ def detect_drift(reference: EmbeddingSet, current: EmbeddingSet, cfg: MonitorCon
     )
 
 
-# ---- report and alert ------------------------------------------------------------------------
-
-def render_html(results: list[DriftResult]) -> str:
-    """One standalone HTML page: a summary table, then each entity type's Evidently widgets.
-
-    Built with Evidently's own renderer so the page carries its JavaScript once
-    (about 4 MB) however many entity types it shows.
-    """
-    from evidently.core.metric_types import render_widgets
-    from evidently.legacy.renderers.html_widgets import group_widget, table_data, text_widget
-
-    if not results:
-        raise DriftInputError("render_html: no drift results to render")
-    rows = []
-    for r in results:
-        s = r.stats
-        rows.append([
-            r.entity_type, "DRIFT" if r.drifted else "ok",
-            *[f"{m.method}={m.score:.4f} (thr {m.threshold:g})" for m in r.scores[:2]],
-            *([""] if len(r.scores) < 2 else []),
-            f"{s.centroid_cosine_distance:.4f}",
-            f"{s.reference_similarity_quantiles['p50']:.3f} / {s.current_similarity_quantiles['p50']:.3f}",
-            f"{s.reference_norm_quantiles['p50']:.3f} / {s.current_norm_quantiles['p50']:.3f}",
-            f"{r.n_reference} / {r.n_current}",
-        ])
-    prov = results[0].provenance
-    intro = (
-        f"**Embedding drift**, model version `{prov.get('model_version')}` (base `{prov.get('base_model')}`, "
-        f"templates `{prov.get('templates_version')}`).\n\n"
-        "Reference = entities of the training period, current = entities created or updated recently. "
-        "The first method decides the alert. *model*: ROC AUC of a classifier telling the windows apart "
-        "(0.5 = indistinguishable). *mmd*: squared Maximum Mean Discrepancy (0 = same distribution). "
-        "Centroid cosine distance: how far the mean embedding turned. Similarity: median cosine of an entity "
-        "to the reference centroid (reference / current); a drop means the current entities left the "
-        "reference's neighbourhood. Norm: median vector norm (1.0 for a normalised model).")
-    widgets = [
-        text_widget(title="", text=intro),
-        table_data(title="Summary", column_names=[
-            "entity", "verdict", "decides the alert", "second opinion", "centroid cosine distance",
-            "median similarity to ref. centroid (ref / cur)", "median norm (ref / cur)", "entities (ref / cur)"],
-            data=rows),
-    ]
-    for r in results:
-        if r.snapshot is not None:
-            widgets.append(group_widget(title=f"{r.entity_type}: {r.primary.describe()}",
-                                        widgets=list(r.snapshot._widgets)))
-    return render_widgets(widgets, as_iframe=False)
+# ---- the alert -------------------------------------------------------------------------------
 
 
 def check_alert(results: list[DriftResult], cfg: MonitorConfig | None = None) -> list[str]:

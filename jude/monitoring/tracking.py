@@ -17,8 +17,9 @@ from jude.monitoring.drift import DriftResult
 RUN_NAME = "monitor"
 
 
-def log_drift_run(results: list[DriftResult], registry: RegistryConfig, monitor: MonitorConfig,
-                  html: str | None = None) -> str:
+def log_drift_run(
+    results: list[DriftResult], registry: RegistryConfig, monitor: MonitorConfig, html: str | None = None
+) -> str:
     """Log the scores (and the report) to a new MLflow run; returns its run id."""
     import mlflow
 
@@ -27,13 +28,25 @@ def log_drift_run(results: list[DriftResult], registry: RegistryConfig, monitor:
     configure(registry.tracking_uri, registry.experiment)
     prov = results[0].provenance if results else {}
     with mlflow.start_run(run_name=RUN_NAME) as run:
-        mlflow.set_tags({"jude.kind": "monitor", "jude.model_version": prov.get("model_version", ""),
-                         "jude.drifted": ",".join(r.entity_type for r in results if r.drifted) or "none"})
-        mlflow.log_params({
-            "method": monitor.method, "second_opinion": monitor.second_opinion,
-            "model_threshold": monitor.model_threshold, "mmd_threshold": monitor.mmd_threshold,
-            "current_days": monitor.current_days, "sample_size": monitor.sample_size,
-            "synthetic_shift": monitor.synthetic_shift, **{f"model.{k}": v for k, v in prov.items()}})
+        mlflow.set_tags(
+            {
+                "jude.kind": "monitor",
+                "jude.model_version": prov.get("model_version", ""),
+                "jude.drifted": ",".join(r.entity_type for r in results if r.drifted) or "none",
+            }
+        )
+        mlflow.log_params(
+            {
+                "method": monitor.method,
+                "second_opinion": monitor.second_opinion,
+                "model_threshold": monitor.model_threshold,
+                "mmd_threshold": monitor.mmd_threshold,
+                "current_days": monitor.current_days,
+                "sample_size": monitor.sample_size,
+                "synthetic_shift": monitor.synthetic_shift,
+                **{f"model.{k}": v for k, v in prov.items()},
+            }
+        )
         metrics = {}
         for r in results:
             metrics.update({f"drift/{k}": v for k, v in r.metrics().items()})

@@ -39,7 +39,9 @@ class Windows:
 
 def _table(entity_type: str, jobs: pd.DataFrame, members: pd.DataFrame) -> pd.DataFrame:
     if entity_type not in ENTITY_TYPES:
-        raise DriftInputError(f"monitor.entity_types: unknown entity type {entity_type!r}; expected {list(ENTITY_TYPES)}")
+        raise DriftInputError(
+            f"monitor.entity_types: unknown entity type {entity_type!r}; expected {list(ENTITY_TYPES)}"
+        )
     return jobs if entity_type == "job" else members
 
 
@@ -57,11 +59,20 @@ def _touched(entity_type: str, table: pd.DataFrame) -> pd.Series:
     return updated
 
 
-def compute_windows(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.DataFrame | None,
-                    cfg: MonitorConfig, val_fraction: float, test_fraction: float) -> Windows:
+def compute_windows(
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    interactions: pd.DataFrame | None,
+    cfg: MonitorConfig,
+    val_fraction: float,
+    test_fraction: float,
+) -> Windows:
     """Window bounds from the data's timestamps and the configuration."""
-    stamps = [pd.to_datetime(jobs["posted_at"]), pd.to_datetime(jobs["updated_at"]),
-              pd.to_datetime(members["updated_at"])]
+    stamps = [
+        pd.to_datetime(jobs["posted_at"]),
+        pd.to_datetime(jobs["updated_at"]),
+        pd.to_datetime(members["updated_at"]),
+    ]
     now = max(s.max() for s in stamps if len(s))
     if cfg.reference_end is not None:
         try:
@@ -93,8 +104,9 @@ def current_entities(entity_type: str, jobs: pd.DataFrame, members: pd.DataFrame
     return table[(_touched(entity_type, table) >= w.current_start).to_numpy()].reset_index(drop=True)
 
 
-def embed_window(embedder: Any, entity_type: str, frame: pd.DataFrame, window: str, model_version: str,
-                 show_progress: bool = True) -> EmbeddingSet:
+def embed_window(
+    embedder: Any, entity_type: str, frame: pd.DataFrame, window: str, model_version: str, show_progress: bool = True
+) -> EmbeddingSet:
     """Render each entity with the model's template and embed it: an :class:`EmbeddingSet` with provenance.
 
     An empty window is not embedded; it is an error naming the entity type and window.
@@ -102,13 +114,19 @@ def embed_window(embedder: Any, entity_type: str, frame: pd.DataFrame, window: s
     if len(frame) == 0:
         raise DriftInputError(
             f"the {window} window of {entity_type!r} is empty (0 entities); widen the window "
-            f"(monitor.current_days / monitor.reference_end)")
+            f"(monitor.current_days / monitor.reference_end)"
+        )
     vectors = embedder.encode_entities(entity_type, frame, show_progress=show_progress)  # (N, D)
     meta = embedder.meta
     return EmbeddingSet(
-        entity_type=entity_type, ids=frame[ID_COLUMN[entity_type]].astype(str).to_numpy(), vectors=vectors,
-        model_version=str(model_version), base_model=str(meta.base_model),
-        templates_version=f"{meta.templates_version}/{meta.template_style}", window=window)
+        entity_type=entity_type,
+        ids=frame[ID_COLUMN[entity_type]].astype(str).to_numpy(),
+        vectors=vectors,
+        model_version=str(model_version),
+        base_model=str(meta.base_model),
+        templates_version=f"{meta.templates_version}/{meta.template_style}",
+        window=window,
+    )
 
 
 def sample_entities(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -118,10 +136,17 @@ def sample_entities(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
 
 
-def embed_windows(embedder: Any, model_version: str, reference: tuple[pd.DataFrame, pd.DataFrame],
-                  current: tuple[pd.DataFrame, pd.DataFrame], interactions: pd.DataFrame | None,
-                  cfg: MonitorConfig, val_fraction: float, test_fraction: float,
-                  show_progress: bool = True) -> list[EmbeddingSet]:
+def embed_windows(
+    embedder: Any,
+    model_version: str,
+    reference: tuple[pd.DataFrame, pd.DataFrame],
+    current: tuple[pd.DataFrame, pd.DataFrame],
+    interactions: pd.DataFrame | None,
+    cfg: MonitorConfig,
+    val_fraction: float,
+    test_fraction: float,
+    show_progress: bool = True,
+) -> list[EmbeddingSet]:
     """Select, sample and embed both windows of every configured entity type.
 
     ``reference`` and ``current`` are ``(jobs, members)`` tables: the same
@@ -132,20 +157,30 @@ def embed_windows(embedder: Any, model_version: str, reference: tuple[pd.DataFra
     ref_jobs, ref_members = reference
     cur_jobs, cur_members = current
     w_ref = compute_windows(ref_jobs, ref_members, interactions, cfg, val_fraction, test_fraction)
-    w_cur = compute_windows(cur_jobs, cur_members, None, cfg.model_copy(update={"reference_end": str(w_ref.reference_end)}),
-                            val_fraction, test_fraction)
+    w_cur = compute_windows(
+        cur_jobs,
+        cur_members,
+        None,
+        cfg.model_copy(update={"reference_end": str(w_ref.reference_end)}),
+        val_fraction,
+        test_fraction,
+    )
     sets: list[EmbeddingSet] = []
     for i, entity_type in enumerate(cfg.entity_types):
-        ref = sample_entities(reference_entities(entity_type, ref_jobs, ref_members, w_ref), cfg.sample_size, cfg.seed + 2 * i)
-        cur = sample_entities(current_entities(entity_type, cur_jobs, cur_members, w_cur), cfg.sample_size,
-                              cfg.seed + 2 * i + 1)
+        ref = sample_entities(
+            reference_entities(entity_type, ref_jobs, ref_members, w_ref), cfg.sample_size, cfg.seed + 2 * i
+        )
+        cur = sample_entities(
+            current_entities(entity_type, cur_jobs, cur_members, w_cur), cfg.sample_size, cfg.seed + 2 * i + 1
+        )
         sets.append(embed_window(embedder, entity_type, ref, "reference", model_version, show_progress))
         sets.append(embed_window(embedder, entity_type, cur, "current", model_version, show_progress))
     return sets
 
 
-def current_tables(jobs: pd.DataFrame, members: pd.DataFrame, data: Any, cfg: MonitorConfig
-                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def current_tables(
+    jobs: pd.DataFrame, members: pd.DataFrame, data: Any, cfg: MonitorConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The tables the current window is cut from.
 
     In production these are the same tables as the reference. For the demo
@@ -156,8 +191,9 @@ def current_tables(jobs: pd.DataFrame, members: pd.DataFrame, data: Any, cfg: Mo
     if cfg.synthetic_shift == "none":
         return jobs, members
     if data.source != "synthetic":
-        raise ValueError(f"monitor.synthetic_shift={cfg.synthetic_shift!r} needs data.source='synthetic', "
-                         f"got {data.source!r}")
+        raise ValueError(
+            f"monitor.synthetic_shift={cfg.synthetic_shift!r} needs data.source='synthetic', got {data.source!r}"
+        )
     from jude.data.synthetic import generate_marketplace
 
     shifted = generate_marketplace(data.synthetic.model_copy(update={"shift": cfg.synthetic_shift}))
@@ -167,23 +203,20 @@ def current_tables(jobs: pd.DataFrame, members: pd.DataFrame, data: Any, cfg: Mo
 def load_monitored_model(monitor: MonitorConfig, registry: Any) -> tuple[Any, str]:
     """The model to monitor (the champion by default) and its version id.
 
-    ``models:/<name>@<alias>`` resolves the alias to a registry version number;
-    ``models:/<name>/<n>`` is version n; a local directory is named by its path.
+    The URI is resolved once (:func:`jude.registry.uri.resolve`) and the pinned
+    version downloaded, so the version id always names the model that embeds,
+    even if the alias moves meanwhile: ``<name>/<n>`` for a registry model, the
+    path for a local directory.
     """
     from jude.modeling.embedder import Embedder
-    from jude.registry.mlflow_registry import configure, download_model, get_version
+    from jude.registry.mlflow_registry import configure, download_model
+    from jude.registry.uri import ModelNotFoundError, resolve
 
     configure(registry.tracking_uri)
     uri = monitor.model_uri or f"models:/{registry.model_name}@champion"
-    version = uri
-    if uri.startswith("models:/") and "@" in uri:
-        name, alias = uri.removeprefix("models:/").split("@", 1)
-        info = get_version(name, alias)
-        if info is None:
-            raise ValueError(f"monitor.model_uri={uri!r}: the registered model {name!r} has no {alias!r} version "
-                             f"in {registry.tracking_uri or 'the default tracking store'}; run the train pipeline first")
-        version = f"{name}/{info.version}"
-        uri = info.uri  # pin the version, so the alias cannot move between lookup and download
-    elif uri.startswith("models:/"):
-        version = uri.removeprefix("models:/")
-    return Embedder.load(download_model(uri)), version
+    try:
+        model = resolve(uri, registry.tracking_uri)
+    except ModelNotFoundError as e:
+        hint = "; run the train pipeline first" if monitor.model_uri is None else ""
+        raise ModelNotFoundError(f"monitor.model_uri: {e}{hint}") from e
+    return Embedder.load(download_model(model, tracking_uri=registry.tracking_uri)), model.label

@@ -10,16 +10,27 @@ sentence-transformers directory (``jude.json`` inside), so
 - ``mlflow.pyfunc.load_model("models:/jude-embedder@champion").predict(["text"])``
   embeds texts anywhere MLflow runs, and
 - :func:`download_model` gives the plain directory to ``Embedder.load``,
-  ``SentenceTransformer(...)`` or ``jude serve``.
+  ``SentenceTransformer(...)`` or ``jude serve``, always by the pinned version
+  that :func:`jude.registry.uri.resolve` found for the URI.
 
 The tracking store defaults to sqlite under ``<project>/.jude/`` (the project is
 ``$JUDE_HOME`` or the working directory); ``$MLFLOW_TRACKING_URI`` overrides it.
+
+A run that is stopped never leaves half a version: :func:`log_model_version`
+holds SIGINT/SIGTERM during the registry writes and deletes a version whose
+aliases could not be set. A run killed outright (``kill -9``) cannot end its
+MLflow run; :func:`fail_stale_runs` marks such runs KILLED the next time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +38,20 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from jude.registry.uri import ResolvedModel, pinned_uri, resolve
+
 MODEL_ARTIFACT = "jude_model"
 EVAL_SET_ARTIFACT = "eval/eval_set.json"
 ALIASES = ("challenger", "champion", "previous")
+# version tags: why the version is (or is not) champion, and that it once was (the gate's fallback when the
+# champion alias is missing: jude.registry.promotion)
+PROMOTION_TAG, WAS_CHAMPION_TAG = "promotion", "was_champion"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# who runs an MLflow run (tag_owner), so that a later run can tell one that a killed process left RUNNING
+OWNER_HOST_TAG, OWNER_PID_TAG = "jude.host", "jude.pid"
+# MLflow 3's UI opens an experiment in its GenAI (traces) view unless told it holds model training runs;
+# this tag (read by the UI as the experiment's kind) opens it in the classic "Model training" runs view.
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def project_dir() -> Path:
@@ -60,14 +82,56 @@ def configure(uri: str | None = None, experiment: str | None = None) -> str:
     mlflow.set_registry_uri(tracking)
     if experiment:
         client = MlflowClient(tracking)
-        if client.get_experiment_by_name(experiment) is None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
             location = None
             if tracking.startswith("sqlite:"):
                 db = Path(tracking.removeprefix("sqlite:///"))
                 location = (db.parent / "mlartifacts").as_uri()
-            client.create_experiment(experiment, artifact_location=location)
+            client.create_experiment(experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        elif found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:  # made before the tag, or by someone else
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         mlflow.set_experiment(experiment)
     return tracking
+
+
+def tag_owner() -> None:
+    """Tag the active MLflow run with this process (host and pid), so a later run can tell if it was left behind."""
+    mlflow.set_tags({OWNER_HOST_TAG: socket.gethostname(), OWNER_PID_TAG: str(os.getpid())})
+
+
+def fail_stale_runs(experiment: str, tracking_uri: str | None = None) -> list[str]:
+    """Mark KILLED the runs of ``experiment`` that a process now gone left RUNNING; returns their ids.
+
+    A process ended by ``kill -9`` (or the OOM killer) cannot end its MLflow run.
+    A run counts as stale only when :func:`tag_owner` recorded this host and that
+    pid no longer exists: runs of another host, of a live process or without the
+    tags are left alone, since they may still be running.
+    """
+    client = MlflowClient(resolve_tracking_uri(tracking_uri))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    host = socket.gethostname()
+    stale = []
+    for run in client.search_runs([found.experiment_id], filter_string="attributes.status = 'RUNNING'"):
+        pid = run.data.tags.get(OWNER_PID_TAG, "")
+        if run.data.tags.get(OWNER_HOST_TAG) != host or not pid.isdigit() or _process_exists(int(pid)):
+            continue
+        client.set_terminated(run.info.run_id, "KILLED")
+        client.set_tag(run.info.run_id, "jude.stale", f"process {pid} exited without ending the run; marked KILLED")
+        stale.append(run.info.run_id)
+    return stale
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the pid exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 @dataclass
@@ -81,7 +145,7 @@ class ModelVersionInfo:
 
     @property
     def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
+        return pinned_uri(self.name, self.version)
 
 
 class JudeEmbedderPyfunc(mlflow.pyfunc.PythonModel):
@@ -101,12 +165,23 @@ class JudeEmbedderPyfunc(mlflow.pyfunc.PythonModel):
         return self.embedder.encode([str(t) for t in model_input]).tolist()
 
 
-def log_model_version(model_dir: str | Path, model_name: str, metrics: dict[str, float] | None = None,
-                      eval_set: dict | None = None, tags: dict[str, str] | None = None) -> ModelVersionInfo:
+def log_model_version(
+    model_dir: str | Path,
+    model_name: str,
+    metrics: dict[str, float] | None = None,
+    eval_set: dict | None = None,
+    tags: dict[str, str] | None = None,
+    first_champion: tuple[bool, str] | None = None,
+) -> ModelVersionInfo:
     """Inside an active MLflow run: log the model, register a new version, alias it.
 
-    The new version becomes ``challenger``; when no ``champion`` exists yet it
-    becomes ``champion`` too (a first model has nothing to be compared with).
+    The new version becomes ``challenger``. The model's first version becomes
+    ``champion`` too only when ``first_champion`` is ``(True, why)``: the caller
+    found that it beats the base model on the held-out set
+    (:func:`jude.registry.promotion.first_version_verdict`). Otherwise, and for
+    every later version, it waits for the deploy pipeline's gate, which compares
+    it with the champion (or, while there is none, the base model). A first
+    version's ``promotion`` tag says which and why.
     """
     run = mlflow.active_run()
     if run is None:
@@ -123,11 +198,66 @@ def log_model_version(model_dir: str | Path, model_name: str, metrics: dict[str,
         metadata={"jude": meta},
     )
     client = MlflowClient()
-    mv = mlflow.register_model(info.model_uri, model_name, tags={"run_id": run.info.run_id, **(tags or {})})
-    client.set_registered_model_alias(model_name, "challenger", mv.version)
-    if get_version(model_name, "champion") is None:
-        client.set_registered_model_alias(model_name, "champion", mv.version)
+    previous_challenger = get_version(model_name, "challenger")
+    version_tags = {"run_id": run.info.run_id, **(tags or {})}
+    first = not client.search_model_versions(f"name='{model_name}'")
+    crowned = first and first_champion is not None and first_champion[0]
+    if first:
+        version_tags[PROMOTION_TAG] = _first_version_note(first_champion)
+    if crowned:
+        version_tags[WAS_CHAMPION_TAG] = "true"
+    # The version and its aliases land together or not at all: a stop signal waits the few
+    # milliseconds until they are written, and an error half-way removes the version again.
+    with _signals_held():
+        mv = mlflow.register_model(info.model_uri, model_name, tags=version_tags)
+        try:
+            client.set_registered_model_alias(model_name, "challenger", mv.version)
+            if crowned:
+                client.set_registered_model_alias(model_name, "champion", mv.version)
+        except BaseException:
+            _undo_registration(model_name, str(mv.version), previous_challenger)
+            raise
     return version_info(model_name, str(mv.version))
+
+
+def _first_version_note(verdict: tuple[bool, str] | None) -> str:
+    """The ``promotion`` tag of a model's first version: champion or not, and why."""
+    if verdict is None:
+        return (
+            "kept as challenger — the first version, registered without a comparison with the base model; "
+            "the deploy pipeline's gate compares it with the base model"
+        )
+    crowned, why = verdict
+    return f"{'promoted to champion' if crowned else 'kept as challenger'} — the first version: {why}"
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block is done, then deliver them; a no-op off the main thread.
+
+    Python runs signal handlers in the main thread only, so swapping the handlers
+    there for a recorder holds the signals whatever threads torch has started.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for sig in held:
+            signal.raise_signal(sig)  # the restored handler runs now
+
+
+def _undo_registration(name: str, version: str, previous_challenger: ModelVersionInfo | None) -> None:
+    """Delete a version whose aliases could not all be set, and give ``challenger`` back to its holder."""
+    client = MlflowClient()
+    client.delete_model_version(name, version)
+    if previous_challenger is not None:
+        client.set_registered_model_alias(name, "challenger", previous_challenger.version)
 
 
 def version_info(name: str, version: str) -> ModelVersionInfo:
@@ -135,9 +265,14 @@ def version_info(name: str, version: str) -> ModelVersionInfo:
     mv = client.get_model_version(name, version)
     run_id = mv.run_id or (mv.tags or {}).get("run_id")
     metrics = client.get_run(run_id).data.metrics if run_id else {}
-    return ModelVersionInfo(name=name, version=str(mv.version), run_id=run_id,
-                            aliases=list(getattr(mv, "aliases", []) or []), metrics=dict(metrics),
-                            source=mv.source or "")
+    return ModelVersionInfo(
+        name=name,
+        version=str(mv.version),
+        run_id=run_id,
+        aliases=list(getattr(mv, "aliases", []) or []),
+        metrics=dict(metrics),
+        source=mv.source or "",
+    )
 
 
 def get_version(name: str, alias: str) -> ModelVersionInfo | None:
@@ -163,42 +298,34 @@ def _find_model_dir(root: Path) -> Path:
     raise FileNotFoundError(f"no model directory (config.json) under {root}")
 
 
-def download_model(model_uri: str, dst: str | None = None) -> Path:
-    """A local sentence-transformers directory for ``model_uri``.
+def download_model(model: str | ResolvedModel, dst: str | None = None, tracking_uri: str | None = None) -> Path:
+    """A local sentence-transformers directory for ``model``.
 
-    Accepts ``models:/name@alias``, ``models:/name/version``, ``runs:/...`` or a
-    local directory (returned as is). Registry versions are cached under
-    ``.jude/models/<name>-v<version>`` (or ``dst``).
+    ``model`` is a :class:`jude.registry.uri.ResolvedModel`, or a URI that is
+    resolved first (:func:`jude.registry.uri.resolve`): ``models:/name@alias``,
+    ``models:/name/version``, ``runs:/...``, ``minilm`` or a local directory
+    (returned as is). A registry model is always downloaded by its pinned
+    version, so what lands on disk is the version the caller resolved and
+    reports, even if the alias has moved since. Registry versions are cached
+    under ``.jude/models/<name>-v<version>`` (or ``dst``).
     """
-    local = Path(model_uri).expanduser()
-    if local.exists():
-        return local
-    if model_uri in ("minilm",):
-        from jude.modeling.embedder import packaged_minilm_path
+    if not isinstance(model, ResolvedModel):
+        model = resolve(model, tracking_uri)
+    uri = model.pinned_uri
+    if model.local:
+        local = Path(uri).expanduser()
+        if local.exists():
+            return local
+        from jude.modeling.model_dir import packaged_minilm_path
 
-        return packaged_minilm_path()
-    if not model_uri.startswith(("models:/", "runs:/")):
-        raise FileNotFoundError(
-            f"model {model_uri!r}: not a local directory and not a models:/ or runs:/ URI")
-    mlflow.set_tracking_uri(resolve_tracking_uri())
-    mlflow.set_registry_uri(resolve_tracking_uri())
-    target: Path
-    if model_uri.startswith("models:/"):
-        ref = model_uri.removeprefix("models:/")
-        client = MlflowClient()
-        try:
-            if "@" in ref:
-                name, alias = ref.split("@", 1)
-                version = str(client.get_model_version_by_alias(name, alias).version)
-            else:
-                name, version = ref.split("/", 1)
-        except mlflow.exceptions.MlflowException as e:
-            raise FileNotFoundError(f"model {model_uri!r} is not in the registry at {resolve_tracking_uri()}: {e}") from e
-        target = Path(dst) if dst else state_dir() / "models" / f"{name}-v{version}"
-        uri = f"models:/{name}/{version}"
+        return packaged_minilm_path()  # resolve() lets only an existing path or 'minilm' through
+    tracking = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(tracking)
+    if model.registered:
+        target = Path(dst) if dst else state_dir() / "models" / f"{model.name}-v{model.version}"
     else:
-        target = Path(dst) if dst else state_dir() / "models" / model_uri.removeprefix("runs:/").replace("/", "_")
-        uri = model_uri
+        target = Path(dst) if dst else state_dir() / "models" / uri.removeprefix("runs:/").replace("/", "_")
     if target.exists():
         return _find_model_dir(target)
     tmp = target.with_name(target.name + ".partial")

@@ -7,8 +7,12 @@ gap" between the two-tower model and the cross-encoder. The recipe:
    (``jude.evaluation.retrieval.top_k_candidates``);
 2. the cross-encoder teacher scores those pairs offline
    (``jude.modeling.cross_encoder.score_candidates``) -> ``teacher_scores``;
+   steps 1 and 2 are :func:`teacher_candidate_scores`;
 3. :func:`distill_embedder` trains the bi-encoder to reproduce the teacher's
    ordering of each member's candidates.
+
+:func:`distill_from_teacher` runs the three from two model directories (the
+pipeline's ``distill_embedder`` step).
 
 Student: the fine-tuned model directory is loaded (its LoRA already merged into
 the weights) and a **fresh LoRA** is added on top. Only the new adapter trains,
@@ -43,7 +47,8 @@ import pandas as pd
 import torch
 
 from jude.config import DistillConfig, LoRAConfig, ModelConfig, TrainConfig
-from jude.modeling.cross_encoder import SCORE_COLUMNS
+from jude.evaluation.retrieval import top_k_candidates
+from jude.modeling.cross_encoder import SCORE_COLUMNS, CrossEncoderTeacher, score_candidates
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import info_nce, kl_distillation, margin_mse
 from jude.optim import LogFn, OptimLoop
@@ -59,8 +64,9 @@ class CandidateLists:
     scores: list[np.ndarray]  # member -> (C_m,) teacher logits, same order
 
 
-def candidate_lists(teacher_scores: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame,
-                    min_candidates: int = 2) -> tuple[CandidateLists, dict]:
+def candidate_lists(
+    teacher_scores: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, min_candidates: int = 2
+) -> tuple[CandidateLists, dict]:
     """Validate ``teacher_scores`` and group it by member.
 
     Members with fewer than ``min_candidates`` scored jobs are dropped (counted in
@@ -74,8 +80,10 @@ def candidate_lists(teacher_scores: pd.DataFrame, jobs: pd.DataFrame, members: p
     bad = np.flatnonzero(~np.isfinite(scores.to_numpy(dtype=float)))
     if len(bad):
         r = ts.iloc[int(bad[0])]
-        raise TrainingDataError(f"teacher_scores row {int(bad[0])}: teacher_score must be a finite number, got "
-                                f"{r['teacher_score']!r} (member {r['member_id']}, job {r['job_id']})")
+        raise TrainingDataError(
+            f"teacher_scores row {int(bad[0])}: teacher_score must be a finite number, got "
+            f"{r['teacher_score']!r} (member {r['member_id']}, job {r['job_id']})"
+        )
     unknown_j = sorted(set(ts["job_id"]) - set(jobs["job_id"]))
     if unknown_j:
         raise TrainingDataError(f"teacher_scores names unknown job(s) {unknown_j[:5]}")
@@ -85,10 +93,13 @@ def candidate_lists(teacher_scores: pd.DataFrame, jobs: pd.DataFrame, members: p
     dup = ts.duplicated(["member_id", "job_id"])
     if dup.any():
         r = ts[dup].iloc[0]
-        raise TrainingDataError(f"teacher_scores row {int(np.flatnonzero(dup)[0])}: duplicate pair "
-                                f"(member {r['member_id']}, job {r['job_id']})")
+        raise TrainingDataError(
+            f"teacher_scores row {int(np.flatnonzero(dup)[0])}: duplicate pair "
+            f"(member {r['member_id']}, job {r['job_id']})"
+        )
     ts = ts.assign(teacher_score=scores.astype(np.float32)).sort_values(
-        ["member_id", "teacher_score"], ascending=[True, False], kind="stable")
+        ["member_id", "teacher_score"], ascending=[True, False], kind="stable"
+    )
     out = CandidateLists([], [], [])
     dropped = 0
     for m, g in ts.groupby("member_id", sort=True):
@@ -99,10 +110,15 @@ def candidate_lists(teacher_scores: pd.DataFrame, jobs: pd.DataFrame, members: p
         out.job_ids.append(g["job_id"].astype(str).tolist())
         out.scores.append(g["teacher_score"].to_numpy(np.float32))
     if not out.member_ids:
-        raise TrainingDataError(f"teacher_scores: no member has >= {min_candidates} scored candidates "
-                                f"(distill.group_size); score more candidates (distill.candidates_k)")
-    return out, {"distill_members": len(out.member_ids), "distill_members_dropped": dropped,
-                 "distill_pairs": int(sum(len(j) for j in out.job_ids))}
+        raise TrainingDataError(
+            f"teacher_scores: no member has >= {min_candidates} scored candidates "
+            f"(distill.group_size); score more candidates (distill.candidates_k)"
+        )
+    return out, {
+        "distill_members": len(out.member_ids),
+        "distill_members_dropped": dropped,
+        "distill_pairs": int(sum(len(j) for j in out.job_ids)),
+    }
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, cfg: DistillConfig) -> dict[str, torch.Tensor]:
@@ -120,17 +136,24 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, cfg: DistillConfi
         others[rows, best] = False
         B, C = student.shape
         s = student * cfg.margin_scale
-        parts["margin_mse"] = margin_mse(s[rows, best], s[others].view(B, C - 1),
-                                         teacher[rows, best], teacher[others].view(B, C - 1))
+        parts["margin_mse"] = margin_mse(
+            s[rows, best], s[others].view(B, C - 1), teacher[rows, best], teacher[others].view(B, C - 1)
+        )
     if cfg.loss in ("kl", "both"):
         parts["kl"] = kl_distillation(student, teacher, cfg.student_temperature, cfg.teacher_temperature)
     return parts
 
 
 @torch.inference_mode()
-def distillation_metrics(embedder: Embedder, teacher_scores: pd.DataFrame, jobs: pd.DataFrame,
-                         members: pd.DataFrame, cfg: DistillConfig, member_view: str = "profile",
-                         batch_size: int = 64) -> dict[str, float]:
+def distillation_metrics(
+    embedder: Embedder,
+    teacher_scores: pd.DataFrame,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    cfg: DistillConfig,
+    member_view: str = "profile",
+    batch_size: int = 64,
+) -> dict[str, float]:
     """How far the student is from the teacher on the scored candidates (lower = closer).
 
     Over every member's full candidate list: MarginMSE (teacher-best as reference,
@@ -155,11 +178,21 @@ def distillation_metrics(embedder: Embedder, teacher_scores: pd.DataFrame, jobs:
     return {"margin_mse": float(np.mean(mse)), "kl": float(np.mean(kl)), "spearman": float(np.mean(rho))}
 
 
-def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs: pd.DataFrame,
-                     members: pd.DataFrame, model_cfg: ModelConfig | None, lora_cfg: LoRAConfig,
-                     train_cfg: TrainConfig, distill_cfg: DistillConfig, out_dir: str | Path,
-                     pairs: pd.DataFrame | None = None, log: LogFn | None = None, measure: bool = True,
-                     show_progress: bool = True) -> TrainResult:
+def distill_embedder(
+    student_dir: str | Path,
+    teacher_scores: pd.DataFrame,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    model_cfg: ModelConfig | None,
+    lora_cfg: LoRAConfig,
+    train_cfg: TrainConfig,
+    distill_cfg: DistillConfig,
+    out_dir: str | Path,
+    pairs: pd.DataFrame | None = None,
+    log: LogFn | None = None,
+    measure: bool = True,
+    show_progress: bool = True,
+) -> TrainResult:
     """Distil the teacher's candidate scores into the bi-encoder at ``student_dir``; save to ``out_dir``.
 
     Args:
@@ -179,14 +212,18 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
     Returns a ``TrainResult`` (model_dir, per-step history, stats).
     """
     if distill_cfg.infonce_weight > 0 and pairs is None:
-        raise ValueError(f"distill.infonce_weight={distill_cfg.infonce_weight} needs the training pairs; "
-                         "pass pairs= or set distill.infonce_weight to 0")
+        raise ValueError(
+            f"distill.infonce_weight={distill_cfg.infonce_weight} needs the training pairs; "
+            "pass pairs= or set distill.infonce_weight to 0"
+        )
     seed_everything(distill_cfg.seed)
     lists, stats = candidate_lists(teacher_scores, jobs, members, min_candidates=distill_cfg.group_size)
     embedder = Embedder.load(student_dir)
     if model_cfg is not None and model_cfg.template_style != embedder.meta.template_style:
-        raise ValueError(f"model.template_style={model_cfg.template_style!r} but the student at {student_dir} "
-                         f"was trained with {embedder.meta.template_style!r}")
+        raise ValueError(
+            f"model.template_style={model_cfg.template_style!r} but the student at {student_dir} "
+            f"was trained with {embedder.meta.template_style!r}"
+        )
     views = list(train_cfg.member_views)
     if measure:
         before = distillation_metrics(embedder, teacher_scores, jobs, members, distill_cfg, views[0])
@@ -201,8 +238,11 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
     job_texts = dict(zip(jobs["job_id"], embedder.render("job", jobs)))
     positives: dict[str, list[str]] = defaultdict(list)
     if pairs is not None and distill_cfg.infonce_weight > 0:
-        pos = pairs[(pairs["label"] == 1) & pairs["member_id"].isin(set(lists.member_ids))
-                    & pairs["job_id"].isin(set(job_texts))]
+        pos = pairs[
+            (pairs["label"] == 1)
+            & pairs["member_id"].isin(set(lists.member_ids))
+            & pairs["job_id"].isin(set(job_texts))
+        ]
         for m, j in zip(pos["member_id"], pos["job_id"]):
             positives[m].append(j)
     positive_sets = {m: set(js) for m, js in positives.items()}
@@ -216,14 +256,22 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
     rng = np.random.default_rng(distill_cfg.seed)
     max_job = embedder.meta.max_lengths["job"]
 
-    loop = OptimLoop(params, lr=distill_cfg.learning_rate, weight_decay=train_cfg.weight_decay,
-                     warmup_ratio=train_cfg.warmup_ratio, total_steps=total_steps,
-                     max_grad_norm=train_cfg.max_grad_norm, prefix="distill", desc=f"distil ({distill_cfg.loss})",
-                     log=log, show_progress=show_progress)
+    loop = OptimLoop(
+        params,
+        lr=distill_cfg.learning_rate,
+        weight_decay=train_cfg.weight_decay,
+        warmup_ratio=train_cfg.warmup_ratio,
+        total_steps=total_steps,
+        max_grad_norm=train_cfg.max_grad_norm,
+        prefix="distill",
+        desc=f"distil ({distill_cfg.loss})",
+        log=log,
+        show_progress=show_progress,
+    )
     for _epoch in range(epochs):
         order = rng.permutation(n_members)
         for b in range(steps_per_epoch):
-            idx = order[b * B:(b + 1) * B]
+            idx = order[b * B : (b + 1) * B]
             view = views[int(rng.integers(len(views)))]
             # each member: its teacher-best candidate + (C - 1) sampled from the rest, then shuffled
             cand, teach = [], []
@@ -243,9 +291,14 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
             if distill_cfg.infonce_weight > 0 and len(anchored) >= 2:
                 pos_jobs = [positives[mids[k]][int(rng.integers(len(positives[mids[k]])))] for k in anchored]
                 dp = embedder.embed_texts([job_texts[j] for j in pos_jobs], max_job)  # (A, D)
-                parts["infonce"] = info_nce(q[anchored], dp, distill_cfg.infonce_temperature,
-                                            query_ids=[mids[k] for k in anchored], doc_ids=pos_jobs,
-                                            positives=positive_sets)
+                parts["infonce"] = info_nce(
+                    q[anchored],
+                    dp,
+                    distill_cfg.infonce_temperature,
+                    query_ids=[mids[k] for k in anchored],
+                    doc_ids=pos_jobs,
+                    positives=positive_sets,
+                )
                 loss = loss + distill_cfg.infonce_weight * parts["infonce"]
             loss.backward()
             loop.step(float(loss.detach()), parts={k: float(v.detach()) for k, v in parts.items()})
@@ -258,13 +311,89 @@ def distill_embedder(student_dir: str | Path, teacher_scores: pd.DataFrame, jobs
     if measure:
         after = distillation_metrics(embedder, teacher_scores, jobs, members, distill_cfg, views[0])
         stats.update({f"after/{k}": v for k, v in after.items()})
-    stats.update({"steps": loop.steps, "epochs": epochs,
-                  "trainable_params": sum(p.numel() for p in params)})
+    stats.update({"steps": loop.steps, "epochs": epochs, "trainable_params": sum(p.numel() for p in params)})
     embedder.meta.extra["distill"] = {
-        "student_dir": str(student_dir), "parent_lora": parent_lora, "loss": distill_cfg.loss, "steps": loop.steps,
-        "learning_rate": distill_cfg.learning_rate, "infonce_weight": distill_cfg.infonce_weight,
+        "student_dir": str(student_dir),
+        "parent_lora": parent_lora,
+        "loss": distill_cfg.loss,
+        "steps": loop.steps,
+        "learning_rate": distill_cfg.learning_rate,
+        "infonce_weight": distill_cfg.infonce_weight,
         "infonce_temperature": distill_cfg.infonce_temperature,
         "student_temperature": distill_cfg.student_temperature,
-        "teacher_temperature": distill_cfg.teacher_temperature, "margin_scale": distill_cfg.margin_scale}
+        "teacher_temperature": distill_cfg.teacher_temperature,
+        "margin_scale": distill_cfg.margin_scale,
+    }
     out = embedder.save(out_dir)
     return TrainResult(model_dir=Path(out), history=loop.history, stats=stats)
+
+
+def teacher_candidate_scores(
+    student: Embedder,
+    teacher: CrossEncoderTeacher,
+    pairs: pd.DataFrame,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    candidates_k: int,
+    show_progress: bool = False,
+) -> pd.DataFrame:
+    """The teacher's scores of the student's top ``candidates_k`` jobs of every member in the training
+    ``pairs`` -> DataFrame[member_id, job_id, teacher_score] (what :func:`distill_embedder` learns from).
+
+    Only training members are scored: the held-out members' rankings stay out of the distillation.
+    """
+    train_members = members[members["member_id"].isin(set(pairs["member_id"]))]
+    candidates = top_k_candidates(student, jobs, train_members, k=candidates_k, show_progress=show_progress)
+    return score_candidates(teacher, candidates, jobs, members, show_progress=show_progress)
+
+
+@dataclass
+class Distillation:
+    teacher_scores: pd.DataFrame  # [member_id, job_id, teacher_score], the distillation's training data
+    result: TrainResult  # the distilled model directory, history and stats
+
+
+def distill_from_teacher(
+    student_dir: str | Path,
+    teacher_dir: str | Path,
+    pairs: pd.DataFrame,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    model_cfg: ModelConfig | None,
+    lora_cfg: LoRAConfig,
+    train_cfg: TrainConfig,
+    distill_cfg: DistillConfig,
+    out_dir: str | Path,
+    log: LogFn | None = None,
+    show_progress: bool = True,
+) -> Distillation:
+    """Score the fine-tuned student's candidates with the teacher, then distil those scores into the student.
+
+    ``student_dir`` is the fine-tuned model directory, ``teacher_dir`` the cross-encoder's; ``pairs`` the
+    training pairs (they pick the members to score and anchor the InfoNCE term). The other arguments are
+    those of :func:`distill_embedder`.
+    """
+    scores = teacher_candidate_scores(
+        Embedder.load(student_dir),
+        CrossEncoderTeacher.load(teacher_dir),
+        pairs,
+        jobs,
+        members,
+        distill_cfg.candidates_k,
+        show_progress=show_progress,
+    )
+    result = distill_embedder(
+        student_dir,
+        scores,
+        jobs,
+        members,
+        model_cfg,
+        lora_cfg,
+        train_cfg,
+        distill_cfg,
+        out_dir,
+        pairs=pairs,
+        log=log,
+        show_progress=show_progress,
+    )
+    return Distillation(teacher_scores=scores, result=result)

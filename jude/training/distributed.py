@@ -52,9 +52,11 @@ def gather_with_grad(x: Tensor) -> Tensor:
 def _check_same_shapes(shapes: Sequence[Any]) -> None:
     """``shapes``: one entry per rank (a shape, or a tuple of shapes)."""
     if len(set(shapes)) != 1:
-        raise ValueError(f"cannot gather in-batch negatives across ranks: the ranks hold tensors of different "
-                         f"shapes {dict(enumerate(shapes))}; every rank needs full batches "
-                         f"(dataloader_drop_last) of the same number of hard negatives")
+        raise ValueError(
+            f"cannot gather in-batch negatives across ranks: the ranks hold tensors of different "
+            f"shapes {dict(enumerate(shapes))}; every rank needs full batches "
+            f"(dataloader_drop_last) of the same number of hard negatives"
+        )
 
 
 def _all_gather(x: Tensor) -> Tensor:
@@ -88,8 +90,14 @@ class GlobalBatch:
     local_size: int
 
 
-def gather_batch(q: Tensor, d: Tensor, hard: Tensor | None, member_ids: Sequence[Any], job_ids: Sequence[Any],
-                 negative_ids: Sequence[Sequence[Any]] | None) -> GlobalBatch:
+def gather_batch(
+    q: Tensor,
+    d: Tensor,
+    hard: Tensor | None,
+    member_ids: Sequence[Any],
+    job_ids: Sequence[Any],
+    negative_ids: Sequence[Sequence[Any]] | None,
+) -> GlobalBatch:
     """All ranks' (B, D) members, (B, D) jobs, (B, K, D) hard negatives and their ids, as one global batch.
 
     One object all-gather per step carries every rank's shapes and ids together;
@@ -99,17 +107,34 @@ def gather_batch(q: Tensor, d: Tensor, hard: Tensor | None, member_ids: Sequence
         raise ValueError("hard negatives and their ids come together: got one without the other")
     n = world_size()
     if n == 1:
-        return GlobalBatch(q=q, d=d, hard=hard, member_ids=list(member_ids), job_ids=list(job_ids),
-                           negative_ids=[list(r) for r in negative_ids] if negative_ids is not None else None,
-                           world_size=1, local_size=q.shape[0])
+        return GlobalBatch(
+            q=q,
+            d=d,
+            hard=hard,
+            member_ids=list(member_ids),
+            job_ids=list(job_ids),
+            negative_ids=[list(r) for r in negative_ids] if negative_ids is not None else None,
+            world_size=1,
+            local_size=q.shape[0],
+        )
     tensors = [t for t in (q, d, hard) if t is not None]
-    local = (tuple(tuple(t.shape) for t in tensors), list(member_ids), list(job_ids),
-             [list(r) for r in negative_ids] if negative_ids is not None else None)
+    local = (
+        tuple(tuple(t.shape) for t in tensors),
+        list(member_ids),
+        list(job_ids),
+        [list(r) for r in negative_ids] if negative_ids is not None else None,
+    )
     parts: list[Any] = [None] * n
     dist.all_gather_object(parts, local)
     _check_same_shapes([p[0] for p in parts])
     gq, gd, *gh = (_all_gather(t) for t in tensors)
-    return GlobalBatch(q=gq, d=gd, hard=gh[0] if gh else None,
-                       member_ids=[m for p in parts for m in p[1]], job_ids=[j for p in parts for j in p[2]],
-                       negative_ids=[r for p in parts for r in p[3]] if negative_ids is not None else None,
-                       world_size=n, local_size=q.shape[0])
+    return GlobalBatch(
+        q=gq,
+        d=gd,
+        hard=gh[0] if gh else None,
+        member_ids=[m for p in parts for m in p[1]],
+        job_ids=[j for p in parts for j in p[2]],
+        negative_ids=[r for p in parts for r in p[3]] if negative_ids is not None else None,
+        world_size=n,
+        local_size=q.shape[0],
+    )

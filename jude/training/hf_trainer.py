@@ -24,18 +24,16 @@ before the loss (``jude.training.distributed``), so each query is scored against
 the B x ranks - 1 in-batch negatives of the global batch; turned off, negatives
 are per rank. The optimiser's global batch is B x ranks x grad_accum either way.
 
-CLI (what torchrun / deepspeed launch; see docs/gpu.md)::
+The command line that torchrun and the deepspeed launcher start is ``jude train-hf``
+(:mod:`jude.cli`; see docs/gpu.md)::
 
-    python -m jude.training.hf_trainer --config configs/train_gpu_7b.yaml [--out DIR] [--max-steps N]
+    torchrun --nproc-per-node 8 -m jude.cli train-hf --config configs/train_gpu_7b.yaml [--out DIR]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,9 +44,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from jude.config import (LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig, TrainPipelineConfig,
-                         read_parameters)
-from jude.fsutils import atomic_directory
+from jude.config import (
+    LoRAConfig,
+    LossConfig,
+    ModelConfig,
+    ScaleConfig,
+    TrainConfig,
+    TrainPipelineConfig,
+    check_hf_losses,
+    read_pipeline_config,
+)
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import CombinedLoss
 from jude.training.distributed import gather_batch, world_size
@@ -56,15 +61,10 @@ from jude.training.trainer import PairBatches, StepLoss, TrainResult, make_batch
 
 ZERO_STAGES = (0, 1, 2, 3)
 TOWERS = ("q", "d", "n")  # member queries, their jobs, the hard-negative jobs
-DISTILL_LOSSES = ("margin_mse", "kl")  # need teacher scores: jude.training.distill
 
 
 class DeepSpeedConfigError(ValueError):
     """A DeepSpeed JSON that cannot be used; raised before any model is loaded."""
-
-
-class ScaleConfigError(ValueError):
-    """Switches that contradict each other or the rest of the configuration."""
 
 
 # ============================================================================ configuration
@@ -80,8 +80,9 @@ def load_deepspeed_config(path: str | os.PathLike) -> dict[str, Any]:
     try:
         cfg = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise DeepSpeedConfigError(f"DeepSpeed config {path} is not valid JSON: {e.msg} at line {e.lineno}, "
-                                   f"column {e.colno}") from e
+        raise DeepSpeedConfigError(
+            f"DeepSpeed config {path} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
+        ) from e
     if not isinstance(cfg, dict):
         raise DeepSpeedConfigError(f"DeepSpeed config {path}: expected a JSON object, got {type(cfg).__name__}")
     zero = cfg.get("zero_optimization", {})
@@ -89,76 +90,28 @@ def load_deepspeed_config(path: str | os.PathLike) -> dict[str, Any]:
         raise DeepSpeedConfigError(f"DeepSpeed config {path}: 'zero_optimization' must be an object, got {zero!r}")
     stage = zero.get("stage", 0)
     if isinstance(stage, bool) or not isinstance(stage, int) or stage not in ZERO_STAGES:
-        raise DeepSpeedConfigError(f"DeepSpeed config {path}: zero_optimization.stage must be one of "
-                                   f"{list(ZERO_STAGES)}, got {stage!r}")
+        raise DeepSpeedConfigError(
+            f"DeepSpeed config {path}: zero_optimization.stage must be one of {list(ZERO_STAGES)}, got {stage!r}"
+        )
     for key in ("optimizer", "scheduler"):
         if key in cfg:
             raise DeepSpeedConfigError(
                 f"DeepSpeed config {path}: remove the '{key}' section; jude's optimiser and schedule come from "
-                "train.* (AdamW, warmup then cosine) so every set-up trains the same way")
+                "train.* (AdamW, warmup then cosine) so every set-up trains the same way"
+            )
     return cfg
 
 
-def check_scale(model_cfg: ModelConfig, scale: ScaleConfig) -> None:
-    """Cross-section checks that no single section can do on its own."""
-    if scale.bf16 and model_cfg.dtype == "float16":
-        raise ScaleConfigError("scale.bf16=true with model.dtype='float16': pick one 16-bit format "
-                               "(model.dtype 'bfloat16' or 'float32')")
-    if scale.deepspeed:
-        load_deepspeed_config(scale.deepspeed)
-
-
-def check_hf_losses(loss_cfg: LossConfig) -> None:
-    """The HF Trainer path trains InfoNCE, BCE and VP-matrix (and a learned temperature) in one phase.
-
-    A curriculum re-mines negatives and swaps the training pairs between phases,
-    which the Trainer's fixed dataset cannot do; distillation losses need teacher
-    scores (``jude.training.distill``). Both are named here, before any weights load.
-    """
-    if loss_cfg.curriculum:
-        raise ScaleConfigError(f"loss.curriculum ({[p.name for p in loss_cfg.curriculum]}) runs in the plain loop "
-                               "(jude.training.trainer), not the HF Trainer path; drop it or run one trainer per "
-                               "phase")
-    distill = sorted(k for k, w in loss_cfg.weights.items() if w > 0 and k in DISTILL_LOSSES)
-    if distill:
-        raise ScaleConfigError(f"loss.weights {loss_cfg.weights}: {distill} need teacher scores; "
-                               "distillation runs in jude.training.distill, not the HF Trainer path")
-
-
 def load_pipeline_config(path: str | os.PathLike) -> tuple[TrainPipelineConfig, ScaleConfig]:
-    """The ``parameters:`` of a train YAML, validated: the pipeline sections and the ``scale`` section.
+    """The ``parameters:`` of a train YAML, validated whole (``TrainPipelineConfig``), and its ``scale`` section.
 
-    ``scale`` is validated with :class:`ScaleConfig` whether or not
-    ``TrainPipelineConfig`` has a ``scale`` field yet, so this works on both sides
-    of that change.
+    Raises ``jude.config.ConfigFileError`` (a ``ValueError``) naming the file, the field and the value.
     """
-    params = read_parameters(path)  # ConfigFileError (a ValueError) names the file
-    try:
-        if "scale" in TrainPipelineConfig.model_fields:
-            cfg = TrainPipelineConfig.model_validate(params)
-            scale = cfg.scale  # type: ignore[attr-defined]
-        else:
-            scale = ScaleConfig.model_validate(params.pop("scale", None) or {})
-            cfg = TrainPipelineConfig.model_validate(params)
-    except ValueError as e:
-        raise ValueError(f"config file {path}: {e}") from e
-    return cfg, scale
+    cfg = read_pipeline_config("train", path)
+    return cfg, cfg.scale
 
 
 # ============================================================================ model and data
-def build_embedder(model_cfg: ModelConfig, lora_cfg: LoRAConfig, scale: ScaleConfig | None = None) -> Embedder:
-    """Base model + LoRA + the model-side switches (Liger, gradient checkpointing)."""
-    scale = scale or ScaleConfig()
-    check_scale(model_cfg, scale)
-    embedder = Embedder.from_base(model_cfg)
-    if scale.liger:
-        embedder.apply_liger()  # before LoRA wraps the modules Liger patches
-    embedder.add_lora(lora_cfg)
-    if scale.gradient_checkpointing:
-        embedder.enable_gradient_checkpointing()
-    return embedder
-
-
 class TwoTower(nn.Module):
     """One forward call embeds every tower of a batch, so DDP/DeepSpeed see one forward per step.
 
@@ -214,8 +167,10 @@ class PairCollator:
         member_ids = [p.member_ids[i] for i in idx]
         job_ids = [p.job_ids[i] for i in idx]
         batch: dict[str, Any] = {"view": view, "member_ids": member_ids, "job_ids": job_ids, "negative_ids": None}
-        towers = {"q": ([p.member_texts[view][m] for m in member_ids], e.meta.max_lengths[view]),
-                  "d": ([p.job_texts[j] for j in job_ids], e.meta.max_lengths["job"])}
+        towers = {
+            "q": ([p.member_texts[view][m] for m in member_ids], e.meta.max_lengths[view]),
+            "d": ([p.job_texts[j] for j in job_ids], e.meta.max_lengths["job"]),
+        }
         if p.negatives:
             negs = [p.negatives[i] for i in idx]  # (B, K) job ids
             batch["negative_ids"] = negs
@@ -226,8 +181,14 @@ class PairCollator:
         return batch
 
 
-def make_trainer(model: TwoTower, args: Any, dataset: PairIndexDataset, collator: PairCollator,
-                 step_loss: StepLoss, gather_across_devices: bool = True) -> Any:
+def make_trainer(
+    model: TwoTower,
+    args: Any,
+    dataset: PairIndexDataset,
+    collator: PairCollator,
+    step_loss: StepLoss,
+    gather_across_devices: bool = True,
+) -> Any:
     """A ``transformers.Trainer`` whose loss is jude's :class:`CombinedLoss` (on the global batch when gathering)."""
     from transformers import Trainer
 
@@ -242,8 +203,12 @@ def make_trainer(model: TwoTower, args: Any, dataset: PairIndexDataset, collator
                 q, d, hard = g.q, g.d, g.hard  # every rank: the same global loss
                 meta.update(member_ids=g.member_ids, job_ids=g.job_ids, negative_ids=g.negative_ids)
             d_all = d if hard is None else torch.cat([d, hard.reshape(-1, d.shape[1])])  # (B + B*K, D)
-            batch = SimpleNamespace(view=meta["view"], member_ids=meta["member_ids"], job_ids=meta["job_ids"],
-                                    negative_ids=meta["negative_ids"] or [])
+            batch = SimpleNamespace(
+                view=meta["view"],
+                member_ids=meta["member_ids"],
+                job_ids=meta["job_ids"],
+                negative_ids=meta["negative_ids"] or [],
+            )
             loss = step_loss(batch, q, d_all)
             return (loss, emb) if return_outputs else loss
 
@@ -258,8 +223,13 @@ def make_trainer(model: TwoTower, args: Any, dataset: PairIndexDataset, collator
     return trainer
 
 
-def training_arguments(train_cfg: TrainConfig, scale: ScaleConfig, output_dir: str | os.PathLike,
-                       deepspeed_config: str | None, show_progress: bool = True) -> Any:
+def training_arguments(
+    train_cfg: TrainConfig,
+    scale: ScaleConfig,
+    output_dir: str | os.PathLike,
+    deepspeed_config: str | None,
+    show_progress: bool = True,
+) -> Any:
     """``TrainingArguments`` from jude's config: the same optimiser and schedule as the plain trainer."""
     from transformers import TrainingArguments
 
@@ -298,10 +268,19 @@ def training_arguments(train_cfg: TrainConfig, scale: ScaleConfig, output_dir: s
     )
 
 
-def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.DataFrame, model_cfg: ModelConfig,
-                          lora_cfg: LoRAConfig, train_cfg: TrainConfig, out_dir: str | os.PathLike,
-                          deepspeed_config: str | None = None, loss_cfg: LossConfig | None = None,
-                          scale: ScaleConfig | None = None, show_progress: bool = True) -> TrainResult:
+def train_with_hf_trainer(
+    pairs: pd.DataFrame,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    model_cfg: ModelConfig,
+    lora_cfg: LoRAConfig,
+    train_cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    deepspeed_config: str | None = None,
+    loss_cfg: LossConfig | None = None,
+    scale: ScaleConfig | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
     """Fine-tune with LoRA through ``transformers.Trainer`` (DeepSpeed when ``deepspeed_config`` is set).
 
     Returns the same :class:`TrainResult` as ``train_embedder``; the model at
@@ -318,127 +297,60 @@ def train_with_hf_trainer(pairs: pd.DataFrame, jobs: pd.DataFrame, members: pd.D
     args = training_arguments(train_cfg, scale, hf_dir, scale.deepspeed, show_progress)  # sets up distributed
 
     seed_everything(train_cfg.seed)
-    embedder = build_embedder(model_cfg, lora_cfg, scale)
+    embedder = Embedder.trainable(model_cfg, lora_cfg, scale)
     batches = make_batches(pairs, jobs, members, embedder, train_cfg)
     criterion = CombinedLoss.from_config(loss_cfg, embedder.dimension).to(embedder.device)
     step_loss = StepLoss.from_pairs(criterion, pairs, jobs)
-    trainer = make_trainer(TwoTower(embedder, criterion), args, PairIndexDataset(len(batches.member_ids)),
-                           PairCollator(batches, embedder, train_cfg.seed), step_loss,
-                           gather_across_devices=scale.gather_across_devices)
+    trainer = make_trainer(
+        TwoTower(embedder, criterion),
+        args,
+        PairIndexDataset(len(batches.member_ids)),
+        PairCollator(batches, embedder, train_cfg.seed),
+        step_loss,
+        gather_across_devices=scale.gather_across_devices,
+    )
     output = trainer.train()
 
-    history = [{"step": int(h["step"]), "train/loss": float(h["loss"]),
-                **({"train/lr": float(h["learning_rate"])} if "learning_rate" in h else {})}
-               for h in trainer.state.log_history if "loss" in h]
-    stats = {"positive_pairs": len(batches.member_ids), "steps": int(trainer.state.global_step),
-             "world_size": int(args.world_size),
-             "losses": criterion.weights.active,
-             "in_batch_negatives": train_cfg.batch_size * (int(args.world_size) if scale.gather_across_devices else 1) - 1,
-             "trainable_params": sum(p.numel() for p in embedder.trainable_parameters()),
-             "total_params": sum(p.numel() for p in embedder.parameters()), "train_loss": float(output.training_loss),
-             "deepspeed": scale.deepspeed or "", "bf16": scale.bf16,
-             "gradient_checkpointing": scale.gradient_checkpointing, "liger": scale.liger,
-             "zero_stage": trainer.deepspeed.zero_optimization_stage() if trainer.is_deepspeed_enabled else None,
-             "dist_backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None}
+    history = [
+        {
+            "step": int(h["step"]),
+            "train/loss": float(h["loss"]),
+            **({"train/lr": float(h["learning_rate"])} if "learning_rate" in h else {}),
+        }
+        for h in trainer.state.log_history
+        if "loss" in h
+    ]
+    stats = {
+        "positive_pairs": len(batches.member_ids),
+        "steps": int(trainer.state.global_step),
+        "world_size": int(args.world_size),
+        "losses": criterion.weights.active,
+        "in_batch_negatives": train_cfg.batch_size * (int(args.world_size) if scale.gather_across_devices else 1) - 1,
+        "trainable_params": sum(p.numel() for p in embedder.trainable_parameters()),
+        "total_params": sum(p.numel() for p in embedder.parameters()),
+        "train_loss": float(output.training_loss),
+        "deepspeed": scale.deepspeed or "",
+        "bf16": scale.bf16,
+        "gradient_checkpointing": scale.gradient_checkpointing,
+        "liger": scale.liger,
+        "zero_stage": trainer.deepspeed.zero_optimization_stage() if trainer.is_deepspeed_enabled else None,
+        "dist_backend": torch.distributed.get_backend() if torch.distributed.is_initialized() else None,
+    }
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         embedder.eval()
-        embedder.meta.extra["train"] = {"steps": stats["steps"], "positive_pairs": stats["positive_pairs"],
-                                        "temperature": loss_cfg.temperature,
-                                        "learning_rate": train_cfg.learning_rate, "trainer": "hf",
-                                        "world_size": stats["world_size"], "deepspeed": stats["deepspeed"],
-                                        "losses": criterion.weights.active}
+        embedder.meta.extra["train"] = {
+            "steps": stats["steps"],
+            "positive_pairs": stats["positive_pairs"],
+            "temperature": loss_cfg.temperature,
+            "learning_rate": train_cfg.learning_rate,
+            "trainer": "hf",
+            "world_size": stats["world_size"],
+            "deepspeed": stats["deepspeed"],
+            "losses": criterion.weights.active,
+        }
         embedder.save(out_dir)
         if criterion.head is not None:  # as the plain trainer: kept for the BCE task, not served
             torch.save(criterion.head.state_dict(), out_dir / "interaction_head.pt")
     trainer.accelerator.wait_for_everyone()
     return TrainResult(model_dir=out_dir, history=history, stats=stats)
-
-
-# ============================================================================ CLI
-def prepare_training_data(cfg: TrainPipelineConfig, cache_dir: str | os.PathLike,
-                          timeout_s: float = 4 * 3600) -> dict[str, pd.DataFrame]:
-    """Marketplace -> labels -> time split -> training pairs, as the ZenML pipeline does, cached on disk.
-
-    Under torchrun every process calls this; the node's local rank 0 builds the
-    tables (the judge is called once) and renames the finished directory into
-    place; the other local ranks wait for it and read it.
-    """
-    cache_dir = Path(cache_dir)
-    names = ("jobs", "members", "pairs")
-    if int(os.environ.get("LOCAL_RANK", "0")) != 0:
-        deadline = time.monotonic() + timeout_s
-        while not (cache_dir / "pairs.parquet").exists():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"local rank 0 did not write the training data to {cache_dir} in {timeout_s:.0f}s")
-            time.sleep(2)
-        return {n: pd.read_parquet(cache_dir / f"{n}.parquet") for n in names}
-    if (cache_dir / "pairs.parquet").exists():
-        return {n: pd.read_parquet(cache_dir / f"{n}.parquet") for n in names}
-
-    from jude.data.io import marketplace_from_config
-    from jude.evaluation.retrieval import top_k_candidates
-    from jude.labels.engagement import engagement_labels
-    from jude.labels.judges import make_judge
-    from jude.labels.sampling import judge_pairs, sample_pairs
-    from jude.training.pairs import split_and_pair
-
-    market = marketplace_from_config(cfg.data)
-    candidates = None
-    if cfg.labels.retrieved_fraction > 0:
-        base = Embedder.from_base(cfg.model)
-        candidates = top_k_candidates(base, market.jobs, market.members, k=cfg.labels.retrieve_k, show_progress=True)
-        del base
-    sampled = sample_pairs(market.jobs, market.members, market.interactions, cfg.labels, candidates=candidates,
-                           rng_seed=cfg.labels.seed)
-    relevance, _ = judge_pairs(make_judge(cfg.labels), sampled, market.jobs, market.members, cfg.labels.relevant_grade)
-    labels = pd.concat([relevance, engagement_labels(market.interactions, cfg.labels)], ignore_index=True)
-    split = split_and_pair(market.jobs, market.members, market.interactions, labels, cfg.data.val_fraction,
-                           cfg.data.test_fraction, max_queries=cfg.eval.max_queries,
-                           query_entity=cfg.eval.member_view, use_engagement=cfg.train.use_engagement,
-                           seed=cfg.train.seed)
-    tables = {"jobs": market.jobs, "members": market.members, "pairs": split.pairs}
-    # another node on a shared disk may finish first: its copy (the same data) is kept
-    with atomic_directory(cache_dir, keep_if="pairs.parquet") as tmp:
-        for n, df in tables.items():
-            df.to_parquet(tmp / f"{n}.parquet", index=False)
-        (tmp / "test_set.json").write_text(json.dumps(split.test.to_dict()))
-    return tables
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m jude.training.hf_trainer --config configs/train_gpu_7b.yaml``: data, labels, pairs, train."""
-    for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
-        os.environ.setdefault(key, value)
-    ap = argparse.ArgumentParser(prog="python -m jude.training.hf_trainer", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", required=True, help="a train YAML (its parameters: section), e.g. configs/train_gpu_7b.yaml")
-    ap.add_argument("--out", default=".jude/hf-train/model", help="where the trained model directory goes")
-    ap.add_argument("--max-steps", type=int, default=None, help="override train.max_steps (smoke runs)")
-    ap.add_argument("--base-model", default=None, help="override model.base_model (a local path)")
-    ap.add_argument("--evaluate", action="store_true", help="rank 0: retrieval metrics on the test split")
-    ap.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed launcher
-    a = ap.parse_args(argv)
-    cfg, scale = load_pipeline_config(a.config)
-    check_hf_losses(cfg.loss)  # before the data step calls the judge
-    if a.base_model:
-        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"base_model": a.base_model})})
-    train_cfg = cfg.train.model_copy(update={"max_steps": a.max_steps}) if a.max_steps else cfg.train
-    if scale.deepspeed:
-        load_deepspeed_config(scale.deepspeed)
-    out = Path(a.out)
-    data = prepare_training_data(cfg, out.parent / "data")
-    result = train_with_hf_trainer(data["pairs"], data["jobs"], data["members"], cfg.model, cfg.lora, train_cfg,
-                                   out, deepspeed_config=scale.deepspeed, loss_cfg=cfg.loss, scale=scale)
-    if int(os.environ.get("RANK", "0")) == 0:
-        summary = {"model_dir": str(result.model_dir), **result.stats}
-        if a.evaluate:
-            from jude.evaluation.retrieval import EvalSet, evaluate_embedder
-
-            test = EvalSet.from_dict(json.loads((out.parent / "data" / "test_set.json").read_text()))
-            summary["test"] = evaluate_embedder(Embedder.load(out), test, show_progress=True)
-        print(json.dumps(summary, indent=2, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -38,7 +38,9 @@ class SplitData:
     stats: dict = field(default_factory=dict)
 
 
-def cut_points(interactions: pd.DataFrame, val_fraction: float, test_fraction: float) -> tuple[pd.Timestamp, pd.Timestamp]:
+def cut_points(
+    interactions: pd.DataFrame, val_fraction: float, test_fraction: float
+) -> tuple[pd.Timestamp, pd.Timestamp]:
     t0, t1 = interactions["ts"].min(), interactions["ts"].max()
     span = t1 - t0
     return t0 + span * (1 - val_fraction - test_fraction), t0 + span * (1 - test_fraction)
@@ -56,9 +58,18 @@ def _relevant_map(members: set[str], applies: pd.DataFrame, relevance: pd.DataFr
     return rel
 
 
-def split_and_pair(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.DataFrame, labels: pd.DataFrame,
-                   val_fraction: float, test_fraction: float, max_queries: int, query_entity: str = "profile",
-                   use_engagement: bool = True, seed: int = 0) -> SplitData:
+def split_and_pair(
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    interactions: pd.DataFrame,
+    labels: pd.DataFrame,
+    val_fraction: float,
+    test_fraction: float,
+    max_queries: int,
+    query_entity: str = "profile",
+    use_engagement: bool = True,
+    seed: int = 0,
+) -> SplitData:
     """Cut by time, hold out the test/validation members, and build the training pairs."""
     t_val, t_test = cut_points(interactions, val_fraction, test_fraction)
     applies = interactions[interactions["action"] == "apply"]
@@ -91,15 +102,20 @@ def split_and_pair(jobs: pd.DataFrame, members: pd.DataFrame, interactions: pd.D
     pairs = pairs.sort_values(["member_id", "job_id", "_rank"]).drop_duplicates(["member_id", "job_id"])
     pairs = pairs.drop(columns="_rank").sample(frac=1.0, random_state=seed).reset_index(drop=True)
 
-    test = build_eval_set(jobs, members, _relevant_map(test_members, test_applies, relevance),
-                          query_entity=query_entity, seed=seed)
-    val = build_eval_set(jobs, members, _relevant_map(val_members, val_applies, relevance),
-                         query_entity=query_entity, seed=seed)
+    test = build_eval_set(
+        jobs, members, _relevant_map(test_members, test_applies, relevance), query_entity=query_entity, seed=seed
+    )
+    val = build_eval_set(
+        jobs, members, _relevant_map(val_members, val_applies, relevance), query_entity=query_entity, seed=seed
+    )
     stats = {
-        "t_val": str(t_val), "t_test": str(t_test),
-        "train_pairs": int(len(pairs)), "train_positives": int((pairs["label"] == 1).sum()),
+        "t_val": str(t_val),
+        "t_test": str(t_test),
+        "train_pairs": int(len(pairs)),
+        "train_positives": int((pairs["label"] == 1).sum()),
         "train_positives_relevance": int(((pairs["label"] == 1) & (pairs["source"] == "relevance")).sum()),
         "train_positives_engagement": int(((pairs["label"] == 1) & (pairs["source"] == "engagement")).sum()),
-        "test_queries": len(test.queries), "val_queries": len(val.queries),
+        "test_queries": len(test.queries),
+        "val_queries": len(val.queries),
     }
     return SplitData(t_val=t_val, t_test=t_test, pairs=pairs, val=val, test=test, stats=stats)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import SMALL_MARKET_SEED
 
 from jude.config import DataConfig
 from jude.data.io import load_marketplace, marketplace_from_config, save_marketplace
-from jude.data.schema import DataValidationError
-from jude.data.synthetic import Marketplace
+from jude.data.schema import DataValidationError, Marketplace
 
 
 def _assert_same(a: Marketplace, b: Marketplace) -> None:
@@ -35,7 +35,10 @@ def csv_dir(small_market, tmp_path) -> Path:
 def test_parquet_round_trip(small_market, tmp_path):
     save_marketplace(small_market, tmp_path / "market")
     assert sorted(p.name for p in (tmp_path / "market").iterdir()) == [
-        "interactions.parquet", "jobs.parquet", "members.parquet"]  # no temp files left behind
+        "interactions.parquet",
+        "jobs.parquet",
+        "members.parquet",
+    ]  # no temp files left behind
     _assert_same(load_marketplace(tmp_path / "market"), small_market)
 
 
@@ -131,8 +134,7 @@ def test_ids_stay_text_in_csv(small_market, csv_dir):
 
 
 def test_save_validates_everything_before_writing(small_market, tmp_path):
-    bad = Marketplace(small_market.jobs, small_market.members,
-                      small_market.interactions.assign(action="click"))
+    bad = Marketplace(small_market.jobs, small_market.members, small_market.interactions.assign(action="click"))
     with pytest.raises(DataValidationError, match="column 'action', row 0"):
         save_marketplace(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -148,5 +150,5 @@ def test_save_refuses_to_mix_formats(small_market, tmp_path):
 def test_marketplace_from_config(small_market, tmp_path, small):
     save_marketplace(small_market, tmp_path)
     _assert_same(marketplace_from_config(DataConfig(source="files", path=str(tmp_path))), small_market)
-    generated = marketplace_from_config(DataConfig(synthetic=dict(seed=0, **small)))
+    generated = marketplace_from_config(DataConfig(synthetic=dict(seed=SMALL_MARKET_SEED, **small)))
     _assert_same(generated, small_market)

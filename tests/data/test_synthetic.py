@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support import SMALL_MARKET_SEED
 
 from jude.config import SyntheticConfig
 from jude.data import schema, vocab
-from jude.data.synthetic import Marketplace, engagement_probabilities, generate_marketplace, pair_features
+from jude.data.schema import Marketplace
+from jude.data.synthetic import engagement_probabilities, generate_marketplace, pair_features
 
 
 def _impression_features(m: Marketplace) -> pd.DataFrame:
@@ -25,7 +27,7 @@ def _impression_features(m: Marketplace) -> pd.DataFrame:
 
 
 def test_same_seed_gives_identical_frames(small_market, small):
-    again = generate_marketplace(SyntheticConfig(seed=0, **small))
+    again = generate_marketplace(SyntheticConfig(seed=SMALL_MARKET_SEED, **small))
     for table in ("jobs", "members", "interactions"):
         pd.testing.assert_frame_equal(getattr(small_market, table), getattr(again, table))
 
@@ -93,7 +95,7 @@ def test_members_titles_follow_years_and_some_change_careers(default_market):
         assert fam in vocab.ROLE_FAMILIES
         assert row.title in row.resume_text and "Education" in row.resume_text
         lines = row.resume_text.splitlines()
-        experience = lines[lines.index("Experience") + 1: lines.index("Education")]
+        experience = lines[lines.index("Experience") + 1 : lines.index("Education")]
         positions = [line for line in experience if line and not line.startswith("- ")]
         assert 2 <= len(positions) <= 4, row.resume_text
         history = {vocab.role_family_of(p.split(",")[0]) for p in positions}
@@ -139,9 +141,9 @@ def test_hard_cases_exist_and_are_rarely_applied(default_market):
     f = _impression_features(default_market)
     same = f["role"] == 1
     good = f[same & (f["location"] == 1) & (f["years_gap"] >= 0)]
-    elsewhere = f[same & (f["location"] == 0)]                       # same role in another city
+    elsewhere = f[same & (f["location"] == 0)]  # same role in another city
     underqualified = f[same & (f["location"] == 1) & (f["years_gap"] < -1)]  # same city, too junior
-    confusable = f[f["confusable"]]                                  # similar words, other role
+    confusable = f[f["confusable"]]  # similar words, other role
     for hard in (elsewhere, underqualified, confusable):
         assert len(hard) >= 300
         assert hard["apply"].mean() < good["apply"].mean() / 3
@@ -150,8 +152,9 @@ def test_hard_cases_exist_and_are_rarely_applied(default_market):
 def test_remote_jobs_fit_every_location(default_market):
     jobs, members = default_market.jobs, default_market.members
     remote = jobs[jobs["remote"]]["job_id"].to_numpy()[:20]
-    pairs = pd.DataFrame([(m, j) for m in members["member_id"].to_numpy()[:50] for j in remote],
-                         columns=["member_id", "job_id"])
+    pairs = pd.DataFrame(
+        [(m, j) for m in members["member_id"].to_numpy()[:50] for j in remote], columns=["member_id", "job_id"]
+    )
     f = pair_features(jobs, members, pairs)
     assert (f["location"] == 1).all()
     onsite = jobs[~jobs["remote"]].iloc[0]
@@ -161,8 +164,14 @@ def test_remote_jobs_fit_every_location(default_market):
 
 
 def test_engagement_probabilities_follow_the_documented_model():
-    feats = pd.DataFrame({"role": [1.0, 1.0, 0.0, 0.0], "confusable": [False, False, True, False],
-                          "location": [1.0, 1.0, 1.0, 1.0], "fit": [1.0, 0.2, 0.0, 0.0]})
+    feats = pd.DataFrame(
+        {
+            "role": [1.0, 1.0, 0.0, 0.0],
+            "confusable": [False, False, True, False],
+            "location": [1.0, 1.0, 1.0, 1.0],
+            "fit": [1.0, 0.2, 0.0, 0.0],
+        }
+    )
     p = engagement_probabilities(feats, popularity=np.zeros(4))
     assert p["apply"][0] > 0.8 > 0.1 > p["apply"][1] > p["apply"][3]
     assert p["dismiss"][0] < p["dismiss"][1] < p["dismiss"][3]

@@ -63,7 +63,15 @@ def test_role_family_of_variants_and_unknowns():
 
 def test_seniority_for_years_bands():
     assert [vocab.seniority_for_years(y) for y in (0, 1.9, 2, 4.5, 5, 8.9, 9, 30)] == [
-        "junior", "junior", "mid", "mid", "senior", "senior", "lead", "lead"]
+        "junior",
+        "junior",
+        "mid",
+        "mid",
+        "senior",
+        "senior",
+        "lead",
+        "lead",
+    ]
     with pytest.raises(ValueError, match="years must be >= 0, got -1"):
         vocab.seniority_for_years(-1)
 

@@ -82,7 +82,7 @@ class FakeKube:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeKube":
+    def __enter__(self) -> FakeKube:
         self._thread.start()
         return self
 
@@ -116,8 +116,10 @@ class FakeKube:
         if current is None:
             return 404, _status(404, f'{resource} "{key[2]}" not found')
         new = _merge(current, body) if method == "PATCH" else copy.deepcopy(body)
-        new["metadata"] = _merge(current["metadata"], {k: v for k, v in new["metadata"].items()
-                                                       if k not in ("generation", "uid", "resourceVersion")})
+        new["metadata"] = _merge(
+            current["metadata"],
+            {k: v for k, v in new["metadata"].items() if k not in ("generation", "uid", "resourceVersion")},
+        )
         if new.get("spec") != current.get("spec"):
             new["metadata"]["generation"] = current["metadata"]["generation"] + 1
             if resource == "deployments":
@@ -138,15 +140,24 @@ class FakeKube:
         replicas = obj["spec"].get("replicas", 1)
         images = {c["image"] for c in obj["spec"]["template"]["spec"]["containers"]}
         healthy = not (images & self.bad_images)
-        obj["status"] = {"observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
-                         "updatedReplicas": replicas if healthy else 1,
-                         "availableReplicas": replicas if healthy else replicas - 1,
-                         "readyReplicas": replicas if healthy else replicas - 1,
-                         "unavailableReplicas": None if healthy else 1}
+        obj["status"] = {
+            "observedGeneration": obj["metadata"]["generation"],
+            "replicas": replicas,
+            "updatedReplicas": replicas if healthy else 1,
+            "availableReplicas": replicas if healthy else replicas - 1,
+            "readyReplicas": replicas if healthy else replicas - 1,
+            "unavailableReplicas": None if healthy else 1,
+        }
         return obj
 
 
 def _status(code: int, message: str) -> dict:
     reason = {404: "NotFound", 409: "AlreadyExists"}.get(code, "Unknown")
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason,
-            "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }

@@ -32,14 +32,20 @@ def test_kubernetes_apply_records_the_actions():
     with FakeKube() as kube:
         record = run_deployment(cfg, DECISION, api_client=kube.api_client(), log=lambda *_: None)
     assert record.status == "deployed" and record.namespace == "jude"
-    assert record.actions == {"Deployment/jude-embedder": "created", "Service/jude-embedder": "created",
-                              "HorizontalPodAutoscaler/jude-embedder": "created",
-                              "PodDisruptionBudget/jude-embedder": "created"}
+    assert record.actions == {
+        "Deployment/jude-embedder": "created",
+        "Service/jude-embedder": "created",
+        "HorizontalPodAutoscaler/jude-embedder": "created",
+        "PodDisruptionBudget/jude-embedder": "created",
+    }
 
 
 def test_an_explicit_model_uri_in_the_config_wins_over_the_decision():
     record = run_deployment(DeployConfig(model_uri="minilm"), DECISION, dry_run=True)
     assert record.model_uri == "minilm" and "--model minilm" in record.detail
+    assert record.model_version is None  # not the gate's version: that is another model
+    pinned = run_deployment(DeployConfig(model_uri="models:/jude-embedder/2"), DECISION, dry_run=True)
+    assert pinned.model_uri == "models:/jude-embedder/2" and pinned.model_version == "2"
 
 
 def test_only_if_promoted_skips_when_the_gate_did_not_promote():
@@ -55,8 +61,11 @@ def test_local_dry_run_starts_nothing():
 
 def test_cli_k8s_render(tmp_path, capsys):
     config = tmp_path / "deploy.yaml"
-    config.write_text(yaml.safe_dump({"parameters": {"deploy": {"target": "kubernetes",
-                                                                "kubernetes": {"gpus": 1, "image": "img:1"}}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"parameters": {"deploy": {"target": "kubernetes", "kubernetes": {"gpus": 1, "image": "img:1"}}}}
+        )
+    )
     assert main(["k8s", "render", "--config", str(config), "--output", str(tmp_path / "out")]) == 0
     files = sorted((tmp_path / "out").glob("*.yaml"))
     assert len(files) == 4 and len(capsys.readouterr().out.splitlines()) == 4
@@ -75,4 +84,4 @@ def test_cli_rejects_a_bad_config_naming_the_field(tmp_path):
 def test_shipped_k8s_config_renders(tmp_path):
     config = Path(__file__).resolve().parents[2] / "configs" / "deploy_k8s.yaml"
     assert main(["k8s", "render", "--config", str(config), "--output", str(tmp_path)]) == 0
-    assert len(list(tmp_path.glob("*.yaml"))) == 4
+    assert len(list(tmp_path.glob("*.yaml"))) == 6  # the server's four, the nearline worker's Deployment and PDB

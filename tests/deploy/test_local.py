@@ -28,8 +28,9 @@ def _free_port_pair() -> int:
 
 def test_deploy_local_starts_smoke_tests_and_replaces_the_old_server(tmp_path):
     port = _free_port_pair()
-    cfg = DeployConfig(model_uri="minilm", local=LocalDeployConfig(port=port, state_dir=str(tmp_path),
-                                                                   ready_timeout_s=240))
+    cfg = DeployConfig(
+        model_uri="minilm", local=LocalDeployConfig(port=port, state_dir=str(tmp_path), ready_timeout_s=240)
+    )
     try:
         first = deploy_local(cfg, log=lambda *_: None)
         assert first.status == "deployed" and first.address == f"http://127.0.0.1:{port}"
@@ -51,8 +52,10 @@ def test_deploy_local_starts_smoke_tests_and_replaces_the_old_server(tmp_path):
 
 def test_a_model_that_cannot_load_fails_the_deploy_and_leaves_no_server(tmp_path):
     port = _free_port_pair()
-    cfg = DeployConfig(model_uri=str(tmp_path / "no-model-here"),
-                       local=LocalDeployConfig(port=port, state_dir=str(tmp_path / "state"), ready_timeout_s=120))
+    cfg = DeployConfig(
+        model_uri=str(tmp_path / "no-model-here"),
+        local=LocalDeployConfig(port=port, state_dir=str(tmp_path / "state"), ready_timeout_s=120),
+    )
     (tmp_path / "no-model-here").mkdir()
     with pytest.raises(LocalDeployError, match="config.json"):
         deploy_local(cfg, log=lambda *_: None)

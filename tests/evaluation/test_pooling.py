@@ -2,23 +2,8 @@ import pytest
 
 from jude.evaluation.pooling import pool_pairs, pooled_relevance
 from jude.evaluation.retrieval import EvalSet, EvaluationError, ranking_metrics
-from jude.labels.judges import Judgement, RubricJudge
-
-
-class TableJudge:
-    """Grades from a {(member_id, job_id): grade} table; None = the judge fails on that pair."""
-
-    def __init__(self, grades):
-        self.grades = grades
-        self.seen = []
-
-    def grade_pairs(self, pairs):
-        out = []
-        for m, j in pairs:
-            self.seen.append((m["member_id"], j["job_id"]))
-            g = self.grades.get((m["member_id"], j["job_id"]), 0)
-            out.append(Judgement(grade=None, error="malformed") if g is None else Judgement(grade=g, rationale="t"))
-        return out
+from jude.labels.rubric import RubricJudge
+from tests.evaluation.table_judge import TableJudge
 
 
 def _set():
@@ -56,8 +41,7 @@ def test_pooled_judgements_correct_the_bias_towards_the_labelled_model():
 
 
 def test_a_failed_judgement_stays_unjudged_and_is_counted():
-    pool = pooled_relevance(_set(), RUNS, TableJudge({("q1", "d"): None, ("q2", "g"): 2}), depth=2,
-                            relevant_grade=2)
+    pool = pooled_relevance(_set(), RUNS, TableJudge({("q1", "d"): None, ("q2", "g"): 2}), depth=2, relevant_grade=2)
     assert "d" not in pool.relevant["q1"] and pool.stats["failed"] == 1
 
 
@@ -68,8 +52,9 @@ def test_bad_input_is_named():
     with pytest.raises(EvaluationError, match=r"unknown query\(ies\) \['q9'\]"):
         pooled_relevance(es, {"x": {"q9": {"a": 1.0}}}, TableJudge({}), 2, 2)
     with pytest.raises(EvaluationError, match="failed on all 4 pooled pairs"):
-        pooled_relevance(es, RUNS, TableJudge({k: None for k in [("q1", "b"), ("q1", "d"), ("q2", "f"),
-                                                                    ("q2", "g")]}), 2, 2)
+        pooled_relevance(
+            es, RUNS, TableJudge({k: None for k in [("q1", "b"), ("q1", "d"), ("q2", "f"), ("q2", "g")]}), 2, 2
+        )
     with pytest.raises(ValueError, match="depth must be > 0, got 0"):
         pool_pairs(RUNS, 0)
     with pytest.raises(EvaluationError, match="no runs"):
@@ -87,6 +72,7 @@ def test_the_rubric_judge_grades_a_synthetic_pool():
     run = {mid: {j: float(-i) for i, j in enumerate(m.jobs["job_id"])}}
     pool = pooled_relevance(es, {"all": run}, RubricJudge(), depth=30, relevant_grade=2)
     assert pool.stats["judged_pairs"] == 29
-    from jude.labels.judges import rubric_grade
+    from jude.labels.rubric import rubric_grade
+
     expected = {j: rubric_grade(es.queries[mid], es.corpus[j]).grade for j in es.corpus}
     assert all(pool.relevant[mid].get(j) == g for j, g in expected.items() if g >= 2)

@@ -19,17 +19,19 @@ ROWS = [
     ("m1", "j1", "2024-03-01 10:05", "view"),
     ("m1", "j1", "2024-03-02 09:00", "apply"),
     ("m1", "j2", "2024-03-01 11:00", "apply"),
-    ("m1", "j2", "2024-03-05 11:00", "dismiss"),   # later dismiss wins
+    ("m1", "j2", "2024-03-05 11:00", "dismiss"),  # later dismiss wins
     ("m2", "j1", "2024-03-03 08:00", "dismiss"),
-    ("m2", "j2", "2024-03-03 08:00", "view"),      # not decisive: no label
+    ("m2", "j2", "2024-03-03 08:00", "view"),  # not decisive: no label
     ("m3", "j3", "2024-03-04 12:00", "dismiss"),
-    ("m3", "j3", "2024-03-04 12:00", "apply"),     # same instant: the positive wins
+    ("m3", "j3", "2024-03-04 12:00", "apply"),  # same instant: the positive wins
 ]
 
 
 def by_pair(labels):
-    return {(m, j): (lab, g, r) for m, j, lab, g, r in
-            labels[["member_id", "job_id", "label", "grade", "rationale"]].itertuples(index=False)}
+    return {
+        (m, j): (lab, g, r)
+        for m, j, lab, g, r in labels[["member_id", "job_id", "label", "grade", "rationale"]].itertuples(index=False)
+    }
 
 
 def test_last_decisive_action_per_pair():
@@ -63,5 +65,6 @@ def test_bad_action_is_named():
 
 def test_any_index_is_fine():
     shuffled = interactions(ROWS).sample(frac=1.0, random_state=0)  # index not 0..n-1, rows out of order
-    assert by_pair(engagement_labels(shuffled, LabelConfig())) == by_pair(engagement_labels(interactions(ROWS),
-                                                                                          LabelConfig()))
+    assert by_pair(engagement_labels(shuffled, LabelConfig())) == by_pair(
+        engagement_labels(interactions(ROWS), LabelConfig())
+    )

@@ -5,16 +5,30 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from jude.labels.report import label_report, label_report_html
+from jude.labels.report import label_headline, label_report, label_report_html
+from tests.report_structure import assert_answer_first
 
 
 def labels():
-    rel = [("m1", "j1", 1, 3), ("m1", "j2", 1, 2), ("m2", "j1", 0, 1), ("m2", "j2", 0, 0), ("m3", "j1", 0, 0),
-           ("m3", "j3", 1, 3)]  # m3/j3 has no engagement label
-    eng = [("m1", "j1", 1, 3), ("m1", "j2", 0, 0), ("m2", "j1", 0, 0), ("m2", "j2", 0, 0), ("m3", "j1", 1, 3),
-           ("m4", "j4", 1, 3)]  # m4/j4 has no relevance label
-    rows = [(m, j, lab, g, "relevance", "r") for m, j, lab, g in rel] + \
-           [(m, j, lab, g, "engagement", "e") for m, j, lab, g in eng]
+    rel = [
+        ("m1", "j1", 1, 3),
+        ("m1", "j2", 1, 2),
+        ("m2", "j1", 0, 1),
+        ("m2", "j2", 0, 0),
+        ("m3", "j1", 0, 0),
+        ("m3", "j3", 1, 3),
+    ]  # m3/j3 has no engagement label
+    eng = [
+        ("m1", "j1", 1, 3),
+        ("m1", "j2", 0, 0),
+        ("m2", "j1", 0, 0),
+        ("m2", "j2", 0, 0),
+        ("m3", "j1", 1, 3),
+        ("m4", "j4", 1, 3),
+    ]  # m4/j4 has no relevance label
+    rows = [(m, j, lab, g, "relevance", "r") for m, j, lab, g in rel] + [
+        (m, j, lab, g, "engagement", "e") for m, j, lab, g in eng
+    ]
     return pd.DataFrame(rows, columns=["member_id", "job_id", "label", "grade", "source", "rationale"])
 
 
@@ -64,3 +78,19 @@ def test_concatenated_tables_with_repeated_index_are_fine():
     df = labels()
     both = pd.concat([df[df["source"] == "engagement"], df[df["source"] == "relevance"]])  # index not 0..n-1
     assert label_report(both) == label_report(df)
+
+
+def test_html_page_leads_with_the_agreement_and_rounds_every_number():
+    page = label_report_html(label_report(labels()))
+    assert_answer_first(
+        page,
+        "The judge agrees with engagement on 60% of the 5 pairs that carry both labels: "
+        "Cohen's kappa 0.167 (slight agreement beyond chance).",
+    )
+    assert "agreement.cohen_kappa: 0.1667" in page  # the raw report, collapsed, rounded
+
+
+def test_headline_without_shared_pairs_says_the_judge_cannot_be_checked():
+    sentence, balance = label_headline(label_report(labels()[lambda d: d["source"] == "relevance"]))
+    assert sentence.startswith("No pair carries both a judged and an engagement label")
+    assert balance == "6 labels: 6 judged (50% positive)."

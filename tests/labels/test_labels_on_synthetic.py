@@ -8,8 +8,8 @@ from jude.config import LabelConfig, SyntheticConfig
 from jude.data.schema import LABELS
 from jude.data.synthetic import generate_marketplace
 from jude.labels.engagement import engagement_labels
-from jude.labels.judges import RubricJudge
 from jude.labels.report import label_report, label_report_html
+from jude.labels.rubric import RubricJudge
 from jude.labels.sampling import judge_pairs, sample_pairs
 
 

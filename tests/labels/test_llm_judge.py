@@ -20,7 +20,9 @@ import pandas as pd
 import pytest
 
 from jude.config import LLMJudgeConfig
-from jude.labels.judges import RUBRIC, JudgeError, LLMJudge, cache_key, parse_answer
+from jude.labels.judges import JudgeError
+from jude.labels.llm_judge import LLMJudge, cache_key, parse_answer
+from jude.labels.rubric import RUBRIC
 from jude.labels.sampling import judge_pairs
 
 
@@ -66,9 +68,18 @@ class FakeLLM:
             time.sleep(1.0)
             behaviour = "ok"
         if behaviour in content:
-            payload = {"id": "x", "object": "chat.completion", "model": "fake",
-                       "choices": [{"index": 0, "finish_reason": "stop",
-                                    "message": {"role": "assistant", "content": content[behaviour]}}]}
+            payload = {
+                "id": "x",
+                "object": "chat.completion",
+                "model": "fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content[behaviour]},
+                    }
+                ],
+            }
             self.send(h, 200, payload)
         elif behaviour == "notchat":
             self.send(h, 200, {"hello": "world"})
@@ -118,21 +129,49 @@ def llm_server():
 
 
 def member(i: int, grade: int, script: str = "ok") -> dict:
-    return dict(member_id=f"m{i}", headline=f"grade={grade} script={script} #{i}", title="Data Engineer",
-                location="Berlin, Germany", years_experience=5.0, skills=["Python", "SQL"],
-                summary="Pipelines.", resume_text="CV")
+    return dict(
+        member_id=f"m{i}",
+        headline=f"grade={grade} script={script} #{i}",
+        title="Data Engineer",
+        location="Berlin, Germany",
+        years_experience=5.0,
+        skills=["Python", "SQL"],
+        summary="Pipelines.",
+        resume_text="CV",
+    )
 
 
 def job(i: int = 0) -> dict:
-    return dict(job_id=f"j{i}", title="Data Engineer", company="Acme", location="Berlin, Germany", remote=False,
-                seniority="mid", min_years=3, skills=["Python", "SQL"], description="Build pipelines.")
+    return dict(
+        job_id=f"j{i}",
+        title="Data Engineer",
+        company="Acme",
+        location="Berlin, Germany",
+        remote=False,
+        seniority="mid",
+        min_years=3,
+        skills=["Python", "SQL"],
+        description="Build pipelines.",
+    )
 
 
 def make_judge(server, tmp_path, sleeps=None, **cfg) -> LLMJudge:
-    options = dict(base_url=server.base_url, model="fake-7b", cache_dir=str(tmp_path / "cache"),
-                   concurrency=2, max_retries=3, timeout_s=5.0, api_key_env="JUDE_TEST_LLM_KEY")
-    return LLMJudge(LLMJudgeConfig(**(options | cfg)), backoff_base_s=0.5, backoff_max_s=4.0,
-                    sleep=(sleeps.append if sleeps is not None else (lambda s: None)), show_progress=False)
+    options = dict(
+        base_url=server.base_url,
+        model="fake-7b",
+        cache_dir=str(tmp_path / "cache"),
+        concurrency=2,
+        max_retries=3,
+        timeout_s=5.0,
+        api_key_env="JUDE_TEST_LLM_KEY",
+    )
+    return LLMJudge(
+        LLMJudgeConfig(**(options | cfg)),
+        backoff_base_s=0.5,
+        backoff_max_s=4.0,
+        sleep=(sleeps.append if sleeps is not None else (lambda s: None)),
+        show_progress=False,
+    )
 
 
 def test_request_follows_the_chat_completions_protocol(llm_server, tmp_path, monkeypatch):
@@ -174,7 +213,7 @@ def test_5xx_backs_off_exponentially_then_gives_up(llm_server, tmp_path):
     assert judge.stats.requests == 4 and judge.stats.retries == 3 and judge.stats.failed == 1
     # base 0.5 s doubling, with up to half of each delay as jitter
     for attempt, s in enumerate(sleeps):
-        delay = 0.5 * 2 ** attempt
+        delay = 0.5 * 2**attempt
         assert delay / 2 <= s <= delay
     assert len(sleeps) == 3
 
@@ -200,10 +239,16 @@ def test_timeout_is_retried(llm_server, tmp_path):
     assert judge.stats.retries == 2 and judge.stats.failed == 1
 
 
-@pytest.mark.parametrize("behaviour, why", [
-    ("badjson", "not JSON"), ("nograde", "no 'grade'"), ("range", "must be 0-3, got 7"),
-    ("string", "must be an integer 0-3, got '2'"), ("notchat", "not a chat completion"),
-])
+@pytest.mark.parametrize(
+    "behaviour, why",
+    [
+        ("badjson", "not JSON"),
+        ("nograde", "no 'grade'"),
+        ("range", "must be 0-3, got 7"),
+        ("string", "must be an integer 0-3, got '2'"),
+        ("notchat", "not a chat completion"),
+    ],
+)
 def test_malformed_answers_are_counted_never_labels(llm_server, tmp_path, behaviour, why):
     judge = make_judge(llm_server, tmp_path)
     [j] = judge.grade_pairs([(member(0, 2, behaviour), job())])
@@ -259,8 +304,9 @@ def test_concurrency_is_bounded_and_order_kept(llm_server, tmp_path):
 def test_judge_pairs_drops_failures_and_reports_them(llm_server, tmp_path):
     members = pd.DataFrame([member(0, 3), member(1, 1), member(2, 2, "range")])
     jobs = pd.DataFrame([job(0)])
-    pairs = pd.DataFrame({"member_id": ["m0", "m1", "m2"], "job_id": ["j0"] * 3,
-                          "origin": ["retrieved", "random", "interacted"]})
+    pairs = pd.DataFrame(
+        {"member_id": ["m0", "m1", "m2"], "job_id": ["j0"] * 3, "origin": ["retrieved", "random", "interacted"]}
+    )
     judge = make_judge(llm_server, tmp_path)
     labels, stats = judge_pairs(judge, pairs, jobs, members, relevant_grade=2)
     assert labels[["member_id", "grade", "label"]].values.tolist() == [["m0", 3, 1], ["m1", 1, 0]]
@@ -272,8 +318,10 @@ def test_judge_pairs_drops_failures_and_reports_them(llm_server, tmp_path):
 
 
 def test_judge_pairs_raises_when_everything_failed(tmp_path):
-    judge = LLMJudge(LLMJudgeConfig(base_url="http://127.0.0.1:9/v1", cache_dir=str(tmp_path), max_retries=0,
-                                    timeout_s=2.0), show_progress=False)
+    judge = LLMJudge(
+        LLMJudgeConfig(base_url="http://127.0.0.1:9/v1", cache_dir=str(tmp_path), max_retries=0, timeout_s=2.0),
+        show_progress=False,
+    )
     pairs = pd.DataFrame({"member_id": ["m0"], "job_id": ["j0"]})
     with pytest.raises(JudgeError, match="failed on all 1 pairs"):
         judge_pairs(judge, pairs, pd.DataFrame([job(0)]), pd.DataFrame([member(0, 1)]), relevant_grade=2)

@@ -6,15 +6,17 @@ import pandas as pd
 import pytest
 
 from jude.config import LabelConfig
-from jude.labels.judges import RubricJudge
+from jude.labels.rubric import RubricJudge
 from jude.labels.sampling import judge_pairs, sample_pairs
 
 
 def tables(n_members=20, n_jobs=30, n_interacted=60):
     members = pd.DataFrame({"member_id": [f"m{i}" for i in range(n_members)]})
     jobs = pd.DataFrame({"job_id": [f"j{i}" for i in range(n_jobs)]})
-    rows = [(f"m{i % n_members}", f"j{(i * 7) % n_jobs}", pd.Timestamp("2024-01-01") + pd.Timedelta(hours=i), "view")
-            for i in range(n_interacted)]
+    rows = [
+        (f"m{i % n_members}", f"j{(i * 7) % n_jobs}", pd.Timestamp("2024-01-01") + pd.Timedelta(hours=i), "view")
+        for i in range(n_interacted)
+    ]
     interactions = pd.DataFrame(rows, columns=["member_id", "job_id", "ts", "action"])
     candidates = {f"m{i}": [f"j{(i + r) % n_jobs}" for r in range(25)] for i in range(n_members)}
     return jobs, members, interactions, candidates
@@ -41,11 +43,15 @@ def test_budget_is_split_by_fractions_without_duplicates():
 
 def test_retrieved_pairs_take_top_ranks_first():
     jobs, members, inter, cands = tables()
-    out = sample_pairs(jobs, members, inter, cfg(budget=40, retrieved_fraction=1.0, random_fraction=0.0,
-                                                 interacted_fraction=0.0), candidates=cands)
+    out = sample_pairs(
+        jobs,
+        members,
+        inter,
+        cfg(budget=40, retrieved_fraction=1.0, random_fraction=0.0, interacted_fraction=0.0),
+        candidates=cands,
+    )
     # 20 members x ranks 1 and 2
-    assert sorted(zip(out["member_id"], out["job_id"])) == sorted(
-        (m, c[r]) for m, c in cands.items() for r in range(2))
+    assert sorted(zip(out["member_id"], out["job_id"])) == sorted((m, c[r]) for m, c in cands.items() for r in range(2))
 
 
 def test_same_seed_same_pairs_other_seed_other_pairs():
@@ -74,8 +80,13 @@ def test_shortfall_moves_to_the_other_sources_and_is_noted():
 
 def test_shortfall_goes_in_proportion_to_fractions():
     jobs, members, _, cands = tables()
-    out = sample_pairs(jobs, members, None, cfg(budget=100, retrieved_fraction=0.2, random_fraction=0.4,
-                                               interacted_fraction=0.4), candidates=cands)
+    out = sample_pairs(
+        jobs,
+        members,
+        None,
+        cfg(budget=100, retrieved_fraction=0.2, random_fraction=0.4, interacted_fraction=0.4),
+        candidates=cands,
+    )
     # interacted (40) is empty: its 40 go to retrieved:random in 0.2:0.4 -> 13 + 27
     assert out.attrs["counts"] == {"retrieved": 33, "interacted": 0, "random": 67}
 
@@ -90,28 +101,55 @@ def test_budget_larger_than_all_pairs_is_capped():
 def test_nothing_to_sample_is_an_error():
     jobs, members, _, _ = tables()
     with pytest.raises(ValueError, match="no pairs could be sampled"):
-        sample_pairs(jobs, members, None, cfg(retrieved_fraction=0.7, random_fraction=0.0,
-                                             interacted_fraction=0.3))
+        sample_pairs(jobs, members, None, cfg(retrieved_fraction=0.7, random_fraction=0.0, interacted_fraction=0.3))
 
 
 def test_unknown_ids_are_named():
     jobs, members, inter, cands = tables()
     with pytest.raises(ValueError, match=r"candidates\['m1'\]\[0\]: unknown job_id 'nope'"):
         sample_pairs(jobs, members, inter, cfg(), candidates=cands | {"m1": ["nope"]})
-    bad = pd.concat([inter, pd.DataFrame([{"member_id": "ghost", "job_id": "j1",
-                                           "ts": pd.Timestamp("2024-02-01"), "action": "apply"}])],
-                    ignore_index=True)
+    bad = pd.concat(
+        [
+            inter,
+            pd.DataFrame([{"member_id": "ghost", "job_id": "j1", "ts": pd.Timestamp("2024-02-01"), "action": "apply"}]),
+        ],
+        ignore_index=True,
+    )
     with pytest.raises(ValueError, match=r"column 'member_id', row 60: unknown member \(value: 'ghost'\)"):
         sample_pairs(jobs, members, bad, cfg(), candidates=cands)
 
 
 def test_judge_pairs_with_the_rubric_judge():
-    members = pd.DataFrame([dict(member_id="m0", headline="h", title="Data Engineer", location="Berlin, Germany",
-                                 years_experience=6.0, skills=["Python", "SQL"], summary="s", resume_text="r")])
-    jobs = pd.DataFrame([dict(job_id=f"j{i}", title=t, company="c", location="Berlin, Germany", remote=False,
-                              seniority="mid", min_years=y, skills=["Python", "SQL"], description="d")
-                         for i, (t, y) in enumerate([("Data Engineer", 3), ("Data Engineer", 7),
-                                                     ("Recruiter", 1)])])
+    members = pd.DataFrame(
+        [
+            dict(
+                member_id="m0",
+                headline="h",
+                title="Data Engineer",
+                location="Berlin, Germany",
+                years_experience=6.0,
+                skills=["Python", "SQL"],
+                summary="s",
+                resume_text="r",
+            )
+        ]
+    )
+    jobs = pd.DataFrame(
+        [
+            dict(
+                job_id=f"j{i}",
+                title=t,
+                company="c",
+                location="Berlin, Germany",
+                remote=False,
+                seniority="mid",
+                min_years=y,
+                skills=["Python", "SQL"],
+                description="d",
+            )
+            for i, (t, y) in enumerate([("Data Engineer", 3), ("Data Engineer", 7), ("Recruiter", 1)])
+        ]
+    )
     pairs = pd.DataFrame({"member_id": ["m0"] * 3, "job_id": ["j0", "j1", "j2"]})
     labels, stats = judge_pairs(RubricJudge(), pairs, jobs, members, relevant_grade=2)
     assert labels["grade"].tolist() == [3, 2, 0]

@@ -1,12 +1,12 @@
 """The model directory is stored as files in the artifact store, by our materializer (no fallback)."""
 
-from jude.modeling.embedder import ModelDir
+from jude.modeling.model_dir import ModelDir
 
 
 def test_steps_register_the_model_dir_materializer():
-    import steps  # noqa: F401
     from zenml.materializers.materializer_registry import materializer_registry
 
+    import steps  # noqa: F401
     from materializers.model_dir import ModelDirMaterializer
 
     assert materializer_registry[ModelDir] is ModelDirMaterializer

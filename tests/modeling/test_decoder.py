@@ -10,8 +10,12 @@ from jude.modeling.embedder import Embedder
 from jude.modeling.tiny import build_tiny_decoder
 
 FAMILIES = ["qwen2", "llama"]
-TEXTS = ["a data engineer in berlin", "a nurse", "skills: python, sql, spark, kubernetes, java and react",
-         "resume: i built data pipelines for ten years in london"]
+TEXTS = [
+    "a data engineer in berlin",
+    "a nurse",
+    "skills: python, sql, spark, kubernetes, java and react",
+    "resume: i built data pipelines for ten years in london",
+]
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +25,15 @@ def decoder_dirs(tmp_path_factory):
 
 
 def _cfg(path, pooling="lasttoken", **kw):
-    return ModelConfig(base_model=str(path), pooling=pooling, template_style="instruct", max_length_job=64,
-                       max_length_profile=48, max_length_resume=64, **kw)
+    return ModelConfig(
+        base_model=str(path),
+        pooling=pooling,
+        template_style="instruct",
+        max_length_job=64,
+        max_length_profile=48,
+        max_length_resume=64,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -85,13 +96,25 @@ def test_trained_decoder_saves_and_reloads_to_the_same_embeddings(tmp_path, deco
 
     m = small_market
     n = 16
-    pairs = pd.DataFrame({"member_id": m.members["member_id"].iloc[:n].tolist(),
-                          "job_id": m.jobs["job_id"].iloc[:n].tolist(), "label": 1, "grade": 3,
-                          "source": "relevance"})
-    res = train_embedder(pairs, m.jobs, m.members, _cfg(decoder_dirs[family]), LoRAConfig(r=4, alpha=8),
-                         TrainConfig(batch_size=4, max_steps=3, learning_rate=1e-2, hard_negatives=0,
-                                     member_views=["profile"]),
-                         tmp_path / "model", show_progress=False)
+    pairs = pd.DataFrame(
+        {
+            "member_id": m.members["member_id"].iloc[:n].tolist(),
+            "job_id": m.jobs["job_id"].iloc[:n].tolist(),
+            "label": 1,
+            "grade": 3,
+            "source": "relevance",
+        }
+    )
+    res = train_embedder(
+        pairs,
+        m.jobs,
+        m.members,
+        _cfg(decoder_dirs[family]),
+        LoRAConfig(r=4, alpha=8),
+        TrainConfig(batch_size=4, max_steps=3, learning_rate=1e-2, hard_negatives=0, member_views=["profile"]),
+        tmp_path / "model",
+        show_progress=False,
+    )
     losses = [h["train/loss"] for h in res.history if "train/loss" in h]
     assert len(losses) == 3 and np.isfinite(losses).all()
 

@@ -79,8 +79,16 @@ def test_hard_negative_that_is_a_positive_is_masked():
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     d = q.clone()
     hard = torch.tensor([[[0.9, 0.1]], [[0.1, 0.9]]])
-    got = info_nce(q, d, 1.0, hard_negatives=hard, query_ids=["m0", "m1"], doc_ids=["j0", "j1"],
-                   positives={"m0": {"j5"}}, hard_negative_ids=[["j5"], ["j9"]])
+    got = info_nce(
+        q,
+        d,
+        1.0,
+        hard_negatives=hard,
+        query_ids=["m0", "m1"],
+        doc_ids=["j0", "j1"],
+        positives={"m0": {"j5"}},
+        hard_negative_ids=[["j5"], ["j9"]],
+    )
     expected = (_ce_row([1.0, 0.0], 0) + _ce_row([0.0, 1.0, 0.9], 1)) / 2
     assert got.item() == pytest.approx(expected, rel=1e-6)
 
@@ -121,8 +129,14 @@ def test_learned_temperature_is_clamped_and_fixed_one_is_not_a_parameter():
         loss.log_temperature.fill_(math.log(1e-4))
     assert loss.temperature.item() == pytest.approx(0.01, rel=1e-6)
     assert list(InfoNCELoss(0.05).parameters()) == []
-    with pytest.raises(ValueError, match="temperature"):
-        InfoNCELoss(temperature=5.0, learn_temperature=True)
+    with pytest.raises(ValueError, match=r"loss.temperature must be in \[0.01, 1\] when learned, got 0.005"):
+        LossConfig(temperature=0.005, learn_temperature=True)
+
+
+def test_a_module_built_with_a_bad_temperature_is_refused_by_info_nce_naming_it():
+    q = F.normalize(torch.randn(2, 4), dim=-1)
+    with pytest.raises(ValueError, match="temperature must be one positive value, got 0.0"):
+        InfoNCELoss(temperature=0.0)(q, q)
 
 
 # ---------------------------------------------------------------------------- BCE
@@ -203,8 +217,7 @@ def test_an_outlier_has_bounded_influence_on_the_vp_loss(bandwidth):
     losses, grads_on_others = [], []
     for scale in (1.0, 10.0, 100.0, 1000.0):
         feats, probs = _outlier_batch(scale)
-        loss = vp_matrix_loss(probs, LABELS, feats, predicate_matrix({"group": GROUPS}), tau=1.0,
-                              bandwidth=bandwidth)
+        loss = vp_matrix_loss(probs, LABELS, feats, predicate_matrix({"group": GROUPS}), tau=1.0, bandwidth=bandwidth)
         loss.backward()
         losses.append(loss.item())
         grads_on_others.append(probs.grad[1:].clone())
@@ -271,11 +284,14 @@ def test_unknown_loss_name_is_rejected_with_the_known_names():
         LossWeights({"infonce": 1.0, "mnrl": 0.5})
 
 
-@pytest.mark.parametrize("weights, match", [
-    ({"infonce": 0.0, "bce": 0.0}, "sum to > 0"),
-    ({"infonce": 1.0, "bce": -0.5}, ">= 0"),
-    ({"infonce": float("nan")}, ">= 0"),
-])
+@pytest.mark.parametrize(
+    "weights, match",
+    [
+        ({"infonce": 0.0, "bce": 0.0}, "sum to > 0"),
+        ({"infonce": 1.0, "bce": -0.5}, ">= 0"),
+        ({"infonce": float("nan")}, ">= 0"),
+    ],
+)
 def test_bad_weights_are_rejected_naming_the_weights(weights, match):
     with pytest.raises(ValueError, match=match):
         LossWeights(weights)
@@ -287,11 +303,20 @@ def test_combined_loss_is_the_weighted_sum_of_its_parts():
     torch.manual_seed(0)
     loss = CombinedLoss({"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.25, "margin_mse": 0.1, "kl": 2.0}, dim=8)
     q, d = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(4, 8), dim=-1)
-    x = LossInputs(q=q, d=d, pair_u=q, pair_v=d, pair_labels=torch.tensor([1.0, 0.0, 1.0, 0.0]),
-                   pair_predicates=predicate_matrix({"source": ["relevance", "engagement"] * 2}),
-                   student_pos=torch.randn(4), student_neg=torch.randn(4, 2),
-                   teacher_pos=torch.randn(4), teacher_neg=torch.randn(4, 2),
-                   student_scores=torch.randn(4, 5), teacher_scores=torch.randn(4, 5))
+    x = LossInputs(
+        q=q,
+        d=d,
+        pair_u=q,
+        pair_v=d,
+        pair_labels=torch.tensor([1.0, 0.0, 1.0, 0.0]),
+        pair_predicates=predicate_matrix({"source": ["relevance", "engagement"] * 2}),
+        student_pos=torch.randn(4),
+        student_neg=torch.randn(4, 2),
+        teacher_pos=torch.randn(4),
+        teacher_neg=torch.randn(4, 2),
+        student_scores=torch.randn(4, 5),
+        teacher_scores=torch.randn(4, 5),
+    )
     out = loss(x)
     assert set(out.parts) == set(LOSS_NAMES)
     expected = sum(w * out.parts[n] for n, w in loss.weights.active.items())
@@ -314,46 +339,26 @@ def test_combined_loss_from_config_builds_only_active_losses():
 
 
 def test_loss_config_curriculum_validation():
-    ok = LossConfig(curriculum=[
-        {"name": "relevance", "sources": ["relevance"], "steps_fraction": 0.4},
-        {"name": "mixed", "sources": ["relevance", "engagement"], "steps_fraction": 0.6}])
+    ok = LossConfig(
+        curriculum=[
+            {"name": "relevance", "sources": ["relevance"], "steps_fraction": 0.4},
+            {"name": "mixed", "sources": ["relevance", "engagement"], "steps_fraction": 0.6},
+        ]
+    )
     assert [p.name for p in ok.curriculum] == ["relevance", "mixed"]
     with pytest.raises(ValueError, match="sum to 1"):
         LossConfig(curriculum=[{"name": "a", "sources": ["relevance"], "steps_fraction": 0.5}])
     with pytest.raises(ValueError, match="exactly one of epochs or steps_fraction"):
         CurriculumPhase(name="a", sources=["relevance"], epochs=1, steps_fraction=0.5)
     with pytest.raises(ValueError, match="not both"):
-        LossConfig(curriculum=[{"name": "a", "sources": ["relevance"], "epochs": 1},
-                               {"name": "b", "sources": ["engagement"], "steps_fraction": 1.0}])
+        LossConfig(
+            curriculum=[
+                {"name": "a", "sources": ["relevance"], "epochs": 1},
+                {"name": "b", "sources": ["engagement"], "steps_fraction": 1.0},
+            ]
+        )
     with pytest.raises(ValueError):
         CurriculumPhase(name="a", sources=["clicks"], epochs=1)
-
-
-# ---------------------------------------------------------------------------- curriculum
-def test_plan_curriculum_by_fraction_covers_all_steps_in_order():
-    from jude.modeling.losses import phase_at, plan_curriculum
-
-    cfg = LossConfig(curriculum=[
-        {"name": "relevance", "sources": ["relevance"], "steps_fraction": 0.3},
-        {"name": "mixed", "sources": ["relevance", "engagement"], "steps_fraction": 0.7}])
-    plan = plan_curriculum(cfg.curriculum, steps_per_epoch=10, total_steps=95)
-    assert [(s.name, s.start, s.end) for s in plan] == [("relevance", 0, 28), ("mixed", 28, 95)]
-    assert phase_at(plan, 27).sources == ("relevance",)
-    assert phase_at(plan, 28).sources == ("relevance", "engagement")
-
-
-def test_plan_curriculum_by_epochs_is_cut_by_max_steps():
-    from jude.modeling.losses import plan_curriculum
-
-    cfg = LossConfig(curriculum=[
-        {"name": "relevance", "sources": ["relevance"], "epochs": 1},
-        {"name": "mixed", "sources": ["relevance", "engagement"], "epochs": 2},
-        {"name": "late", "sources": ["engagement"], "epochs": 1}])
-    full = plan_curriculum(cfg.curriculum, steps_per_epoch=10)
-    assert [(s.start, s.end) for s in full] == [(0, 10), (10, 30), (30, 40)]
-    cut = plan_curriculum(cfg.curriculum, steps_per_epoch=10, total_steps=25)
-    assert [(s.name, s.start, s.end) for s in cut] == [("relevance", 0, 10), ("mixed", 10, 25)]
-    assert [s.name for s in plan_curriculum([], 10, 50)] == ["all"]
 
 
 def test_the_head_reaches_the_towers_of_unit_norm_embeddings():
@@ -375,7 +380,7 @@ def test_the_head_reaches_the_towers_of_unit_norm_embeddings():
     scaled = bce_grad(InteractionHead(384))
     torch.manual_seed(1)
     unscaled = bce_grad(InteractionHead(384, input_scale=1.0))
-    assert InteractionHead(384).input_scale == pytest.approx(384 ** 0.5)
+    assert InteractionHead(384).input_scale == pytest.approx(384**0.5)
     assert unscaled / g_infonce < 0.01 < scaled / g_infonce
     with pytest.raises(ValueError, match="input_scale must be > 0"):
         InteractionHead(8, input_scale=0.0)

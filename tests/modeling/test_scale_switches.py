@@ -5,11 +5,10 @@ import importlib.util
 import pytest
 import torch
 
-from jude.config import LoRAConfig, ModelConfig, ScaleConfig
+from jude.config import LoRAConfig, ModelConfig, ScaleConfig, ScaleConfigError, check_scale
 from jude.modeling.embedder import Embedder, MissingAcceleratorPackage
 from jude.modeling.losses import info_nce
 from jude.modeling.tiny import build_tiny_decoder
-from jude.training.hf_trainer import ScaleConfigError, build_embedder, check_scale
 
 MEMBERS = ["a data engineer in berlin", "a nurse in madrid", "a designer in paris", "backend developer: java"]
 JOBS = ["job: data engineer at acme", "job: nurse", "job: product design", "skills: java, kubernetes"]
@@ -69,15 +68,22 @@ def test_bf16_autocast_runs_on_cpu_and_stays_close_to_fp32(qwen2_dir):
 @pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed here")
 def test_flash_attention_without_the_package_is_a_clear_error(qwen2_dir):
     with pytest.raises(MissingAcceleratorPackage, match="flash-attn"):
-        Embedder.from_base(ModelConfig(base_model=str(qwen2_dir), pooling="lasttoken", dtype="bfloat16",
-                                       attn_implementation="flash_attention_2"))
+        Embedder.from_base(
+            ModelConfig(
+                base_model=str(qwen2_dir),
+                pooling="lasttoken",
+                dtype="bfloat16",
+                attn_implementation="flash_attention_2",
+            )
+        )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("liger_kernel") is not None, reason="liger-kernel is installed here")
 def test_liger_without_the_package_is_a_clear_error(qwen2_dir):
     with pytest.raises(MissingAcceleratorPackage, match="liger-kernel"):
-        build_embedder(ModelConfig(base_model=str(qwen2_dir), pooling="lasttoken"), LoRAConfig(r=4),
-                       ScaleConfig(liger=True))
+        Embedder.trainable(
+            ModelConfig(base_model=str(qwen2_dir), pooling="lasttoken"), LoRAConfig(r=4), ScaleConfig(liger=True)
+        )
 
 
 def test_contradicting_switches_are_named():
@@ -103,8 +109,8 @@ def test_flash_attention_2_matches_sdpa_under_left_padding(qwen2_dir):
 def test_liger_kernels_keep_the_embeddings(qwen2_dir):
     pytest.importorskip("liger_kernel", reason="liger-kernel is not installed")
     model_cfg = ModelConfig(base_model=str(qwen2_dir), pooling="lasttoken", dtype="bfloat16")
-    plain = build_embedder(model_cfg, LoRAConfig(r=4), ScaleConfig()).to("cuda").eval()
-    liger = build_embedder(model_cfg, LoRAConfig(r=4), ScaleConfig(liger=True)).to("cuda").eval()
+    plain = Embedder.trainable(model_cfg, LoRAConfig(r=4), ScaleConfig()).to("cuda").eval()
+    liger = Embedder.trainable(model_cfg, LoRAConfig(r=4), ScaleConfig(liger=True)).to("cuda").eval()
     assert liger.meta.extra.get("liger") is True
     a, b = plain.encode(MEMBERS), liger.encode(MEMBERS)
     assert (a * b).sum(1).min() > 0.99

@@ -16,19 +16,28 @@ from jude.monitoring.drift import (
     detect_drift,
     embedding_stats,
     from_frame,
-    render_html,
     to_frame,
 )
+from jude.monitoring.report import render_html
 
 
-def _set(vectors, window="reference", entity_type="job", model_version="3", base_model="minilm",
-         templates_version="v1/plain") -> EmbeddingSet:
+def _set(
+    vectors, window="reference", entity_type="job", model_version="3", base_model="minilm", templates_version="v1/plain"
+) -> EmbeddingSet:
     vectors = np.asarray(vectors, dtype=np.float32)
-    return EmbeddingSet(entity_type, [f"{window[0]}{i}" for i in range(len(vectors))], vectors,
-                        model_version, base_model, templates_version, window)
+    return EmbeddingSet(
+        entity_type,
+        [f"{window[0]}{i}" for i in range(len(vectors))],
+        vectors,
+        model_version,
+        base_model,
+        templates_version,
+        window,
+    )
 
 
 # ---- readable statistics on hand-made arrays ----------------------------------------------------
+
 
 def test_centroid_distance_is_zero_for_the_same_direction_and_two_for_the_opposite():
     ref = np.array([[1.0, 0.0], [1.0, 0.0]])
@@ -70,6 +79,7 @@ def test_stats_reject_mismatched_or_empty_arrays():
 
 # ---- bad input: a clear error naming what differs ------------------------------------------------
 
+
 def test_empty_window_is_an_error_naming_the_window():
     with pytest.raises(DriftInputError, match=r"current window of 'job' is empty \(0 entities\)"):
         check_comparable(_set(np.ones((5, 4))), _set(np.zeros((0, 4)), window="current"))
@@ -85,11 +95,14 @@ def test_different_dimensions_are_an_error_naming_both():
         check_comparable(_set(np.ones((5, 384))), _set(np.ones((5, 768)), window="current"))
 
 
-@pytest.mark.parametrize("field, ref_value, cur_value", [
-    ("model_version", "3", "4"),
-    ("base_model", "minilm", "qwen2.5-0.5b"),
-    ("templates_version", "v1/plain", "v2/plain"),
-])
+@pytest.mark.parametrize(
+    "field, ref_value, cur_value",
+    [
+        ("model_version", "3", "4"),
+        ("base_model", "minilm", "qwen2.5-0.5b"),
+        ("templates_version", "v1/plain", "v2/plain"),
+    ],
+)
 def test_reference_from_another_model_is_an_error_naming_the_field(field, ref_value, cur_value):
     ref = _set(np.ones((5, 4)), **{field: ref_value})
     cur = _set(np.ones((5, 4)), window="current", **{field: cur_value})
@@ -148,8 +161,11 @@ SKILLS = ["python", "sql", "excel", "negotiation", "figma", "spark", "communicat
 
 def _job_texts(roles: list[str], n: int, seed: int) -> list[str]:
     r = np.random.default_rng(seed)
-    return [f"Job: {r.choice(roles)} at Company {r.integers(1000)}\nLocation: {r.choice(CITIES)}\n"
-            f"Skills: {', '.join(r.choice(SKILLS, 3, replace=False))}" for _ in range(n)]
+    return [
+        f"Job: {r.choice(roles)} at Company {r.integers(1000)}\nLocation: {r.choice(CITIES)}\n"
+        f"Skills: {', '.join(r.choice(SKILLS, 3, replace=False))}"
+        for _ in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +212,7 @@ def test_report_gives_the_same_scores_and_an_html_page(job_windows):
 
 
 # ---- the alert ---------------------------------------------------------------------------------
+
 
 def test_alert_fails_with_the_numbers_or_only_warns(job_windows):
     ref, same, shifted = job_windows

@@ -35,8 +35,9 @@ def short_minilm(minilm):
 
 
 def _embed(model, entity_type, frame, window, seed):
-    return embed_window(model, entity_type, sample_entities(frame, CFG.sample_size, seed), window, "1",
-                        show_progress=False)
+    return embed_window(
+        model, entity_type, sample_entities(frame, CFG.sample_size, seed), window, "1", show_progress=False
+    )
 
 
 @pytest.mark.parametrize("seed", sorted(SHIFTS))
@@ -48,12 +49,19 @@ def test_unshifted_window_raises_no_alert_and_shifted_window_does(short_minilm, 
 
     calm, moved = [], []
     for entity_type in ENTITY_TYPES:
-        ref = _embed(short_minilm, entity_type, reference_entities(entity_type, base.jobs, base.members, w),
-                     "reference", seed)
-        same = _embed(short_minilm, entity_type, current_entities(entity_type, base.jobs, base.members, w),
-                      "current", seed + 100)
-        other = _embed(short_minilm, entity_type, current_entities(entity_type, shifted.jobs, shifted.members, w),
-                       "current", seed + 100)
+        ref = _embed(
+            short_minilm, entity_type, reference_entities(entity_type, base.jobs, base.members, w), "reference", seed
+        )
+        same = _embed(
+            short_minilm, entity_type, current_entities(entity_type, base.jobs, base.members, w), "current", seed + 100
+        )
+        other = _embed(
+            short_minilm,
+            entity_type,
+            current_entities(entity_type, shifted.jobs, shifted.members, w),
+            "current",
+            seed + 100,
+        )
         calm.append(detect_drift(ref, same, CFG, report=False))
         moved.append(detect_drift(ref, other, CFG, report=False))
 

@@ -26,21 +26,23 @@ def _day(d: float) -> pd.Timestamp:
 
 @pytest.fixture()
 def tables():
-    jobs = pd.DataFrame({
-        "job_id": ["old", "old_edited", "mid", "new"],
-        "posted_at": [_day(1), _day(2), _day(70), _day(95)],
-        "updated_at": [_day(1), _day(92), _day(70), _day(95)],
-    })
-    members = pd.DataFrame({"member_id": ["m_old", "m_mid", "m_new"],
-                            "updated_at": [_day(5), _day(60), _day(100)]})
+    jobs = pd.DataFrame(
+        {
+            "job_id": ["old", "old_edited", "mid", "new"],
+            "posted_at": [_day(1), _day(2), _day(70), _day(95)],
+            "updated_at": [_day(1), _day(92), _day(70), _day(95)],
+        }
+    )
+    members = pd.DataFrame({"member_id": ["m_old", "m_mid", "m_new"], "updated_at": [_day(5), _day(60), _day(100)]})
     interactions = pd.DataFrame({"ts": [_day(0), _day(100)]})
     return jobs, members, interactions
 
 
 def test_windows_follow_the_training_split_and_the_last_days(tables):
     jobs, members, interactions = tables
-    w = compute_windows(jobs, members, interactions, MonitorConfig(current_days=10), val_fraction=0.15,
-                        test_fraction=0.2)
+    w = compute_windows(
+        jobs, members, interactions, MonitorConfig(current_days=10), val_fraction=0.15, test_fraction=0.2
+    )
     assert abs(w.reference_end - _day(65)) < pd.Timedelta(seconds=1)  # first 65% of the 100-day interaction period
     assert w.now == _day(100) and w.current_start == _day(90)
     assert list(reference_entities("job", jobs, members, w)["job_id"]) == ["old", "old_edited"]
@@ -98,8 +100,9 @@ def test_drift_scores_land_in_mlflow(mlflow_uri):
 
     rng = np.random.default_rng(0)
     ref = EmbeddingSet("job", np.arange(60), rng.normal(size=(60, 8)), "jude-embedder/3", "minilm", "v1", "reference")
-    cur = EmbeddingSet("job", np.arange(60), rng.normal(size=(60, 8)) + 2.0, "jude-embedder/3", "minilm", "v1",
-                       "current")
+    cur = EmbeddingSet(
+        "job", np.arange(60), rng.normal(size=(60, 8)) + 2.0, "jude-embedder/3", "minilm", "v1", "current"
+    )
     result = detect_drift(ref, cur, MonitorConfig(), report=False)
     run_id = log_drift_run([result], RegistryConfig(experiment="jude-test"), MonitorConfig(), html="<html>x</html>")
     run = mlflow.get_run(run_id)

@@ -10,11 +10,12 @@ def test_deploy_step_records_the_deployment_as_an_artifact(zenml_home, mlflow_ur
     from zenml.client import Client
 
     from jude.deploy.record import DeploymentRecord
-    from tests.deploy.zenml_deploy_pipeline import deploy_test_pipeline
+    from tests.pipelines.zenml_deploy_pipeline import deploy_test_pipeline
 
     out = tmp_path / "manifests"
-    run = deploy_test_pipeline(deploy={"target": "kubernetes", "kubernetes": {"namespace": "jude"}},
-                               output_dir=str(out))
+    run = deploy_test_pipeline(
+        deploy={"target": "kubernetes", "kubernetes": {"namespace": "jude"}}, output_dir=str(out)
+    )
     run = Client().get_pipeline_run(run.id)
     step_run = run.steps["deploy_embedder"]
     record = step_run.outputs["deployment"][0].load()

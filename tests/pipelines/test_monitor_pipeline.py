@@ -23,7 +23,7 @@ def _register_champion(tmp_path: Path, minilm) -> str:
     configure(uri, "jude")
     model_dir = minilm.save(tmp_path / "champion")
     with mlflow.start_run(run_name="train"):
-        info = log_model_version(model_dir, "jude-embedder")
+        info = log_model_version(model_dir, "jude-embedder", first_champion=(True, "beats the base model (test)"))
     mlflow.set_tracking_uri("")
     assert "champion" in info.aliases or info.version == "1"
     return uri
@@ -38,12 +38,23 @@ def test_shifted_window_fails_the_pipeline_with_the_numbers_and_keeps_the_report
         "parameters:\n"
         "  data: {synthetic: {n_jobs: 200, n_members: 200, impressions_per_member: 3, seed: 1}}\n"
         "  monitor: {entity_types: [job, profile], current_days: 21, sample_size: 60, synthetic_shift: roles,\n"
-        "            alert: fail}\n")
-    env = {**os.environ, "ZENML_CONFIG_PATH": str(tmp_path / "zenml"), "JUDE_HOME": str(tmp_path),
-           "ZENML_LOCAL_STORES_PATH": str(tmp_path / "zenml" / "local_stores")}
+        "            alert: fail}\n"
+    )
+    env = {
+        **os.environ,
+        "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
+        "JUDE_HOME": str(tmp_path),
+        "ZENML_LOCAL_STORES_PATH": str(tmp_path / "zenml" / "local_stores"),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
-    res = subprocess.run([sys.executable, "run.py", "--pipeline", "monitor", "--config", str(config)], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=1800)
+    res = subprocess.run(
+        [sys.executable, "run.py", "--pipeline", "monitor", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]
     assert "DriftAlert" in out and "embedding drift detected in 2 of 2 entity type(s)" in out, out[-3000:]
@@ -62,10 +73,11 @@ def test_shifted_window_fails_the_pipeline_with_the_numbers_and_keeps_the_report
 
     # ... and the Evidently report is a ZenML artifact (a dashboard visualization).
     reader = tmp_path / "read_report.py"  # a file, not `python -c`: ZenML needs a source root to load artifacts
-    reader.write_text("from zenml.client import Client\n"
-                      "html = Client().get_artifact_version('drift_report').load()\n"
-                      "print(type(html).__name__, len(html), 'Drift in embeddings' in html)\n")
-    got = subprocess.run([sys.executable, str(reader)], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=600)
+    reader.write_text(
+        "from zenml.client import Client\n"
+        "html = Client().get_artifact_version('drift_report').load()\n"
+        "print(type(html).__name__, len(html), 'Drift in embeddings' in html)\n"
+    )
+    got = subprocess.run([sys.executable, str(reader)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert got.returncode == 0, got.stderr[-2000:]
     assert got.stdout.split()[0] == "HTMLString" and got.stdout.split()[-1] == "True", got.stdout

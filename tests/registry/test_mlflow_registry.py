@@ -4,23 +4,20 @@ import mlflow
 import numpy as np
 import pytest
 
-from jude.config import ModelConfig
 from jude.modeling.embedder import Embedder
 from jude.registry import mlflow_registry as reg
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("m") / "model"
-    Embedder.from_base(ModelConfig()).save(path)
-    return path
 
 
 def _register(saved_model, metrics):
     reg.configure(experiment="jude-test")
     with mlflow.start_run():
         mlflow.log_metrics(metrics)
-        return reg.log_model_version(saved_model, "jude-embedder", eval_set={"queries": {}, "corpus": {}, "relevant": {}})
+        return reg.log_model_version(
+            saved_model,
+            "jude-embedder",
+            eval_set={"queries": {}, "corpus": {}, "relevant": {}},
+            first_champion=(True, "beats the base model (test)"),  # a first version becomes champion
+        )
 
 
 def test_default_tracking_uri_is_sqlite_under_dot_jude(tmp_path, monkeypatch):
@@ -55,3 +52,14 @@ def test_missing_alias_is_none_and_unknown_uri_is_named(mlflow_uri):
         reg.download_model("models:/jude-embedder@champion")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         reg.download_model("/nowhere/model")
+
+
+def test_experiment_opens_in_the_model_training_view(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    reg.configure(experiment="jude-new")  # created with the tag
+    client.create_experiment("jude-old")  # an experiment made before the tag existed gets it too
+    reg.configure(experiment="jude-old")
+    for name in ("jude-new", "jude-old"):
+        assert client.get_experiment_by_name(name).tags[reg.EXPERIMENT_KIND_TAG] == "custom_model_development"

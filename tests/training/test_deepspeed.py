@@ -12,7 +12,10 @@ import pytest
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is not installed (make setup installs it)")
 
-from tiny_hf_run import HERE, free_port  # noqa: E402
+from support import free_port  # noqa: E402
+from tiny_hf_run import HERE  # noqa: E402
+
+from jude.env import OFFLINE_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +26,7 @@ import deepspeed.ops
 deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 from jude.config import LossConfig
+from jude.env import OFFLINE_ENV
 from tiny_hf_run import train_tiny
 
 train_tiny(*sys.argv[1:4], max_steps=3, deepspeed_config="configs/deepspeed_zero1.json",
@@ -35,13 +39,27 @@ def test_zero1_trains_on_cpu_with_gloo_and_the_model_reloads(tmp_path):
     from jude.modeling.tiny import build_tiny_decoder
 
     base = build_tiny_decoder(tmp_path / "qwen2", "qwen2", hidden_size=32)
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0",
-           "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), HERE])}
+    env = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "LOCAL_WORLD_SIZE": "1",
+        **OFFLINE_ENV,
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), HERE]),
+    }
     result = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(base), str(tmp_path / "model"), str(result)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(base), str(tmp_path / "model"), str(result)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(result.read_text())
     assert out["stats"]["zero_stage"] == 1 and out["stats"]["dist_backend"] == "gloo"

@@ -5,9 +5,17 @@ import pandas as pd
 import pytest
 import torch
 
-from jude.config import DistillConfig, LoRAConfig, ModelConfig, TrainConfig
+from jude.config import DistillConfig, LoRAConfig, ModelConfig, TeacherConfig, TrainConfig
+from jude.evaluation.retrieval import top_k_candidates
+from jude.modeling.cross_encoder import CrossEncoderTeacher
 from jude.modeling.embedder import Embedder
-from jude.training.distill import candidate_lists, distill_embedder, distill_loss, distillation_metrics
+from jude.training.distill import (
+    candidate_lists,
+    distill_embedder,
+    distill_from_teacher,
+    distill_loss,
+    distillation_metrics,
+)
 from jude.training.trainer import TrainingDataError
 
 
@@ -34,15 +42,24 @@ def toy_scores(small_market):
 def _cfgs(**distill):
     lora = LoRAConfig(r=8, alpha=16, dropout=0.0)
     train = TrainConfig(member_views=["profile"], warmup_ratio=0.0)
-    kw = {"candidates_k": 6, "group_size": 6, "batch_size": 3, "learning_rate": 2e-2, "infonce_weight": 0.0,
-          **distill}
+    kw = {"candidates_k": 6, "group_size": 6, "batch_size": 3, "learning_rate": 2e-2, "infonce_weight": 0.0, **distill}
     return lora, train, DistillConfig(**kw)
 
 
 def test_distillation_moves_student_margins_toward_the_teacher(tmp_path, student_dir, toy_scores, small_market):
     lora, train, cfg = _cfgs(loss="margin_mse", max_steps=30)
-    res = distill_embedder(student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
-                           tmp_path / "d", show_progress=False)
+    res = distill_embedder(
+        student_dir,
+        toy_scores,
+        small_market.jobs,
+        small_market.members,
+        None,
+        lora,
+        train,
+        cfg,
+        tmp_path / "d",
+        show_progress=False,
+    )
     s = res.stats
     assert s["steps"] == 30 and len(res.history) == 30
     assert s["after/margin_mse"] < 0.6 * s["before/margin_mse"]
@@ -60,16 +77,28 @@ def test_kl_distillation_with_infonce_anchor(tmp_path, student_dir, toy_scores, 
     firsts = toy_scores.groupby("member_id").head(1)
     pairs = firsts.assign(label=1, grade=3, source="relevance")[["member_id", "job_id", "label", "grade", "source"]]
     lora, train, cfg = _cfgs(loss="both", max_steps=20, infonce_weight=0.5)
-    res = distill_embedder(student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
-                           tmp_path / "d", pairs=pairs, show_progress=False)
+    res = distill_embedder(
+        student_dir,
+        toy_scores,
+        small_market.jobs,
+        small_market.members,
+        None,
+        lora,
+        train,
+        cfg,
+        tmp_path / "d",
+        pairs=pairs,
+        show_progress=False,
+    )
     assert all({"distill/kl", "distill/margin_mse", "distill/infonce"} <= set(h) for h in res.history)
     assert res.stats["after/kl"] < res.stats["before/kl"]
 
 
 def test_distill_loss_is_zero_when_student_matches_teacher():
     teacher = torch.tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
-    cfg = DistillConfig(loss="both", margin_scale=20.0, student_temperature=0.05, teacher_temperature=1.0,
-                        group_size=3, candidates_k=3)
+    cfg = DistillConfig(
+        loss="both", margin_scale=20.0, student_temperature=0.05, teacher_temperature=1.0, group_size=3, candidates_k=3
+    )
     parts = distill_loss(teacher / 20.0, teacher, cfg)  # student cosines x 20 == teacher logits
     assert parts["margin_mse"] == pytest.approx(0.0, abs=1e-10)
     assert parts["kl"] == pytest.approx(0.0, abs=1e-6)
@@ -78,22 +107,46 @@ def test_distill_loss_is_zero_when_student_matches_teacher():
 
 
 def test_candidate_lists_sort_by_teacher_and_drop_short_lists(small_market):
-    ts = pd.DataFrame({"member_id": ["M00001"] * 3 + ["M00002"], "job_id": ["J00001", "J00002", "J00003", "J00001"],
-                       "teacher_score": [0.1, 2.0, -1.0, 5.0]})
+    ts = pd.DataFrame(
+        {
+            "member_id": ["M00001"] * 3 + ["M00002"],
+            "job_id": ["J00001", "J00002", "J00003", "J00001"],
+            "teacher_score": [0.1, 2.0, -1.0, 5.0],
+        }
+    )
     lists, stats = candidate_lists(ts, small_market.jobs, small_market.members, min_candidates=2)
     assert lists.member_ids == ["M00001"] and lists.job_ids[0] == ["J00002", "J00001", "J00003"]
     assert stats["distill_members_dropped"] == 1
 
 
-@pytest.mark.parametrize("bad, match", [
-    (pd.DataFrame({"member_id": ["M00001"], "job_id": ["J00001"]}), r"missing column\(s\) \['teacher_score'\]"),
-    (pd.DataFrame({"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J00002"],
-                   "teacher_score": [1.0, float("nan")]}), "row 1: teacher_score must be a finite number"),
-    (pd.DataFrame({"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J99999"],
-                   "teacher_score": [1.0, 2.0]}), "unknown job.*J99999"),
-    (pd.DataFrame({"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J00001"],
-                   "teacher_score": [1.0, 2.0]}), "row 1: duplicate pair"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (pd.DataFrame({"member_id": ["M00001"], "job_id": ["J00001"]}), r"missing column\(s\) \['teacher_score'\]"),
+        (
+            pd.DataFrame(
+                {
+                    "member_id": ["M00001", "M00001"],
+                    "job_id": ["J00001", "J00002"],
+                    "teacher_score": [1.0, float("nan")],
+                }
+            ),
+            "row 1: teacher_score must be a finite number",
+        ),
+        (
+            pd.DataFrame(
+                {"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J99999"], "teacher_score": [1.0, 2.0]}
+            ),
+            "unknown job.*J99999",
+        ),
+        (
+            pd.DataFrame(
+                {"member_id": ["M00001", "M00001"], "job_id": ["J00001", "J00001"], "teacher_score": [1.0, 2.0]}
+            ),
+            "row 1: duplicate pair",
+        ),
+    ],
+)
 def test_bad_teacher_scores_are_named(bad, match, small_market):
     with pytest.raises(TrainingDataError, match=match):
         candidate_lists(bad, small_market.jobs, small_market.members)
@@ -102,13 +155,67 @@ def test_bad_teacher_scores_are_named(bad, match, small_market):
 def test_infonce_anchor_needs_pairs(tmp_path, student_dir, toy_scores, small_market):
     lora, train, cfg = _cfgs(infonce_weight=0.1, max_steps=1)
     with pytest.raises(ValueError, match="infonce_weight=0.1 needs the training pairs"):
-        distill_embedder(student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
-                         tmp_path / "d", show_progress=False)
+        distill_embedder(
+            student_dir,
+            toy_scores,
+            small_market.jobs,
+            small_market.members,
+            None,
+            lora,
+            train,
+            cfg,
+            tmp_path / "d",
+            show_progress=False,
+        )
     assert not (tmp_path / "d").exists()
 
 
+def test_distill_from_teacher_scores_the_training_members_candidates_then_distils(
+    tmp_path, tiny_bert_dir, student_dir, small_market
+):
+    # an untrained tiny teacher is enough: what is checked is which pairs it scores and what is distilled
+    teacher_dir = CrossEncoderTeacher.from_base(TeacherConfig(base_model=str(tiny_bert_dir), max_length=96)).save(
+        tmp_path / "teacher"
+    )
+    jobs, members = small_market.jobs, small_market.members
+    train_members = members["member_id"].tolist()[:6]
+    pairs = pd.DataFrame(
+        {
+            "member_id": train_members,
+            "job_id": jobs["job_id"].tolist()[:6],
+            "label": 1,
+            "grade": 3,
+            "source": "relevance",
+        }
+    )
+    lora, train, cfg = _cfgs(loss="margin_mse", max_steps=4)
+    logged = []
+    res = distill_from_teacher(
+        student_dir,
+        teacher_dir,
+        pairs,
+        jobs,
+        members,
+        None,
+        lora,
+        train,
+        cfg,
+        tmp_path / "d",
+        log=lambda metrics, step: logged.append(step),
+        show_progress=False,
+    )
+    # the student's top candidates_k of each training member (and only those), each scored by the teacher
+    expected = top_k_candidates(Embedder.load(student_dir), jobs, members[members["member_id"].isin(train_members)], 6)
+    scores = res.teacher_scores
+    assert scores.groupby("member_id")["job_id"].apply(list).to_dict() == expected
+    assert np.isfinite(scores["teacher_score"]).all()
+    assert res.result.stats["distill_pairs"] == len(scores) == 6 * 6 and res.result.stats["steps"] == 4
+    assert len(logged) == 4
+    assert Embedder.load(res.result.model_dir).meta.extra["distill"]["student_dir"] == str(student_dir)
+
+
 def test_distill_config_validation():
-    with pytest.raises(ValueError, match="distill.loss must be one of .*got 'mse'"):
+    with pytest.raises(ValueError, match=r"loss\n  Input should be 'margin_mse', 'kl' or 'both'.*input_value='mse'"):
         DistillConfig(loss="mse")
     with pytest.raises(ValueError, match=r"group_size \(30\) must be <= distill.candidates_k \(20\)"):
         DistillConfig(group_size=30, candidates_k=20)

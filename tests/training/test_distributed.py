@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import free_port
+from tiny_hf_run import HERE
 
+from jude.env import OFFLINE_ENV
 from jude.modeling.losses import info_nce
 from jude.training.distributed import gather_batch, gather_objects, gather_with_grad, world_size
-from tiny_hf_run import HERE, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 B, K, D, WORLD = 4, 2, 8, 2
@@ -33,15 +35,20 @@ NEGATIVE_IDS[6][0] = "j6"  # a hard negative that is the query's own positive
 def global_tensors():
     g = torch.Generator().manual_seed(0)
     norm = torch.nn.functional.normalize
-    return (norm(torch.randn(B * WORLD, D, generator=g), dim=-1), norm(torch.randn(B * WORLD, D, generator=g), dim=-1),
-            norm(torch.randn(B * WORLD, K, D, generator=g), dim=-1))
+    return (
+        norm(torch.randn(B * WORLD, D, generator=g), dim=-1),
+        norm(torch.randn(B * WORLD, D, generator=g), dim=-1),
+        norm(torch.randn(B * WORLD, K, D, generator=g), dim=-1),
+    )
 
 
 CHILD = r"""
 import json, os, sys
 import torch, torch.distributed as dist
 from test_distributed import B, MEMBERS, JOBS, POSITIVES, NEGATIVE_IDS, global_tensors
+from jude.env import OFFLINE_ENV
 from jude.modeling.losses import info_nce
+from jude.env import OFFLINE_ENV
 from jude.training.distributed import gather_batch
 
 dist.init_process_group("gloo")
@@ -66,13 +73,35 @@ dist.destroy_process_group()
 """
 
 
-def _torchrun(tmp_path, script: str, args: list[str], timeout: int) -> subprocess.CompletedProcess:
-    path = tmp_path / "child.py"
-    path.write_text(script)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), HERE]), "CUDA_VISIBLE_DEVICES": "",
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(WORLD),
-           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(path), *args]
+def _torchrun(tmp_path, script: str | None, args: list[str], timeout: int) -> subprocess.CompletedProcess:
+    """``WORLD`` CPU ranks of ``script`` (written to a file), or with ``script=None`` of ``args`` as they are."""
+    target = []
+    if script is not None:
+        path = tmp_path / "child.py"
+        path.write_text(script)
+        target = [str(path)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests"), HERE]),
+        "CUDA_VISIBLE_DEVICES": "",
+        **OFFLINE_ENV,
+        "OMP_NUM_THREADS": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(WORLD),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        *target,
+        *args,
+    ]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -91,8 +120,17 @@ def test_two_gloo_ranks_give_the_loss_and_gradients_of_one_global_batch(tmp_path
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
     q_all, d_all, h_all = (t.clone().requires_grad_(True) for t in global_tensors())
-    loss = info_nce(q_all, d_all, 0.05, hard_negatives=h_all, symmetric=True, query_ids=MEMBERS, doc_ids=JOBS,
-                    positives=POSITIVES, hard_negative_ids=NEGATIVE_IDS)
+    loss = info_nce(
+        q_all,
+        d_all,
+        0.05,
+        hard_negatives=h_all,
+        symmetric=True,
+        query_ids=MEMBERS,
+        doc_ids=JOBS,
+        positives=POSITIVES,
+        hard_negative_ids=NEGATIVE_IDS,
+    )
     loss.backward()
     local = info_nce(q_all[:B], d_all[:B], 0.05, hard_negatives=h_all[:B], symmetric=True)  # no gathering
     assert abs(local.item() - loss.item()) > 1e-3  # the global batch really is a different loss
@@ -102,8 +140,13 @@ def test_two_gloo_ranks_give_the_loss_and_gradients_of_one_global_batch(tmp_path
         assert out["world"] == WORLD and out["local"] == B and out["members"] == MEMBERS
         assert out["loss"] == pytest.approx(loss.item(), rel=1e-5)
         for name, full in {"q": q_all, "d": d_all, "h": h_all}.items():
-            np.testing.assert_allclose(np.array(out["grads"][name]), full.grad[r * B:(r + 1) * B].numpy(),
-                                       rtol=1e-4, atol=1e-6, err_msg=f"rank {r} {name}")
+            np.testing.assert_allclose(
+                np.array(out["grads"][name]),
+                full.grad[r * B : (r + 1) * B].numpy(),
+                rtol=1e-4,
+                atol=1e-6,
+                err_msg=f"rank {r} {name}",
+            )
         assert "different shapes" in out["mismatch"] and "(4, 8)" in out["mismatch"] and "(3, 8)" in out["mismatch"]
 
 
@@ -129,3 +172,44 @@ def test_hf_trainer_on_two_gloo_ranks_scores_the_global_batch(tmp_path):
     assert np.isfinite([h["train/loss"] for h in out["history"]]).all()
     emb = Embedder.load(tmp_path / "model").encode(["a data engineer in berlin"])
     assert emb.shape == (1, 32) and np.isfinite(emb).all()
+
+
+def test_jude_train_hf_under_torchrun_shares_the_data_and_trains_on_two_ranks(tmp_path):
+    from jude.modeling.embedder import Embedder
+    from jude.modeling.tiny import build_tiny_decoder
+
+    base = build_tiny_decoder(tmp_path / "qwen2", "qwen2", hidden_size=32)
+    cfg = tmp_path / "train_tiny.yaml"
+    cfg.write_text(f"""
+parameters:
+  data:
+    synthetic: {{n_jobs: 60, n_members: 50, days: 20, impressions_per_member: 10, seed: 3}}
+  labels: {{budget: 200, retrieved_fraction: 0.0, random_fraction: 0.6, interacted_fraction: 0.4}}
+  model:
+    base_model: {base}
+    pooling: lasttoken
+    template_style: instruct
+    max_length_job: 48
+    max_length_profile: 32
+    max_length_resume: 48
+  lora: {{r: 4, alpha: 8}}
+  train: {{batch_size: 4, member_views: [profile]}}
+  eval: {{max_queries: 10}}
+  scale: {{logging_steps: 1}}
+""")
+    out = tmp_path / "run" / "model"
+    args = ["-m", "jude.cli", "train-hf", "--config", str(cfg), "--out", str(out), "--max-steps", "2"]
+    proc = _torchrun(tmp_path, None, args, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads(proc.stdout[proc.stdout.rindex('{\n  "model_dir"') :])  # printed by rank 0 only
+    assert proc.stdout.count('"model_dir"') == 1
+    assert summary["world_size"] == 2 and summary["dist_backend"] == "gloo" and summary["steps"] == 2
+    assert summary["in_batch_negatives"] == 4 * 2 - 1 and np.isfinite(summary["train_loss"])
+    assert sorted(p.name for p in (tmp_path / "run" / "data").iterdir()) == [
+        "jobs.parquet",
+        "members.parquet",
+        "pairs.parquet",
+        "test_set.json",
+    ]  # built by local rank 0, read by rank 1
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".data.")]  # no temporary copy left
+    assert Embedder.load(out).meta.extra["train"]["world_size"] == 2

@@ -19,9 +19,16 @@ def _tiny_bert(dropout: float) -> torch.nn.Module:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=32,
-                     hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    cfg = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
     return BertModel(cfg)
 
 
@@ -40,10 +47,14 @@ def _embedder(model: torch.nn.Module, device: str = "cpu"):
     return embed
 
 
-QUERIES = [f"member {i} knows python sql and {w}" for i, w in enumerate(
-    ["spark", "react", "rust", "go", "excel", "figma", "docker", "kotlin", "swift", "scala"])]
-DOCS = [f"job {i} needs {w} engineer senior remote" for i, w in enumerate(
-    ["spark", "react", "rust", "go", "excel", "figma", "docker", "kotlin", "swift", "scala"])]
+QUERIES = [
+    f"member {i} knows python sql and {w}"
+    for i, w in enumerate(["spark", "react", "rust", "go", "excel", "figma", "docker", "kotlin", "swift", "scala"])
+]
+DOCS = [
+    f"job {i} needs {w} engineer senior remote"
+    for i, w in enumerate(["spark", "react", "rust", "go", "excel", "figma", "docker", "kotlin", "swift", "scala"])
+]
 
 
 def _loss(q, d):
@@ -73,11 +84,21 @@ def test_gradients_equal_full_batch_gradients_without_dropout():
         torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("device", [
-    "cpu",
-    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="needs CUDA: dropout RNG replay on the GPU generator")]),
-])
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(
+                    not torch.cuda.is_available(), reason="needs CUDA: dropout RNG replay on the GPU generator"
+                ),
+            ],
+        ),
+    ],
+)
 def test_dropout_masks_are_replayed_in_the_second_pass(device):
     """With dropout on, GradCache equals a chunked forward with graph from the same RNG state."""
     model = _tiny_bert(dropout=0.2).to(device)
@@ -87,8 +108,8 @@ def test_dropout_masks_are_replayed_in_the_second_pass(device):
 
     torch.manual_seed(123)  # seeds the CUDA generators too
     model.zero_grad()
-    q = torch.cat([embed(QUERIES[i:i + chunk]) for i in range(0, len(QUERIES), chunk)])
-    d = torch.cat([embed(DOCS[i:i + chunk]) for i in range(0, len(DOCS), chunk)])
+    q = torch.cat([embed(QUERIES[i : i + chunk]) for i in range(0, len(QUERIES), chunk)])
+    d = torch.cat([embed(DOCS[i : i + chunk]) for i in range(0, len(DOCS), chunk)])
     ref = _loss(q, d)
     ref.backward()
     expected = _grads(model)

@@ -1,17 +1,47 @@
-"""Every configs/train*.yaml validates against jude.config; the GPU set-up says what it should."""
+"""Every configs/*.yaml validates against its pipeline's model in jude.config; the GPU set-up says what it should."""
 
 from pathlib import Path
 
 import pytest
 
+from jude.config import PIPELINE_CONFIGS, read_pipeline_config
 from jude.training.hf_trainer import load_deepspeed_config, load_pipeline_config
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN_CONFIGS = sorted((ROOT / "configs").glob("train*.yaml"))
+ALL_CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+# configs read by a console command, not by run.py (jude nearline run --config configs/nearline.yaml)
+COMMAND_CONFIGS = {"nearline.yaml"}
 
 
-def test_there_are_train_configs():
+def _pipeline(path: Path) -> str:
+    """configs/<pipeline>[_<variant>].yaml"""
+    return path.stem.split("_")[0]
+
+
+RUN_CONFIGS = [p for p in ALL_CONFIGS if p.name not in COMMAND_CONFIGS]
+TRAIN_CONFIGS = [p for p in RUN_CONFIGS if p.name.startswith("train")]
+
+
+def test_every_config_is_a_pipeline_or_a_command_config():
+    assert {p.name for p in ALL_CONFIGS if _pipeline(p) not in PIPELINE_CONFIGS} == COMMAND_CONFIGS
+
+
+def test_the_nearline_config_validates():
+    from jude.nearline.worker import load_config
+
+    cfg = load_config(ROOT / "configs" / "nearline.yaml")
+    assert cfg.targets and cfg.targets[0].embedding_version
+
+
+def test_there_are_configs_for_every_pipeline():
     assert {p.name for p in TRAIN_CONFIGS} >= {"train.yaml", "train_gpu_7b.yaml"}
+    assert {_pipeline(p) for p in RUN_CONFIGS} == set(PIPELINE_CONFIGS)
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: p.name)
+def test_every_run_config_validates_against_its_pipeline_model(path):
+    cfg = read_pipeline_config(_pipeline(path), path)
+    assert isinstance(cfg, PIPELINE_CONFIGS[_pipeline(path)])
 
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
@@ -26,7 +56,11 @@ def test_the_7b_gpu_setup():
     cfg, scale = load_pipeline_config(ROOT / "configs" / "train_gpu_7b.yaml")
     m = cfg.model
     assert (m.pooling, m.template_style, m.dtype, m.attn_implementation) == (
-        "lasttoken", "instruct", "bfloat16", "flash_attention_2")
+        "lasttoken",
+        "instruct",
+        "bfloat16",
+        "flash_attention_2",
+    )
     assert cfg.lora.r == 16 and cfg.lora.target_modules == ["q_proj", "k_proj", "v_proj"]
     assert cfg.train.grad_accum > 1 and scale.gradient_checkpointing and scale.bf16 and scale.liger
     assert load_deepspeed_config(ROOT / scale.deepspeed)["zero_optimization"]["stage"] == 1

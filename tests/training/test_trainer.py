@@ -1,19 +1,14 @@
 """The LoRA trainer on a tiny random BERT: it learns, saves, reloads, and refuses bad data."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from jude.config import LoRAConfig, ModelConfig, TrainConfig
 from jude.modeling.embedder import Embedder
-from jude.training.pairs import split_and_pair
-from jude.training.trainer import TrainingDataError, pick_negatives, train_embedder
-
-
-@pytest.fixture(scope="module")
-def split(small_market, small_labels):
-    m = small_market
-    return split_and_pair(m.jobs, m.members, m.interactions, small_labels, 0.15, 0.2, max_queries=30)
+from jude.training.trainer import TrainingDataError, TrainResult, pick_negatives, train_embedder
 
 
 def _cfgs(base, **train):
@@ -23,8 +18,9 @@ def _cfgs(base, **train):
 
 def test_training_lowers_the_loss_and_round_trips(tmp_path, tiny_bert_dir, small_market, split):
     model, lora, train = _cfgs(tiny_bert_dir, max_steps=12, warmup_ratio=0.0, member_views=["profile"])
-    res = train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
-                         tmp_path / "m", show_progress=False)
+    res = train_embedder(
+        split.pairs, small_market.jobs, small_market.members, model, lora, train, tmp_path / "m", show_progress=False
+    )
     losses = [h["train/loss"] for h in res.history if "train/loss" in h]
     assert len(losses) == 12
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
@@ -38,32 +34,69 @@ def test_same_seed_same_model(tmp_path, tiny_bert_dir, small_market, split):
     model, lora, train = _cfgs(tiny_bert_dir, max_steps=3)
     outs = []
     for i in range(2):
-        train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
-                       tmp_path / f"m{i}", show_progress=False)
+        train_embedder(
+            split.pairs,
+            small_market.jobs,
+            small_market.members,
+            model,
+            lora,
+            train,
+            tmp_path / f"m{i}",
+            show_progress=False,
+        )
         outs.append(Embedder.load(tmp_path / f"m{i}").encode(["a data engineer in Berlin"]))
     assert np.allclose(outs[0], outs[1], atol=1e-6)
 
 
 def test_too_few_positives_fails_before_training(tmp_path, tiny_bert_dir, small_market):
-    pairs = pd.DataFrame({"member_id": ["M00000"], "job_id": ["J00000"], "label": [1], "grade": [3],
-                          "source": ["relevance"]})
+    pairs = pd.DataFrame(
+        {"member_id": ["M00000"], "job_id": ["J00000"], "label": [1], "grade": [3], "source": ["relevance"]}
+    )
     model, lora, train = _cfgs(tiny_bert_dir, max_steps=1)
     with pytest.raises(TrainingDataError, match="only 1 positive training pairs"):
         train_embedder(pairs, small_market.jobs, small_market.members, model, lora, train, tmp_path / "m")
 
 
-def test_unknown_lora_target_is_named(tiny_bert_dir):
-    emb = Embedder.from_base(ModelConfig(base_model=str(tiny_bert_dir)))
-    with pytest.raises(ValueError, match="q_proj"):
-        emb.add_lora(LoRAConfig(target_modules=["q_proj"]))
+def test_final_loss_is_the_last_training_step_not_the_validation_record_after_it():
+    history = [
+        {"step": 1, "train/loss": 2.0},
+        {"step": 2, "train/loss": 1.5, "phase": "relevance"},
+        {"step": 2, "val/ndcg_at_10": 0.4, "phase": "relevance"},
+    ]
+    assert TrainResult(model_dir=Path("m"), history=history).final_loss == 1.5
+    assert np.isnan(TrainResult(model_dir=Path("m")).final_loss)
+
+
+def test_validation_records_follow_each_phase_and_final_loss_skips_them(tmp_path, tiny_bert_dir, small_market, split):
+    model, lora, train = _cfgs(tiny_bert_dir, max_steps=2, member_views=["profile"])
+    res = train_embedder(
+        split.pairs,
+        small_market.jobs,
+        small_market.members,
+        model,
+        lora,
+        train,
+        tmp_path / "m",
+        val_set=split.val,
+        show_progress=False,
+    )
+    assert "train/loss" not in res.history[-1] and any(k.startswith("val/") for k in res.history[-1])
+    assert res.final_loss == [h["train/loss"] for h in res.history if "train/loss" in h][-1]
 
 
 def test_hard_negatives_prefer_judged_negatives_and_never_positives():
-    pairs = pd.DataFrame({"member_id": ["m1", "m1", "m1", "m2"], "job_id": ["j1", "j2", "j3", "j1"],
-                          "label": [1, 0, 0, 1], "grade": [3, 0, 1, 3], "source": ["relevance"] * 4})
+    pairs = pd.DataFrame(
+        {
+            "member_id": ["m1", "m1", "m1", "m2"],
+            "job_id": ["j1", "j2", "j3", "j1"],
+            "label": [1, 0, 0, 1],
+            "grade": [3, 0, 1, 3],
+            "source": ["relevance"] * 4,
+        }
+    )
     pos = pairs[pairs["label"] == 1]
     negs = pick_negatives(pos, pairs, ["j1", "j2", "j3", "j4"], k=2, seed=0)
-    assert sorted(negs[0]) == ["j2", "j3"]          # m1: its two judged negatives
+    assert sorted(negs[0]) == ["j2", "j3"]  # m1: its two judged negatives
     assert "j1" not in negs[1] and len(set(negs[1])) == 2  # m2: random, never its positive
 
 
@@ -71,11 +104,25 @@ def test_full_loss_suite_with_curriculum_mining_and_gradcache(tmp_path, tiny_ber
     from jude.config import LossConfig
 
     model, lora, train = _cfgs(tiny_bert_dir, max_steps=6, gradcache_chunk=3, hard_negatives=1)
-    loss = LossConfig(weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5}, learn_temperature=True,
-                      curriculum=[{"name": "relevance", "sources": ["relevance"], "steps_fraction": 0.5},
-                                  {"name": "mixed", "sources": ["relevance", "engagement"], "steps_fraction": 0.5}])
-    res = train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
-                         tmp_path / "m", loss_cfg=loss, show_progress=False)
+    loss = LossConfig(
+        weights={"infonce": 1.0, "bce": 0.5, "vp_matrix": 0.5},
+        learn_temperature=True,
+        curriculum=[
+            {"name": "relevance", "sources": ["relevance"], "steps_fraction": 0.5},
+            {"name": "mixed", "sources": ["relevance", "engagement"], "steps_fraction": 0.5},
+        ],
+    )
+    res = train_embedder(
+        split.pairs,
+        small_market.jobs,
+        small_market.members,
+        model,
+        lora,
+        train,
+        tmp_path / "m",
+        loss_cfg=loss,
+        show_progress=False,
+    )
     steps = [h for h in res.history if "train/loss" in h]
     assert [h["phase"] for h in steps] == ["relevance"] * 3 + ["mixed"] * 3
     assert all(np.isfinite(h["train/loss"]) and "train/bce" in h and "train/vp_matrix" in h for h in steps)
@@ -97,7 +144,15 @@ def test_gradcache_gives_the_plain_step_loss(tmp_path, tiny_bert_dir, small_mark
     losses = []
     for chunk in (None, 3):
         _, _, train = _cfgs(base, max_steps=1, gradcache_chunk=chunk)
-        res = train_embedder(split.pairs, small_market.jobs, small_market.members, model, lora, train,
-                             tmp_path / f"m{chunk}", show_progress=False)
+        res = train_embedder(
+            split.pairs,
+            small_market.jobs,
+            small_market.members,
+            model,
+            lora,
+            train,
+            tmp_path / f"m{chunk}",
+            show_progress=False,
+        )
         losses.append(res.history[0]["train/loss"])
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)

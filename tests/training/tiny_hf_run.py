@@ -10,16 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def train_tiny(base: str, out: str, result: str, max_steps: int, **kwargs: Any) -> None:
@@ -30,15 +23,35 @@ def train_tiny(base: str, out: str, result: str, max_steps: int, **kwargs: Any) 
     from jude.training.hf_trainer import train_with_hf_trainer
 
     m = generate_marketplace(SyntheticConfig(n_jobs=40, n_members=30, days=20, impressions_per_member=10, seed=1))
-    pairs = pd.DataFrame({"member_id": m.members["member_id"].iloc[:16].tolist(),
-                          "job_id": m.jobs["job_id"].iloc[:16].tolist(), "label": 1, "grade": 3,
-                          "source": "relevance"})
-    model = ModelConfig(base_model=base, pooling="lasttoken", template_style="instruct", max_length_job=48,
-                        max_length_profile=32, max_length_resume=48)
-    res = train_with_hf_trainer(pairs, m.jobs, m.members, model, LoRAConfig(r=4, alpha=8),
-                                TrainConfig(batch_size=4, max_steps=max_steps, learning_rate=1e-3,
-                                            member_views=["profile"]),
-                                out, scale=ScaleConfig(logging_steps=1), show_progress=False, **kwargs)
+    pairs = pd.DataFrame(
+        {
+            "member_id": m.members["member_id"].iloc[:16].tolist(),
+            "job_id": m.jobs["job_id"].iloc[:16].tolist(),
+            "label": 1,
+            "grade": 3,
+            "source": "relevance",
+        }
+    )
+    model = ModelConfig(
+        base_model=base,
+        pooling="lasttoken",
+        template_style="instruct",
+        max_length_job=48,
+        max_length_profile=32,
+        max_length_resume=48,
+    )
+    res = train_with_hf_trainer(
+        pairs,
+        m.jobs,
+        m.members,
+        model,
+        LoRAConfig(r=4, alpha=8),
+        TrainConfig(batch_size=4, max_steps=max_steps, learning_rate=1e-3, member_views=["profile"]),
+        out,
+        scale=ScaleConfig(logging_steps=1),
+        show_progress=False,
+        **kwargs,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         with open(result, "w") as f:
             json.dump({"history": res.history, "stats": res.stats}, f)
