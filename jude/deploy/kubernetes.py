@@ -176,23 +176,33 @@ def _deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deploymen
     annotations = {MODEL_URI_ANNOTATION: cfg.model_uri}
     if model_version:
         annotations[MODEL_VERSION_ANNOTATION] = str(model_version)
+    # the annotation changes with the model, so a new champion rolls the pods
+    return _rolling_deployment(kc, kc.name, kc.replicas, _labels(kc), _selector(kc), annotations, pod)
+
+
+def _rolling_deployment(
+    kc: KubernetesConfig,
+    name: str,
+    replicas: int,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    annotations: dict[str, str],
+    pod: k8s.V1PodSpec,
+) -> k8s.V1Deployment:
+    """A Deployment that rolls one new pod at a time and never drops below ``replicas`` (server and worker)."""
     return k8s.V1Deployment(
         api_version="apps/v1",
         kind="Deployment",
-        metadata=k8s.V1ObjectMeta(name=kc.name, namespace=kc.namespace, labels=_labels(kc), annotations=annotations),
+        metadata=k8s.V1ObjectMeta(name=name, namespace=kc.namespace, labels=labels, annotations=annotations),
         spec=k8s.V1DeploymentSpec(
-            replicas=kc.replicas,
+            replicas=replicas,
             revision_history_limit=5,
             progress_deadline_seconds=int(kc.rollout_timeout_s),
-            selector=k8s.V1LabelSelector(match_labels=_selector(kc)),
+            selector=k8s.V1LabelSelector(match_labels=selector),
             strategy=k8s.V1DeploymentStrategy(
                 type="RollingUpdate", rolling_update=k8s.V1RollingUpdateDeployment(max_surge=1, max_unavailable=0)
             ),
-            template=k8s.V1PodTemplateSpec(
-                # the annotation changes with the model, so a new champion rolls the pods
-                metadata=k8s.V1ObjectMeta(labels=_labels(kc), annotations=annotations),
-                spec=pod,
-            ),
+            template=k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels=labels, annotations=annotations), spec=pod),
         ),
     )
 
@@ -352,27 +362,8 @@ def _nearline_deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1
     if model_version:
         annotations[MODEL_VERSION_ANNOTATION] = str(model_version)
     name = nearline_name(kc)
-    return k8s.V1Deployment(
-        api_version="apps/v1",
-        kind="Deployment",
-        metadata=k8s.V1ObjectMeta(
-            name=name, namespace=kc.namespace, labels=_nearline_labels(kc), annotations=annotations
-        ),
-        spec=k8s.V1DeploymentSpec(
-            replicas=nc.replicas,
-            revision_history_limit=5,
-            progress_deadline_seconds=int(kc.rollout_timeout_s),
-            selector=k8s.V1LabelSelector(match_labels=_nearline_selector(kc)),
-            strategy=k8s.V1DeploymentStrategy(
-                type="RollingUpdate", rolling_update=k8s.V1RollingUpdateDeployment(max_surge=1, max_unavailable=0)
-            ),
-            template=k8s.V1PodTemplateSpec(
-                # a new champion rolls the workers too: their embedding version follows the served model
-                metadata=k8s.V1ObjectMeta(labels=_nearline_labels(kc), annotations=annotations),
-                spec=pod,
-            ),
-        ),
-    )
+    # a new champion rolls the workers too: their embedding version follows the served model
+    return _rolling_deployment(kc, name, nc.replicas, _nearline_labels(kc), _nearline_selector(kc), annotations, pod)
 
 
 def _nearline_pdb(kc: KubernetesConfig) -> k8s.V1PodDisruptionBudget:
