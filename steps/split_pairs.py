@@ -6,6 +6,7 @@ import pandas as pd
 from zenml import log_metadata, step
 
 from jude.config import DataConfig, EvalConfig, TrainConfig
+from jude.evaluation.truths import attach_truths
 from jude.training.pairs import split_and_pair
 
 
@@ -23,7 +24,11 @@ def split_pairs(
     Annotated[dict, "val_set"],
     Annotated[dict, "test_set"],
 ]:
-    """Cut the period by time, hold out the test members' labels, build the pairs."""
+    """Cut the period by time, hold out the test members' labels, build the pairs.
+
+    The test set also carries the truths beside the judge's (``jude.evaluation.truths``): the generator's truth
+    over every job (synthetic data), the test-period applies, and the unseen world (``eval.unseen``).
+    """
     data_cfg = DataConfig.model_validate(data or {})
     train_cfg = TrainConfig.model_validate(train or {})
     eval_cfg = EvalConfig.model_validate(eval or {})
@@ -39,5 +44,9 @@ def split_pairs(
         use_engagement=train_cfg.use_engagement,
         seed=train_cfg.seed,
     )
-    log_metadata({"split": split.stats})
-    return split.pairs, split.val.to_dict(), split.test.to_dict()
+    test = attach_truths(split.test, jobs, members, interactions, split.t_test, data_cfg, eval_cfg)
+    truth_stats = {name: sum(1 for r in rel.values() if r) for name, rel in test.truths.items()}
+    if test.unseen is not None:
+        truth_stats["unseen"] = len(test.unseen.queries)
+    log_metadata({"split": split.stats, "truth_queries": truth_stats, "truths_absent": test.absent})
+    return split.pairs, split.val.to_dict(), test.to_dict()

@@ -46,7 +46,10 @@ def train_loss_variants(
         res = fit(  # the same trainer as finetune_embedder, so the rows differ by their loss weights only
             training_pairs, jobs, members, model_cfg, lora_cfg, train_cfg, out, loss_cfg=loss_cfg, scale=scale_cfg
         )
-        runs[variant] = retrieve(Embedder.load(res.model_dir), eval_set, k=100)
+        embedder = Embedder.load(res.model_dir)
+        runs[variant] = retrieve(embedder, eval_set, k=100)
+        if eval_set.unseen is not None:  # evaluate_retrieval scores it under unseen/<variant>
+            runs[f"unseen/{variant}"] = retrieve(embedder, eval_set.unseen, k=100)
         stats[variant] = res.stats
     log_metadata({"variants": stats})
     return runs

@@ -64,6 +64,27 @@ applies follow fit, so topical similarity alone does not predict them. About
 3-8% of impressions become applies. Timestamps: view 30 s + Exp(10 min) after
 the impression, apply 60 s + Exp(20 min) after the view, dismiss 5 s + Exp(1 min).
 
+The truth (:func:`truth_grades`): what a member *should* apply to, graded 0-3
+from the latent apply propensity of the pair, P(apply | view) above for a job of
+average popularity (0) and no noise, with fixed thresholds::
+
+    grade 3  propensity >= 0.7   (same role: fit >= 0.684)
+    grade 2  propensity >= 0.5   (same role: fit >= 0.554)
+    grade 1  propensity >= 0.2   (same role: fit >= 0.341; an adjacent role: fit >= 0.387, at most grade 1)
+    grade 0  otherwise           (a different role never gets past 0.015)
+
+It reads the same latent variables as the engagement model and nothing else:
+no judge, no rubric constant (the rubric's skill-share and years thresholds of
+:mod:`jude.labels.rubric` are other, discrete cuts of those facts), no
+popularity (a hot job is applied to whatever the fit) and no noise. Relevant
+under the truth means grade >= :data:`TRUTH_RELEVANT_GRADE`.
+
+The unseen world (:func:`generate_unseen_world`): jobs and members drawn,
+with a separate seeded generator, from role families and cities that never occur
+in the marketplace the model was trained on (``UNSEEN_ROLE_FAMILIES`` and the
+shift families; the shift cities and real cities of other countries from Faker's
+locales), written in the same style, and graded by the truth.
+
 Distribution shift for monitoring (``cfg.shift``): ``roles`` draws every job
 and member from families that never occur unshifted (healthcare, logistics,
 legal); ``cities`` uses a disjoint set of cities on other continents; ``style``
@@ -88,6 +109,7 @@ from jude.config import SyntheticConfig
 from jude.data import schema
 from jude.data.schema import Marketplace
 from jude.data.vocab import (
+    ALL_ROLE_FAMILIES,
     CITIES,
     CITY_WEIGHTS,
     MIN_YEARS_BY_SENIORITY,
@@ -119,6 +141,23 @@ CHANNELS = {
     "city": 0.13,
     "random": 0.25,
 }
+# The truth's fixed cuts on the latent apply propensity (module docstring); independent of the judge's rubric.
+TRUTH_PROPENSITY_THRESHOLDS = (0.2, 0.5, 0.7)  # grades 1, 2, 3
+TRUTH_RELEVANT_GRADE = 2  # relevant under the truth: a grade 2 or 3 pair
+UNSEEN_SALT = 7_510_117  # the unseen world's generators: default_rng([seed, UNSEEN_SALT]), apart from every draw
+# Faker locales whose city lists are real places, in countries no training marketplace has (Latin script).
+UNSEEN_CITY_LOCALES = {
+    "fi_FI": "Finland",
+    "hr_HR": "Croatia",
+    "sl_SI": "Slovenia",
+    "sk_SK": "Slovakia",
+    "es_CL": "Chile",
+    "es_CO": "Colombia",
+    "en_IN": "India",
+    "id_ID": "Indonesia",
+    "az_AZ": "Azerbaijan",
+}
+UNSEEN_CITIES_PER_LOCALE = 2
 
 _SIZES = ("small", "mid-sized", "fast-growing", "well-established", "venture-backed", "family-owned")
 _TEAMS = ("Platform", "Core", "Growth", "Payments", "Insights", "Operations", "Customer", "Infrastructure")
@@ -141,6 +180,16 @@ class _World:
         cities = SHIFT_CITIES if new_cities else CITIES
         weights = np.ones(len(cities)) if new_cities else np.asarray(CITY_WEIGHTS, dtype=float)
         return cls(families, cities, weights / weights.sum(), shift in ("style", "all"))
+
+    @classmethod
+    def unseen_from(cls, trained: _World) -> _World:
+        """The world a model trained on ``trained`` never saw: every other family, every other city."""
+        names = {f.name for f in trained.families} | set(ROLE_FAMILIES)  # never the default training families
+        families = tuple(f for f in ALL_ROLE_FAMILIES.values() if f.name not in names)
+        seen = {_city_name(c).lower() for c in trained.cities}
+        cities = tuple(c for c in (*SHIFT_CITIES, *_faker_cities(), *CITIES) if _city_name(c).lower() not in seen)
+        cities = tuple(dict.fromkeys(cities))
+        return cls(families, cities, np.full(len(cities), 1.0 / len(cities)), trained.terse)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -302,8 +351,14 @@ def _job_description(
     return "\n\n".join([blurb, f"{resp} {where}", req])
 
 
-def _make_jobs(cfg: SyntheticConfig, rng: np.random.Generator, world: _World, start: pd.Timestamp) -> pd.DataFrame:
-    companies = _company_universe()
+def _make_jobs(
+    cfg: SyntheticConfig,
+    rng: np.random.Generator,
+    world: _World,
+    start: pd.Timestamp,
+    companies: dict[str, tuple[str, ...]] | None = None,
+) -> pd.DataFrame:
+    companies = companies or _company_universe()
     seniorities = list(JOB_SENIORITY_WEIGHTS)
     sen_p = np.array(list(JOB_SENIORITY_WEIGHTS.values()))
     rows = []
@@ -616,6 +671,42 @@ def _overlap(required: frozenset[str], have: frozenset[str]) -> float:
     return len(required & have) / len(required) if required else 1.0
 
 
+def truth_propensity(features: pd.DataFrame) -> np.ndarray:
+    """The latent apply propensity of each pair: P(apply | view) at popularity 0 and no noise (module docstring)."""
+    return engagement_probabilities(features, np.zeros(len(features)))["apply"]
+
+
+def truth_grades(jobs: pd.DataFrame, members: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """The truth's grade 0-3 of each (member_id, job_id) row of ``pairs``, aligned with it (module docstring).
+
+    Fixed cuts :data:`TRUTH_PROPENSITY_THRESHOLDS` on :func:`truth_propensity` of :func:`pair_features`. Reads
+    only the generator's latent variables: no judge and none of the judge's thresholds.
+    """
+    propensity = truth_propensity(pair_features(jobs, members, pairs))
+    return np.searchsorted(np.asarray(TRUTH_PROPENSITY_THRESHOLDS), propensity, side="right").astype(int)
+
+
+def truth_relevance(
+    jobs: pd.DataFrame, members: pd.DataFrame, member_ids, min_grade: int = TRUTH_RELEVANT_GRADE
+) -> dict[str, dict[str, int]]:
+    """member_id -> {job_id: truth grade} for every job of ``jobs`` graded >= ``min_grade`` (exhaustive).
+
+    Every (member, job) pair is graded, not a sample: the truth's relevant set of a member is complete.
+    """
+    member_ids = [str(m) for m in member_ids]
+    job_ids = jobs["job_id"].astype(str).to_numpy()
+    out: dict[str, dict[str, int]] = {}
+    for start in range(0, len(member_ids), 64):  # 64 members x every job per call: bounded memory
+        chunk = member_ids[start : start + 64]
+        pairs = pd.DataFrame({"member_id": np.repeat(chunk, len(job_ids)), "job_id": np.tile(job_ids, len(chunk))})
+        grades = truth_grades(jobs, members, pairs)
+        for i, m in enumerate(chunk):
+            g = grades[i * len(job_ids) : (i + 1) * len(job_ids)]
+            keep = np.flatnonzero(g >= min_grade)
+            out[m] = {job_ids[k]: int(g[k]) for k in keep}
+    return out
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -766,3 +857,73 @@ def generate_marketplace(cfg: SyntheticConfig | None = None, start: datetime | s
     members = schema.MEMBERS.validate(members, where="synthetic members")
     interactions = schema.INTERACTIONS.validate(interactions, where="synthetic interactions")
     return Marketplace(jobs=jobs, members=members, interactions=interactions)
+
+
+# ----------------------------------------------------------------------------- the unseen world
+
+
+@lru_cache(maxsize=1)
+def _faker_cities() -> tuple[str, ...]:
+    """Real cities of countries no training marketplace has, from Faker's locales ("Kouvola, Finland").
+
+    Fixed for every seed (a seeded Faker per locale), like :data:`jude.data.vocab.CITIES`.
+    """
+    out = []
+    for locale, country in UNSEEN_CITY_LOCALES.items():
+        fake = Faker(locale, use_weighting=False)
+        fake.seed_instance(COMPANY_UNIVERSE_SEED)
+        names: list[str] = []
+        for _ in range(50):
+            name = fake.city().strip()
+            if name and name not in names and name.replace(" ", "").replace("-", "").isalpha() and len(name) < 20:
+                names.append(name)
+            if len(names) == UNSEEN_CITIES_PER_LOCALE:
+                break
+        out += [f"{n}, {country}" for n in names]
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _unseen_company_universe() -> dict[str, tuple[str, ...]]:
+    """Industry -> employers for the unseen world: Faker companies of other locales, apart from the trained ones."""
+    fake = Faker(["en_GB", "en_AU", "en_IN", "es_CL"], use_weighting=False)
+    fake.seed_instance(COMPANY_UNIVERSE_SEED + UNSEEN_SALT)
+    industries = sorted({i for f in ALL_ROLE_FAMILIES.values() for i in f.industries})
+    return {ind: tuple(fake.company() for _ in range(COMPANIES_PER_INDUSTRY)) for ind in industries}
+
+
+def unseen_world_vocabulary(cfg: SyntheticConfig | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(role family names, cities) of the unseen world for a marketplace generated with ``cfg``."""
+    world = _World.unseen_from(_World.for_shift((cfg or SyntheticConfig()).shift))
+    return tuple(f.name for f in world.families), world.cities
+
+
+def generate_unseen_world(
+    cfg: SyntheticConfig | None = None, n_jobs: int = 300, n_members: int = 200, start: datetime | str = "2026-01-01"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(jobs, members) from role families, titles and cities that a model trained on ``cfg``'s marketplace never
+    saw (module docstring); no interactions: the truth (:func:`truth_grades`) judges them.
+
+    Drawn from ``np.random.default_rng([cfg.seed, UNSEEN_SALT])`` and its own Faker, so it changes no draw of
+    :func:`generate_marketplace`; same ``cfg`` and sizes give identical frames. Ids are ``UJ00000`` /
+    ``UM00000`` so they never collide with the marketplace's.
+    """
+    cfg = cfg or SyntheticConfig()
+    start_ts = pd.Timestamp(start)
+    if start_ts.tzinfo is not None:
+        start_ts = start_ts.tz_convert("UTC").tz_localize(None)
+    start_ts = start_ts.normalize()
+    world = _World.unseen_from(_World.for_shift(cfg.shift))
+    sized = cfg.model_copy(update={"n_jobs": n_jobs, "n_members": n_members})
+    rng = np.random.default_rng([cfg.seed, UNSEEN_SALT])
+    fake = Faker(["en_IN", "es_CL", "fi_FI", "hr_HR", "id_ID"], use_weighting=False)
+    fake.seed_instance(cfg.seed + UNSEEN_SALT)
+    companies = _unseen_company_universe()
+    jobs = _make_jobs(sized, rng, world, start_ts, companies=companies)
+    pool = sorted({c for cs in companies.values() for c in cs})
+    members = _make_members(sized, rng, fake, world, start_ts, pool)
+    jobs["job_id"] = "U" + jobs["job_id"]
+    members["member_id"] = "U" + members["member_id"]
+    jobs = schema.JOBS.validate(jobs, where="unseen-world jobs")
+    members = schema.MEMBERS.validate(members, where="unseen-world members")
+    return jobs, members

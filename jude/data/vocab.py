@@ -19,6 +19,8 @@ the rubric relevance judge (:mod:`jude.labels`), so both agree on what a fit is.
 ``ROLE_FAMILIES`` and ``CITIES`` are the unshifted vocabulary. ``SHIFT_ROLE_FAMILIES``
 (healthcare, logistics, legal) and ``SHIFT_CITIES`` (another part of the world)
 never occur in unshifted data; the monitoring tests use them to cause drift.
+``UNSEEN_ROLE_FAMILIES`` (trades, kitchens, schools, accounting) occur only in the
+unseen-world evaluation (:func:`jude.data.synthetic.generate_unseen_world`).
 Cities are a fixed list of real cities ("Berlin, Germany"), the same for every
 seed, so unshifted data from two seeds look alike in distribution.
 """
@@ -403,9 +405,105 @@ _STUDIES = {
 _FAMILIES = tuple(replace(f, duties=_DUTIES[f.name], studies=_STUDIES[f.name]) for f in _FAMILIES)
 _SHIFT_FAMILIES = tuple(replace(f, duties=_DUTIES[f.name], studies=_STUDIES[f.name]) for f in _SHIFT_FAMILIES)
 
+# Families only the unseen-world evaluation draws from (jude.data.synthetic.generate_unseen_world): trades,
+# kitchens, schools and offices no training marketplace has, some with look-alike words ("Site Engineer",
+# "Structural Engineer" beside the trained engineers; "Accountant" beside "Account Manager").
+_UNSEEN_FAMILIES = tuple(
+    replace(f, duties=duties, studies=studies)
+    for f, duties, studies in (
+        (
+            _fam(
+                "electrician",
+                "Electrician|Electrical Technician|Maintenance Electrician|Journeyman Electrician",
+                "Electrical Wiring|Circuit Troubleshooting|Blueprint Reading|Electrical Codes|Conduit Bending"
+                "|Motor Controls|Lockout/Tagout",
+                "PLC Programming|Solar Installation|Fire Alarm Systems|HVAC|Low Voltage Cabling",
+                "Construction|Facilities Management|Utilities|Industrial Maintenance",
+                "civil_engineer",
+            ),
+            (
+                "installing and repairing wiring in commercial buildings",
+                "tracing faults in motor control circuits",
+                "reading blueprints and planning cable runs",
+                "inspecting installations against the electrical code",
+            ),
+            ("Electrical Installation", "Electrical Technology"),
+        ),
+        (
+            _fam(
+                "civil_engineer",
+                "Civil Engineer|Structural Engineer|Site Engineer|Geotechnical Engineer",
+                "AutoCAD|Structural Analysis|Site Supervision|Building Codes|Quantity Surveying|Civil 3D"
+                "|Concrete Design",
+                "Revit|Project Scheduling|Land Surveying|Environmental Permits|BIM",
+                "Construction|Infrastructure|Engineering Consultancies|Public Works",
+                "electrician",
+            ),
+            (
+                "designing reinforced concrete structures",
+                "supervising contractors on site",
+                "checking drawings against building codes",
+                "estimating quantities and costs for tenders",
+            ),
+            ("Civil Engineering", "Structural Engineering"),
+        ),
+        (
+            _fam(
+                "chef",
+                "Head Chef|Sous Chef|Line Cook|Pastry Chef",
+                "Menu Planning|Food Safety|Knife Skills|Inventory Ordering|Kitchen Management|Food Costing|Plating",
+                "Catering|Baking|Allergen Management|Wine Pairing|Butchery",
+                "Restaurants|Hotels|Event Catering|Cruise Lines",
+            ),
+            (
+                "running the line during dinner service",
+                "writing seasonal menus",
+                "ordering stock and keeping food costs down",
+                "training junior cooks in food safety",
+            ),
+            ("Culinary Arts", "Hospitality Management"),
+        ),
+        (
+            _fam(
+                "teacher",
+                "Teacher|Primary School Teacher|Secondary School Teacher|Special Education Teacher",
+                "Lesson Planning|Classroom Management|Curriculum Development|Student Assessment"
+                "|Differentiated Instruction|Parent Communication|Educational Technology",
+                "Special Educational Needs|Tutoring|Google Classroom|Bilingual Education|Exam Preparation",
+                "Schools|Tutoring Services|Early Education|Academies",
+            ),
+            (
+                "planning lessons for mixed-ability classes",
+                "assessing students and reporting to parents",
+                "adapting the curriculum for students with special needs",
+                "running after-school clubs",
+            ),
+            ("Education", "Mathematics Education"),
+        ),
+        (
+            _fam(
+                "accountant",
+                "Accountant|Management Accountant|Tax Accountant|Bookkeeper",
+                "Bookkeeping|General Ledger|Accounts Payable|Accounts Receivable|Bank Reconciliation|Tax Returns"
+                "|Month-End Close",
+                "Payroll|QuickBooks|Auditing|VAT|IFRS",
+                "Accounting Firms|Property Management|Nonprofits|Wholesale Trade",
+            ),
+            (
+                "closing the books at month end",
+                "reconciling bank accounts and the general ledger",
+                "preparing tax returns for small businesses",
+                "processing supplier invoices and payroll",
+            ),
+            ("Accounting", "Business Administration"),
+        ),
+    )
+)
+
 ROLE_FAMILIES: dict[str, RoleFamily] = {f.name: f for f in _FAMILIES}
 SHIFT_ROLE_FAMILIES: dict[str, RoleFamily] = {f.name: f for f in _SHIFT_FAMILIES}
-ALL_ROLE_FAMILIES: dict[str, RoleFamily] = {**ROLE_FAMILIES, **SHIFT_ROLE_FAMILIES}
+UNSEEN_ROLE_FAMILIES: dict[str, RoleFamily] = {f.name: f for f in _UNSEEN_FAMILIES}
+ALL_ROLE_FAMILIES: dict[str, RoleFamily] = {**ROLE_FAMILIES, **SHIFT_ROLE_FAMILIES, **UNSEEN_ROLE_FAMILIES}
 
 # Pairs of confusable families: similar words, different job (the hard negatives).
 CONFUSABLE_GROUPS: tuple[tuple[str, ...], ...] = (

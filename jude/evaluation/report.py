@@ -1,9 +1,10 @@
 """The evaluation table: every variant on the same held-out queries, as HTML for the dashboards and MLflow.
 
 The page leads with the answer (how the fine-tuned model compares with the base model, and on which
-judgements), then the comparison table (one row per variant), a bar chart, and the details collapsed;
-see :mod:`jude.htmlreport`. :func:`variant_records` and :func:`comparison_figure` give MLflow the same table
-and chart (``mlflow.log_table``, ``mlflow.log_figure``).
+judgements: the generator's truth when there is one, else the judge's), then the truths side by side (judge,
+truth, applies, unseen world: nDCG@10 per variant), the judge's full table (one row per variant), a bar chart,
+and the details collapsed; see :mod:`jude.htmlreport`. :func:`variant_records` and :func:`comparison_figure`
+give MLflow the same table and chart (``mlflow.log_table``, ``mlflow.log_figure``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ VARIANT_NOTES = {
     "vp": "+ VP-matrix loss",
     "distilled": "+ cross-encoder distillation",
     "teacher": "cross-encoder reranking the fine-tuned top 100",
+    "control_anchor": "distillation with the teacher's terms off: the InfoNCE anchor alone",
+    "control_steps": "fine-tuning continued with InfoNCE for the distillation's extra steps",
 }
 METRIC_LABELS = {
     "ndcg_at_10": "nDCG@10",
@@ -35,6 +38,12 @@ METRIC_LABELS = {
 }
 POOLED_TRUTH = "pooled judge judgements"  # every variant's top-k graded by the judge, plus the label budget
 LABELLED_TRUTH = "labelled judgements"  # the label budget's judgements and the test-period applies only
+TRUTH_LABELS = {  # the truths of jude.evaluation.truths, as the report names them
+    "truth": "the generator's latent-fit truth",
+    "applies": "test-period applies",
+    "unseen": "the unseen world (new roles and cities, judged by the truth)",
+}
+TRUTH_COLUMNS = {"judge": "judge", "truth": "truth", "applies": "applies", "unseen": "unseen world"}
 
 
 def metrics_table(results: Mapping[str, Mapping[str, float]]) -> list[dict]:
@@ -101,6 +110,36 @@ def _table_html(results: Mapping[str, Mapping[str, float]], notes: Mapping[str, 
     return hr.table(["variant", *(METRIC_LABELS[c] for c in cols), "nDCG vs base"], cells, escape=False)
 
 
+def truths_table(
+    by_truth: Mapping[str, Mapping[str, Mapping[str, float]]],
+    absent: Mapping[str, str] | None = None,
+    metric: str = "ndcg_at_10",
+) -> str:
+    """Variants as rows, one ``metric`` column per truth (``judge`` first), rounded; an absent truth's column
+    says ``absent`` (the reason is in :func:`absent_notes`); a variant not ranked on a truth gets a dash."""
+    absent = absent or {}
+    truths = [t for t in ("judge", "truth", "applies", "unseen") if t in by_truth or t in absent]
+    truths += [t for t in by_truth if t not in truths]
+    variants = list(dict.fromkeys(v for t in truths for v in by_truth.get(t, {})))
+    rows = []
+    for v in variants:
+        row = [v]
+        for t in truths:
+            if t not in by_truth:
+                row.append("absent")
+            else:
+                m = by_truth[t].get(v)
+                row.append(hr.fmt(None if m is None or metric not in m else float(m[metric])))
+        rows.append(row)
+    label = METRIC_LABELS.get(metric, metric)
+    return hr.table(["variant", *(f"{TRUTH_COLUMNS.get(t, t)} {label}" for t in truths)], rows)
+
+
+def absent_notes(absent: Mapping[str, str]) -> str:
+    """Why each missing truth is missing, one sentence each (empty when nothing is missing)."""
+    return " ".join(f"{TRUTH_COLUMNS.get(t, t).capitalize()}: absent, {why}." for t, why in absent.items())
+
+
 def _chart(results: Mapping[str, Mapping[str, float]]) -> str:
     series = {v: {METRIC_LABELS[k]: float(m[k]) for k in METRICS if k in m} for v, m in results.items()}
     return hr.bar_chart(series, title="Metrics by variant")
@@ -114,6 +153,10 @@ def render_html(
     labelled: Mapping[str, Mapping[str, float]] | None = None,
     truth: str | None = None,
     n_queries: int | None = None,
+    truths: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    absent: Mapping[str, str] | None = None,
+    truth_queries: Mapping[str, int] | None = None,
+    closure: Mapping[str, str] | None = None,
 ) -> str:
     """A self-contained HTML page: the headline, one row per variant (best value per column in bold), a bar
     chart, then the details.
@@ -122,9 +165,15 @@ def render_html(
     details (and its ratio under the headline) so the effect of the pooling is visible. ``truth``: what the
     ``results`` were scored on, for the headline (default: pooled judge judgements when ``labelled`` is
     given, else the labelled judgements). ``n_queries``: the number of test members, for the headline.
+
+    ``truths`` (truth -> variant -> metrics: ``truth``, ``applies``, ``unseen``), ``absent`` (truth -> why it is
+    missing), ``truth_queries`` (truth -> queries scored) and ``closure`` (truth -> the distillation gap closure
+    or why it is undefined): with them the page leads with the ratio on the generator's truth when there is one,
+    and the first table puts every truth side by side.
     """
     notes = notes or VARIANT_NOTES
     truth = truth or (POOLED_TRUTH if labelled else LABELLED_TRUTH)
+    truths, absent, truth_queries = dict(truths or {}), dict(absent or {}), dict(truth_queries or {})
     relevant = (
         "judged relevant (label budget or the pooled top-k of every variant) or applied in the test period"
         if labelled
@@ -140,17 +189,46 @@ def render_html(
             "<p><small>Half of the label budget is sampled from the base model's top-k, so these "
             "judgements favour the base model.</small></p>" + _table_html(labelled, notes)
         )
+    for name, res in truths.items():
+        extra.append(f"<h3>On {html.escape(TRUTH_LABELS.get(name, name))}</h3>" + _table_html(res, notes))
     if context:
         extra.append("<h3>Context</h3>" + hr.key_list(context))
     extra.append(
         "<p><small>Exact inner-product search (FAISS IndexFlatIP) over every job; metrics by ranx. "
         f"Relevant = {html.escape(relevant)}.</small></p>"
     )
+    if not truths and not absent:
+        body = (
+            hr.headline(headline(results, truth, n_queries), _subline(results, labelled))
+            + _table_html(results, notes)
+            + _chart(results)
+            + hr.details("Details: variants, labelled-only scores, evaluation set", "".join(extra))
+        )
+        return hr.page(title, body)
+    by_truth = {"judge": results, **truths}
+    if "truth" in truths:  # the headline is on the truth the models were not trained to copy
+        lead = headline(truths["truth"], TRUTH_LABELS["truth"], truth_queries.get("truth"))
+        others = {truth: results, **{TRUTH_LABELS.get(t, t): r for t, r in truths.items() if t != "truth"}}
+    else:
+        lead = headline(results, truth, n_queries)
+        others = {TRUTH_LABELS.get(t, t): r for t, r in truths.items()}
+    sub = " ".join(
+        f"On {name}: {r['finetuned']['ndcg_at_10'] / r['base']['ndcg_at_10']:.2f}x."
+        for name, r in others.items()
+        if "base" in r and "finetuned" in r and r["base"].get("ndcg_at_10")
+    )
+    sub = " ".join(p for p in (sub, absent_notes(absent)) if p)
+    closure_text = "; ".join(f"{TRUTH_COLUMNS.get(t, t)}: {c}" for t, c in (closure or {}).items())
     body = (
-        hr.headline(headline(results, truth, n_queries), _subline(results, labelled))
+        hr.headline(lead, sub)
+        + truths_table(by_truth, absent)
+        + (f"<p><small>Distillation, per truth: {html.escape(closure_text)}.</small></p>" if closure_text else "")
+        + f"<h3>On {html.escape(truth)}</h3>"
         + _table_html(results, notes)
         + _chart(results)
-        + hr.details("Details: variants, labelled-only scores, evaluation set", "".join(extra))
+        + hr.details(
+            "Details: variants, every truth's full table, labelled-only scores, evaluation set", "".join(extra)
+        )
     )
     return hr.page(title, body)
 
@@ -161,6 +239,8 @@ def _truth(table: VariantTable) -> str:
 
 def variants_headline(table: VariantTable) -> str:
     """The headline sentence of :func:`render_variants` alone (for a run description, a log line)."""
+    if "truth" in table.truths:
+        return headline(table.truths["truth"], TRUTH_LABELS["truth"], table.truth_queries.get("truth"))
     return headline(table.results, _truth(table), len(table.eval_set.queries))
 
 
@@ -178,17 +258,23 @@ def render_variants(table: VariantTable, title: str = "jude: offline retrieval e
         labelled=table.labelled if table.pooled else None,
         truth=_truth(table),
         n_queries=len(table.eval_set.queries),
+        truths=table.truths,
+        absent=table.absent,
+        truth_queries=table.truth_queries,
+        closure=table.closure_notes(),
     )
 
 
 def variant_records(table: VariantTable) -> list[dict[str, Any]]:
     """The table as records for ``mlflow.log_table``: variant, truth, the four metrics (rounded).
 
-    ``truth`` is ``pooled`` or ``labelled``: when pooled, every variant has a row on each.
+    ``truth`` is ``pooled`` or ``labelled`` (the judge's), then ``truth``, ``applies``, ``unseen`` where scored:
+    when pooled, every variant has a row on each.
     """
     sets = [("pooled" if table.pooled else "labelled", table.results)]
     if table.pooled:
         sets.append(("labelled", table.labelled))
+    sets += list(table.truths.items())
     return [
         {"variant": variant, "truth": truth, **{k: hr.rounded(float(m[k])) for k in METRICS if k in m}}
         for truth, results in sets

@@ -8,6 +8,12 @@ own templates:
 - ``corpus``: job_id -> job record (every job)
 - ``relevant``: member_id -> {job_id: grade} (judged relevant, or applied in the test period)
 
+Optional, beside them (``jude.evaluation.truths``): ``truths``, other relevance
+maps over the same queries and corpus (``truth``: the generator's latent fit,
+``applies``: applied in the test period), ``absent``, why a truth is missing
+(user data has no latent fit), and ``unseen``, a second evaluation set from a
+world the model never saw. Dicts without them (older runs) still load.
+
 Search is exact (FAISS ``IndexFlatIP`` over L2-normalised vectors = cosine);
 metrics come from ranx, not from hand-written formulas.
 """
@@ -15,7 +21,7 @@ metrics come from ranx, not from hand-written formulas.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,14 +40,24 @@ class EvalSet:
     corpus: dict[str, dict[str, Any]]
     relevant: dict[str, dict[str, int]]
     query_entity: str = "profile"
+    truths: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # name -> relevant, same queries
+    absent: dict[str, str] = field(default_factory=dict)  # truth name -> why it is not there
+    unseen: EvalSet | None = None  # the unseen world: its own queries, corpus and (truth) relevant set
 
     def to_dict(self) -> dict:
-        return {
+        out: dict[str, Any] = {
             "queries": self.queries,
             "corpus": self.corpus,
             "relevant": self.relevant,
             "query_entity": self.query_entity,
         }
+        if self.truths:
+            out["truths"] = self.truths
+        if self.absent:
+            out["absent"] = self.absent
+        if self.unseen is not None:
+            out["unseen"] = self.unseen.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EvalSet:
@@ -51,8 +67,11 @@ class EvalSet:
         return cls(
             queries=dict(d["queries"]),
             corpus=dict(d["corpus"]),
-            relevant={q: {j: int(g) for j, g in r.items()} for q, r in d["relevant"].items()},
+            relevant=_grades(d["relevant"]),
             query_entity=d.get("query_entity", "profile"),
+            truths={name: _grades(rel) for name, rel in (d.get("truths") or {}).items()},
+            absent=dict(d.get("absent") or {}),
+            unseen=cls.from_dict(d["unseen"]) if d.get("unseen") else None,
         )
 
     def summary(self) -> dict[str, float]:
@@ -62,6 +81,10 @@ class EvalSet:
             "corpus": len(self.corpus),
             "relevant_per_query": float(np.mean(n_rel)) if n_rel else 0.0,
         }
+
+
+def _grades(relevant: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    return {q: {j: int(g) for j, g in r.items()} for q, r in relevant.items()}
 
 
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:

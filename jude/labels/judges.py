@@ -6,7 +6,8 @@ the plentiful, noisy kind, see :mod:`jude.labels.engagement`). Two judges apply
 the same rubric (:data:`jude.labels.rubric.RUBRIC`):
 
 - :class:`jude.labels.rubric.RubricJudge` (the default): the rubric computed
-  from the structured fields. Deterministic, free, and what the embedded
+  from the structured fields, with seeded mistakes on a share of the pairs
+  (``labels.judge_errors``). Deterministic, free, and what the embedded
   (no-GPU, no-API) setup uses.
 - :class:`jude.labels.llm_judge.LLMJudge`: an OpenAI-compatible
   chat-completions endpoint (vLLM, Ollama, OpenAI) shown the rubric and both
@@ -51,7 +52,8 @@ class JudgeStats:
 
     ``requests`` counts HTTP requests sent (retries included), ``retries`` the
     re-sends, ``malformed`` answers that were not a valid grade, ``failed`` pairs
-    that got no answer at all (retries exhausted, or a non-retryable error).
+    that got no answer at all (retries exhausted, or a non-retryable error), ``misread`` pairs the rubric
+    judge graded with a deliberate mistake (``labels.judge_errors``).
     """
 
     pairs: int = 0
@@ -61,6 +63,7 @@ class JudgeStats:
     retries: int = 0
     malformed: int = 0
     failed: int = 0
+    misread: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -96,7 +99,7 @@ def make_judge(cfg: LabelConfig, **llm_options: Any) -> Judge:
     if cfg.judge == "rubric":
         from jude.labels.rubric import RubricJudge
 
-        return RubricJudge()
+        return RubricJudge(cfg.judge_errors)
     if cfg.judge == "llm":
         from jude.labels.llm_judge import LLMJudge
 

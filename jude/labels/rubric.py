@@ -5,15 +5,23 @@
 same threshold constants, so the rule and the LLM agree. :class:`RubricJudge`
 is the default judge: deterministic, free, and what the embedded (no-GPU,
 no-API) setup uses.
+
+The judge is not the truth. A real LLM judge misreads some pairs, so the
+pipeline's judge (``labels.judge_errors``, on by default) makes seeded mistakes
+of the kinds an LLM makes (see :class:`RubricJudge`), and the evaluation also
+scores every model on the generator's own truth
+(:func:`jude.data.synthetic.truth_grades`), which never calls this module.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from jude.config import JUDGE_ERROR_MODES, JudgeErrorConfig
 from jude.data import vocab
 from jude.labels.judges import Judge, Judgement, Pair
 
@@ -112,12 +120,26 @@ def rubric_grade(member: Mapping[str, Any], job: Mapping[str, Any]) -> Judgement
     as the same title). Location: ``vocab.location_fit``. Qualification: years
     against ``min_years`` and ``vocab.skill_overlap`` of the job's skills.
     """
+    return _grade(member, job)
+
+
+def _grade(
+    member: Mapping[str, Any], job: Mapping[str, Any], misread: str | None = None, direction: int = 1
+) -> Judgement:
+    """:func:`rubric_grade`, or the grade of a judge that misreads one fact (``misread``: a judge error mode).
+
+    ``location``: the location fit is read the other way round. ``seniority``: the posting's minimum years are
+    read one seniority band off (``direction`` +1 up, -1 down; the only neighbour at either end).
+    ``lookalike``: a confusable or adjacent role is taken for the same role (no effect on other pairs).
+    """
     m_title, j_title = str(_field(member, "title", "member")), str(_field(job, "title", "job"))
     m_fam, j_fam = vocab.role_family_of(m_title), vocab.role_family_of(j_title)
     if m_fam is None and j_fam is None:
         fit = 1.0 if " ".join(m_title.lower().split()) == " ".join(j_title.lower().split()) else 0.0
     else:
         fit = vocab.family_fit(m_fam, j_fam)
+    if misread == "lookalike" and fit < 1.0 and (fit > 0.0 or vocab.are_confusable(m_fam, j_fam)):
+        fit, m_fam = 1.0, j_fam  # "Sales Engineer" read as "Software Engineer"
     role = {1.0: "same", 0.5: "adjacent", 0.0: "different"}[fit]
     if role == "same":
         role_text = f"same role ({_family_title(j_fam, j_title)})"
@@ -127,6 +149,9 @@ def rubric_grade(member: Mapping[str, Any], job: Mapping[str, Any]) -> Judgement
     remote = bool(_field(job, "remote", "job"))
     m_loc, j_loc = str(_field(member, "location", "member")), str(_field(job, "location", "job"))
     loc_ok = vocab.location_fit(m_loc, j_loc, remote)
+    if misread == "location":
+        loc_ok = not loc_ok
+        remote = remote and loc_ok
     if remote:
         loc_text = "location fits (remote)"
     elif loc_ok:
@@ -136,6 +161,8 @@ def rubric_grade(member: Mapping[str, Any], job: Mapping[str, Any]) -> Judgement
 
     years = float(_field(member, "years_experience", "member"))
     min_years = float(_field(job, "min_years", "job"))
+    if misread == "seniority":
+        min_years = _seniority_misread(min_years, direction)
     share = vocab.skill_overlap(_skills(_field(job, "skills", "job")), _skills(_field(member, "skills", "member")))
     years_text = f"{_years(years)} {'>=' if years >= min_years else '<'} {_years(min_years)} years"
     if years >= min_years and share >= QUALIFIED_SKILL_SHARE:
@@ -162,14 +189,111 @@ def rubric_grade(member: Mapping[str, Any], job: Mapping[str, Any]) -> Judgement
     return Judgement(grade=grade, rationale=f"{role_text}, {loc_text}, {qual_text}")
 
 
+def _seniority_misread(min_years: float, direction: int) -> float:
+    """``min_years`` read one seniority band off: shifted by the distance between the bands' lower ends."""
+    bands = list(vocab.MIN_YEARS_BY_SENIORITY.values())  # junior, mid, senior, lead: (lo, hi)
+    i = max((k for k, (lo, _) in enumerate(bands) if min_years >= lo), default=0)
+    j = i + direction if 0 <= i + direction < len(bands) else i - direction
+    return max(0.0, min_years + bands[j][0] - bands[i][0])
+
+
+def _pair_key(member: Mapping[str, Any], job: Mapping[str, Any]) -> str:
+    """What identifies a pair for the error draw: the ids, or (records without ids) the fields graded."""
+    m_id, j_id = member.get("member_id"), job.get("job_id")
+    if m_id is not None and j_id is not None:
+        return f"{m_id}|{j_id}"
+    fields = [str(member.get(k)) for k in ("title", "location", "years_experience", "skills")]
+    fields += [str(job.get(k)) for k in ("title", "location", "remote", "min_years", "skills")]
+    return "|".join(fields)
+
+
+def _uniforms(seed: int, key: str) -> tuple[float, float, float]:
+    """Three uniforms in [0, 1) from (seed, pair): the same pair gets the same draws in any order, any process."""
+    digest = hashlib.blake2b(f"{seed}|{key}".encode(), digest_size=12).digest()
+    return tuple(int.from_bytes(digest[i : i + 4], "big") / 2**32 for i in (0, 4, 8))  # type: ignore[return-value]
+
+
 class RubricJudge(Judge):
-    """The default judge: :func:`rubric_grade` on every pair. Deterministic and free."""
+    """The default judge: :func:`rubric_grade` on every pair, with optional seeded mistakes. Free.
+
+    ``errors`` (``labels.judge_errors``; None or ``rate=0`` = the exact rubric) makes the judge misread a share
+    ``rate`` of the pairs it *could* misread (those with a role in common with the member's or a look-alike one:
+    a pair of unrelated roles is graded 0 by any reader), one fact each, the mistakes an LLM judge makes on
+    this task:
+
+    - ``location``: the location fit read the other way round (a remote flag missed, a city misread);
+    - ``seniority``: the posting's level read one seniority band off ("Senior" taken for "Lead" or "Mid"), so
+      its minimum years move by the distance between the bands;
+    - ``lookalike``: a look-alike role taken for the same role (Sales Engineer for Software Engineer, an
+      adjacent family for the family itself); a pair of unrelated roles is left as it is.
+
+    A touched pair's rationale ends with ``[judge error: <mode>]``; ``stats.misread`` counts the touched pairs
+    and ``changed`` those whose grade moved. Which pairs are touched, and how, is a hash of (``errors.seed``,
+    member_id, job_id): the same pair judged twice (labels, then the pooled evaluation, then the promotion
+    gate) gets the same grade, and the mistakes do not depend on the order or the batch of the pairs.
+
+    Why 15 % by default: studies of LLM relevance judges against human assessors (Thomas et al., "Large
+    language models can accurately predict searcher preferences", SIGIR 2024; Faggioli et al., "Perspectives
+    on large language models for relevance judgment", ICTIR 2023) find good but clearly imperfect agreement,
+    the disagreements concentrated on near misses, and no single error rate that would transfer to this task.
+    15 % is the middle of the 10-20 % range that keeps the judge useful as a label source while making
+    "copies the judge" and "finds the truth" measurably different. Measured on the small test marketplace
+    (``tests/labels/test_judge_errors.py``): of the pairs the judge could misread, about 15 % are touched
+    and most of those change grade; over all interacted pairs, where many roles are unrelated, fewer.
+    """
 
     name = "rubric"
 
+    def __init__(self, errors: JudgeErrorConfig | None = None) -> None:
+        super().__init__()
+        self.errors = errors if errors is not None and errors.rate > 0 else None
+        self.changed = 0  # misread pairs whose grade differs from the exact rubric's (stats.misread: all of them)
+        self._weights = {m: float(errors.modes.get(m, 0.0)) for m in JUDGE_ERROR_MODES} if errors else {}
+
+    def misread(self, member: Mapping[str, Any], job: Mapping[str, Any]) -> tuple[str | None, int]:
+        """The error mode this judge applies to the pair (None: graded exactly), and the seniority direction.
+
+        Only a mode that can matter is drawn: a location or seniority misreading needs a role in common (same or
+        adjacent), a look-alike misreading a confusable or adjacent role; a pair of unrelated roles is graded 0
+        by any careful or careless reader, so it is never touched.
+        """
+        if self.errors is None:
+            return None, 1
+        touch, which, direction = _uniforms(self.errors.seed, _pair_key(member, job))
+        if touch >= self.errors.rate:
+            return None, 1
+        m_fam = vocab.role_family_of(str(_field(member, "title", "member")))
+        j_fam = vocab.role_family_of(str(_field(job, "title", "job")))
+        fit = vocab.family_fit(m_fam, j_fam)
+        applicable = {
+            "location": fit > 0,
+            "seniority": fit > 0,
+            "lookalike": 0 < fit < 1 or vocab.are_confusable(m_fam, j_fam),
+        }
+        modes = [m for m in JUDGE_ERROR_MODES if applicable[m] and self._weights[m] > 0]
+        if not modes:
+            return None, 1
+        total, acc, chosen = sum(self._weights[m] for m in modes), 0.0, modes[-1]
+        for m in modes:
+            acc += self._weights[m] / total
+            if which < acc:
+                chosen = m
+                break
+        return chosen, (1 if direction < 0.5 else -1)
+
+    def grade(self, member: Mapping[str, Any], job: Mapping[str, Any]) -> Judgement:
+        """One pair's judgement, with this judge's mistake on it if it makes one."""
+        mode, direction = self.misread(member, job)
+        if mode is None:
+            return rubric_grade(member, job)
+        wrong = _grade(member, job, misread=mode, direction=direction)
+        self.stats.misread += 1
+        self.changed += int(wrong.grade != rubric_grade(member, job).grade)
+        return Judgement(grade=wrong.grade, rationale=f"{wrong.rationale} [judge error: {mode}]")
+
     def grade_pairs(self, pairs: Sequence[Pair]) -> list[Judgement]:
         pairs = list(pairs)
-        out = [rubric_grade(m, j) for m, j in tqdm(pairs, desc="rubric judge", unit="pair", disable=len(pairs) < 1000)]
+        out = [self.grade(m, j) for m, j in tqdm(pairs, desc="rubric judge", unit="pair", disable=len(pairs) < 1000)]
         self.stats.pairs += len(pairs)
         self.stats.graded += len(out)
         return out

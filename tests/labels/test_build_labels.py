@@ -29,7 +29,8 @@ def test_the_table_is_the_judged_pairs_then_the_engagement_labels(small_market):
     built = build_labels(m.jobs, m.members, m.interactions, CFG)
 
     sampled = sample_pairs(m.jobs, m.members, m.interactions, CFG, rng_seed=CFG.seed)
-    relevance, judge_stats = judge_pairs(RubricJudge(), sampled, m.jobs, m.members, CFG.relevant_grade)
+    judge = RubricJudge(CFG.judge_errors)  # the judge CFG names, its seeded mistakes included
+    relevance, judge_stats = judge_pairs(judge, sampled, m.jobs, m.members, CFG.relevant_grade)
     engagement = engagement_labels(m.interactions, CFG)
     assert_frame_equal(built.table, pd.concat([relevance, engagement], ignore_index=True))
     assert_frame_equal(built.relevance.reset_index(drop=True), relevance)
