@@ -39,7 +39,7 @@ from jude.evaluation.variants import gap_closure  # noqa: E402
 from jude.modeling.cross_encoder import CrossEncoderTeacher, rerank  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
 from jude.training.distill import distill_embedder, teacher_candidate_scores  # noqa: E402
-from jude.training.teacher import train_cross_encoder  # noqa: E402
+from jude.training.teacher import finetuned_top_k, train_cross_encoder  # noqa: E402
 from jude.training.trainer import train_embedder  # noqa: E402
 
 
@@ -116,6 +116,8 @@ def main() -> None:
                 out / "teacher",
                 template_style=cfg.model.template_style,
                 show_progress=False,
+                # the pipeline's teacher: negatives from the fine-tuned model's top-k (train_teacher)
+                mined=finetuned_top_k(finetuned, split.pairs, m.jobs, m.members, cfg.teacher.hard_negatives_k),
             )
             teacher_dir = tres.model_dir
             lap(f"teacher: {tres.stats}")

@@ -1,6 +1,11 @@
-"""The training pipeline.
+"""The training pipeline: JUDE's chain.
 
-data -> labels -> pairs -> fine-tune -> (ablation, teacher, distil) -> evaluate -> register.
+data -> labels -> pairs -> fine-tune -> teacher (on the fine-tuned hard negatives, checked on the validation
+members) -> distil -> [controls] -> evaluate -> select (validation members) -> register.
+
+The ``ablation`` section decides the DAG: ``distill`` adds the teacher and the distilled model,
+``controls`` distillation's two control rows, ``loss_variants`` the loss-suite rows, ``register_model``
+which model is registered ('selected': the winner on the validation members).
 """
 
 from zenml import Model, pipeline
@@ -15,7 +20,9 @@ from steps.generate_labels import generate_labels
 from steps.load_marketplace import load_marketplace
 from steps.register_embedder import register_embedder
 from steps.retrieve_candidates import retrieve_candidates
+from steps.select_candidate import select_candidate
 from steps.split_pairs import split_pairs
+from steps.train_distill_controls import train_distill_controls
 from steps.train_loss_variants import train_loss_variants
 from steps.train_teacher import train_teacher
 
@@ -51,15 +58,39 @@ def train_pipeline(
     label_table, _ = generate_labels(jobs, members, interactions, candidates, labels)
     pairs, val_set, test_set = split_pairs(jobs, members, interactions, label_table, data, train, eval)
     embedder = finetune_embedder(pairs, jobs, members, val_set, model, lora, train, loss, scale)
-    variants = distilled = teacher_dir = None
+    variants = distilled = teacher_dir = teacher_check = control_anchor = control_steps = None
     if abl.loss_variants:
         variants = train_loss_variants(pairs, jobs, members, test_set, model, lora, train, loss, scale, ablation)
     if abl.distill:
-        teacher_dir = train_teacher(pairs, jobs, members, teacher, model)
-        _, distilled = distill_embedder(embedder, teacher_dir, pairs, jobs, members, model, lora, train, distill)
+        teacher_dir, teacher_check = train_teacher(
+            pairs, jobs, members, embedder, val_set, teacher, model, labels, eval, ablation
+        )
+        teacher_scores, distilled = distill_embedder(
+            embedder, teacher_dir, pairs, jobs, members, model, lora, train, distill
+        )
+        if abl.controls:
+            control_anchor, control_steps = train_distill_controls(
+                embedder, distilled, teacher_scores, pairs, jobs, members, model, lora, train, distill
+            )
     metrics, judged_test_set, _ = evaluate_retrieval(
-        embedder, test_set, model, eval, ablation, labels, variants, distilled, teacher_dir
+        embedder,
+        test_set,
+        model,
+        eval,
+        ablation,
+        labels,
+        variants,
+        distilled,
+        teacher_dir,
+        control_anchor=control_anchor,
+        control_steps=control_steps,
+        teacher_check=teacher_check,
     )
-    registered = distilled if abl.register_model == "distilled" else embedder
+    if abl.register_model == "selected":  # chosen on the validation members, never the test members
+        registered, variant, _ = select_candidate(embedder, distilled, val_set, labels, eval, teacher_check)
+    elif abl.register_model == "distilled":
+        registered, variant = distilled, "distilled"
+    else:
+        registered, variant = embedder, "finetuned"
     # a first version becomes champion only if it beats the base model (promotion's rule on these metrics)
-    register_embedder(registered, metrics, judged_test_set, registry, promotion, variant=abl.register_model)
+    register_embedder(registered, metrics, judged_test_set, registry, promotion, variant=variant)

@@ -29,7 +29,10 @@ def distill_embedder(
     Annotated[pd.DataFrame, "teacher_scores"],
     Annotated[ModelDir, ArtifactConfig(name="jude_embedder_distilled", artifact_type=ArtifactType.MODEL)],
 ]:
-    """Teacher scores of the student's top-k jobs per training member (kept), then MarginMSE/KL distillation."""
+    """Teacher scores of the student's top-k jobs per training member (kept), then MarginMSE/KL distillation.
+
+    The stats (ZenML metadata, MLflow params) record the batch schedule's and the fresh LoRA's digests, which
+    the control rows (``train_distill_controls``) must match."""
     model_cfg = ModelConfig.model_validate(model or {})
     lora_cfg = LoRAConfig.model_validate(lora or {})
     train_cfg = TrainConfig.model_validate(train or {})
@@ -51,5 +54,7 @@ def distill_embedder(
             {f"distill/{k.split('/')[-1]}": v for k, v in metrics.items()}, step=step
         ),
     )
-    log_metadata({"distillation": res.result.stats, "teacher_scores": len(res.teacher_scores)})
+    stats = res.result.stats
+    mlflow.log_params({k: stats[k] for k in ("batch_schedule_sha256", "lora_init_sha256")})
+    log_metadata({"distillation": stats, "teacher_scores": len(res.teacher_scores)})
     return res.teacher_scores, ModelDir(str(res.result.model_dir))

@@ -17,9 +17,11 @@ one-logit sequence-classification head (``AutoModelForSequenceClassification``,
 ``jude.modeling.templates`` so the teacher reads exactly what the student reads.
 The teacher is small and offline-only, so all its weights are fine-tuned (no LoRA).
 
-Training it on the labelled pairs (groups of a positive and its negatives,
-``bce`` or ``listwise`` loss) is ``jude.training.teacher``; this module is the
-model: build, load, save, score, rerank.
+Training it on the labelled pairs (groups of a positive and its negatives, the
+negatives drawn from the fine-tuned bi-encoder's top-k first; ``bce`` or
+``listwise`` loss) and checking it on the validation members before it teaches
+is ``jude.training.teacher``; this module is the model: build, load, save,
+score, rerank.
 
 On disk a teacher is a Hugging Face model directory (``config.json``, weights,
 tokenizer) plus ``jude_teacher.json`` (templates version and style, max length,

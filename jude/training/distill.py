@@ -33,12 +33,31 @@ the student's cosine scores ``s`` (B, C) against the teacher's logits ``t`` (B, 
 plus ``infonce_weight`` x InfoNCE on the members' labelled positive jobs (with
 in-batch negatives), which keeps the student anchored to the ground truth where
 the teacher is wrong. The loss maths lives in ``jude.modeling.losses``.
+
+**Controls.** A distilled student gets more steps and more labelled positives
+(the anchor) than the fine-tuned model, so beating the fine-tuned model does not
+show that the teacher helped. :func:`train_controls` trains two controls on the
+same :func:`batch_schedule` (every step's members, candidates, positives: a
+function of ``distill.seed`` and the teacher scores, recorded as
+``batch_schedule_sha256``), from the same fresh LoRA (``lora_init_sha256``), with
+the same optimiser, rate and steps; only the loss differs:
+
+- ``control_anchor``: the distillation run with the KL and MarginMSE terms off
+  (``infonce_weight`` x the InfoNCE anchor alone);
+- ``control_steps``: fine-tuning continued, InfoNCE at weight 1 on the same
+  positives with ``train.hard_negatives`` judged hard negatives each.
+
+``jude.evaluation.paired`` then compares the distilled row with each on the
+test queries (paired bootstrap of the nDCG@10 difference).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,6 +197,96 @@ def distillation_metrics(
     return {"margin_mse": float(np.mean(mse)), "kl": float(np.mean(kl)), "spearman": float(np.mean(rho))}
 
 
+RUNS = ("distilled", "control_anchor", "control_steps")  # what distill_embedder trains: the student, its controls
+
+
+@dataclass
+class DistillBatch:
+    """One step of the schedule: which members, which of their candidates, which positives and negatives."""
+
+    view: str  # the member text of this step
+    member_ids: list[str]  # (B,)
+    candidates: list[list[str]]  # (B, C): the teacher-best candidate and C - 1 sampled, shuffled
+    teacher: np.ndarray  # (B, C) teacher logits of those candidates
+    anchor_rows: list[int]  # rows of the members with a labelled positive (the InfoNCE anchor's queries)
+    anchor_jobs: list[str]  # (A,): one labelled positive per anchored row
+    anchor_negatives: list[list[str]]  # (A, K): judged negatives of those pairs (control_steps' hard negatives)
+
+    def ids(self) -> list:
+        """Every id this step reads, in order: what the schedule digest is made of."""
+        return [self.view, self.member_ids, self.candidates, self.anchor_jobs, self.anchor_negatives]
+
+
+def batch_schedule(
+    lists: CandidateLists,
+    positives: dict[str, list[str]],
+    negatives: dict[str, list[str]],
+    views: list[str],
+    cfg: DistillConfig,
+    hard_negatives: int,
+    job_ids: list[str],
+) -> list[DistillBatch]:
+    """Every step's batch, drawn up front from ``default_rng(cfg.seed)``: a function of the seed and the data.
+
+    The distilled student and both controls iterate the same list, so they see the same members, candidates
+    and positives in the same order; :func:`schedule_digest` of the list is recorded with each run. Epochs are
+    seeded permutations of the members (the ragged last batch dropped); ``negatives`` (member -> judged
+    negatives) and ``hard_negatives`` give control_steps its K hard negatives per anchored pair (random
+    non-positive jobs where a member has too few judged ones).
+    """
+    rng = np.random.default_rng(cfg.seed)
+    B, C = cfg.batch_size, cfg.group_size
+    n_members = len(lists.member_ids)
+    steps_per_epoch = max(1, n_members // B)  # the ragged last batch is dropped (one short batch if n < B)
+    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+    positive_sets = {m: set(js) for m, js in positives.items()}
+    schedule: list[DistillBatch] = []
+    while len(schedule) < total_steps:
+        order = rng.permutation(n_members)
+        for b in range(steps_per_epoch):
+            idx = order[b * B : (b + 1) * B]
+            view = views[int(rng.integers(len(views)))]
+            cand, teach = [], []
+            for i in idx:  # each member: its teacher-best candidate + (C - 1) sampled from the rest, shuffled
+                rest = 1 + rng.choice(len(lists.job_ids[i]) - 1, size=C - 1, replace=False)
+                pick = rng.permutation(np.concatenate([[0], rest]))
+                cand.append([lists.job_ids[i][p] for p in pick])
+                teach.append(lists.scores[i][pick])
+            mids = [lists.member_ids[i] for i in idx]
+            rows = [k for k, m in enumerate(mids) if positives.get(m)]
+            jobs_ = [positives[mids[k]][int(rng.integers(len(positives[mids[k]])))] for k in rows]
+            negs = []
+            for k in rows:
+                m = mids[k]
+                pool = [j for j in negatives.get(m, []) if j not in positive_sets[m]]
+                chosen = [pool[i] for i in rng.permutation(len(pool))[:hard_negatives]]
+                while len(chosen) < hard_negatives:
+                    j = job_ids[int(rng.integers(len(job_ids)))]
+                    if j not in positive_sets[m] and j not in chosen:
+                        chosen.append(j)
+                negs.append(chosen)
+            schedule.append(DistillBatch(view, mids, cand, np.stack(teach), rows, jobs_, negs))
+            if len(schedule) == total_steps:
+                break
+    return schedule
+
+
+def schedule_digest(schedule: list[DistillBatch]) -> str:
+    """sha256 of every id the schedule's steps read, in order (equal digests = the same batches)."""
+    h = hashlib.sha256()
+    for b in schedule:
+        h.update(json.dumps(b.ids(), separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
+def _parameters_digest(params: list[torch.nn.Parameter]) -> str:
+    """sha256 of the trainable parameters' values (equal digests at the start = the same fresh LoRA)."""
+    h = hashlib.sha256()
+    for p in params:
+        h.update(p.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()
+
+
 def distill_embedder(
     student_dir: str | Path,
     teacher_scores: pd.DataFrame,
@@ -192,6 +301,8 @@ def distill_embedder(
     log: LogFn | None = None,
     measure: bool = True,
     show_progress: bool = True,
+    run: str = "distilled",
+    on_batch: Callable[[DistillBatch], None] | None = None,
 ) -> TrainResult:
     """Distil the teacher's candidate scores into the bi-encoder at ``student_dir``; save to ``out_dir``.
 
@@ -202,19 +313,36 @@ def distill_embedder(
             teacher scored texts rendered in that style).
         lora_cfg: the fresh distillation LoRA.
         train_cfg: ``member_views`` (student query texts, one per batch), ``weight_decay``,
-            ``warmup_ratio``, ``max_grad_norm``.
+            ``warmup_ratio``, ``max_grad_norm``; ``hard_negatives`` (control_steps).
         distill_cfg: loss, temperatures, steps, rate, batch and group sizes.
         pairs: the training pairs (positives label == 1); required when
-            ``distill_cfg.infonce_weight`` > 0.
+            ``distill_cfg.infonce_weight`` > 0 and for the controls.
         measure: compute :func:`distillation_metrics` before and after (stats
             ``before/...``, ``after/...``) on the first member view.
+        run: ``distilled`` (the teacher's terms + ``infonce_weight`` x the InfoNCE anchor),
+            ``control_anchor`` (the same run with the KL and MarginMSE terms off: the anchor alone) or
+            ``control_steps`` (fine-tuning continued: InfoNCE at weight 1 with ``train.hard_negatives``
+            judged hard negatives per pair, ``distill.infonce_temperature``). All three read the same
+            :func:`batch_schedule`, start from the same fresh LoRA (``torch.manual_seed(distill.seed)``
+            right before it is added) and use the same optimiser, rate and steps; the stats record
+            ``batch_schedule_sha256`` and ``lora_init_sha256`` so that can be checked.
+        on_batch: called with each step's :class:`DistillBatch` as it is trained.
 
     Returns a ``TrainResult`` (model_dir, per-step history, stats).
     """
+    if run not in RUNS:
+        raise ValueError(f"run must be one of {RUNS}, got {run!r}")
+    if run != "distilled" and pairs is None:
+        raise ValueError(f"run {run!r} trains on the labelled positives: it needs the training pairs (pairs=)")
     if distill_cfg.infonce_weight > 0 and pairs is None:
         raise ValueError(
             f"distill.infonce_weight={distill_cfg.infonce_weight} needs the training pairs; "
             "pass pairs= or set distill.infonce_weight to 0"
+        )
+    if run == "control_anchor" and distill_cfg.infonce_weight <= 0:
+        raise ValueError(
+            "run 'control_anchor' is the distillation run with only its InfoNCE anchor, but "
+            f"distill.infonce_weight={distill_cfg.infonce_weight}: there is no anchor to train"
         )
     seed_everything(distill_cfg.seed)
     lists, stats = candidate_lists(teacher_scores, jobs, members, min_candidates=distill_cfg.group_size)
@@ -229,6 +357,7 @@ def distill_embedder(
         before = distillation_metrics(embedder, teacher_scores, jobs, members, distill_cfg, views[0])
         stats.update({f"before/{k}": v for k, v in before.items()})
     parent_lora = embedder.meta.extra.pop("lora", None)
+    torch.manual_seed(distill_cfg.seed)  # the same fresh LoRA for the student and its controls
     embedder.add_lora(lora_cfg)
     embedder.train()
 
@@ -237,24 +366,22 @@ def distill_embedder(
     member_texts = {v: dict(zip(lists.member_ids, embedder.render(v, used))) for v in views}
     job_texts = dict(zip(jobs["job_id"], embedder.render("job", jobs)))
     positives: dict[str, list[str]] = defaultdict(list)
-    if pairs is not None and distill_cfg.infonce_weight > 0:
-        pos = pairs[
-            (pairs["label"] == 1)
-            & pairs["member_id"].isin(set(lists.member_ids))
-            & pairs["job_id"].isin(set(job_texts))
-        ]
-        for m, j in zip(pos["member_id"], pos["job_id"]):
-            positives[m].append(j)
+    negatives: dict[str, list[str]] = defaultdict(list)
+    if pairs is not None:
+        known = pairs[pairs["member_id"].isin(set(lists.member_ids)) & pairs["job_id"].isin(set(job_texts))]
+        for m, j, label in zip(known["member_id"], known["job_id"], known["label"]):
+            (positives if label == 1 else negatives)[m].append(j)
     positive_sets = {m: set(js) for m, js in positives.items()}
-
-    B, C = distill_cfg.batch_size, distill_cfg.group_size
-    n_members = len(lists.member_ids)
-    steps_per_epoch = max(1, n_members // B)  # the ragged last batch is dropped (one short batch if n < B)
-    total_steps = distill_cfg.max_steps or steps_per_epoch * distill_cfg.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
+    schedule = batch_schedule(
+        lists, positives, negatives, views, distill_cfg, train_cfg.hard_negatives, list(job_texts)
+    )
+    total_steps = len(schedule)
+    steps_per_epoch = max(1, len(lists.member_ids) // distill_cfg.batch_size)
     params = embedder.trainable_parameters()
-    rng = np.random.default_rng(distill_cfg.seed)
+    stats["lora_init_sha256"] = _parameters_digest(params)
+    stats["batch_schedule_sha256"] = schedule_digest(schedule)
     max_job = embedder.meta.max_lengths["job"]
+    teacher_terms = run == "distilled"
 
     loop = OptimLoop(
         params,
@@ -263,66 +390,75 @@ def distill_embedder(
         warmup_ratio=train_cfg.warmup_ratio,
         total_steps=total_steps,
         max_grad_norm=train_cfg.max_grad_norm,
-        prefix="distill",
-        desc=f"distil ({distill_cfg.loss})",
+        prefix="distill" if run == "distilled" else run,
+        desc=f"distil ({distill_cfg.loss})" if run == "distilled" else run,
         log=log,
         show_progress=show_progress,
     )
-    for _epoch in range(epochs):
-        order = rng.permutation(n_members)
-        for b in range(steps_per_epoch):
-            idx = order[b * B : (b + 1) * B]
-            view = views[int(rng.integers(len(views)))]
-            # each member: its teacher-best candidate + (C - 1) sampled from the rest, then shuffled
-            cand, teach = [], []
-            for i in idx:
-                rest = 1 + rng.choice(len(lists.job_ids[i]) - 1, size=C - 1, replace=False)
-                pick = rng.permutation(np.concatenate([[0], rest]))
-                cand.append([lists.job_ids[i][p] for p in pick])
-                teach.append(lists.scores[i][pick])
-            mids = [lists.member_ids[i] for i in idx]
-            q = embedder.embed_texts([member_texts[view][m] for m in mids], embedder.meta.max_lengths[view])  # (B, D)
-            d = embedder.embed_texts([job_texts[j] for row in cand for j in row], max_job)  # (B*C, D)
-            student = torch.einsum("bd,bcd->bc", q, d.view(len(idx), C, -1))  # (B, C) cosines
-            teacher = torch.from_numpy(np.stack(teach)).to(student.device)  # (B, C) logits
-            parts = distill_loss(student, teacher, distill_cfg)
-            loss = sum(parts.values())
-            anchored = [k for k, m in enumerate(mids) if positives.get(m)]
-            if distill_cfg.infonce_weight > 0 and len(anchored) >= 2:
-                pos_jobs = [positives[mids[k]][int(rng.integers(len(positives[mids[k]])))] for k in anchored]
-                dp = embedder.embed_texts([job_texts[j] for j in pos_jobs], max_job)  # (A, D)
-                parts["infonce"] = info_nce(
-                    q[anchored],
-                    dp,
-                    distill_cfg.infonce_temperature,
-                    query_ids=[mids[k] for k in anchored],
-                    doc_ids=pos_jobs,
-                    positives=positive_sets,
-                )
-                loss = loss + distill_cfg.infonce_weight * parts["infonce"]
+    for b in schedule:
+        if on_batch is not None:
+            on_batch(b)
+        mids = b.member_ids
+        q = embedder.embed_texts([member_texts[b.view][m] for m in mids], embedder.meta.max_lengths[b.view])  # (B, D)
+        parts: dict[str, torch.Tensor] = {}
+        if teacher_terms:
+            d = embedder.embed_texts([job_texts[j] for row in b.candidates for j in row], max_job)  # (B*C, D)
+            student = torch.einsum("bd,bcd->bc", q, d.view(len(mids), distill_cfg.group_size, -1))  # (B, C) cosines
+            parts.update(distill_loss(student, torch.from_numpy(b.teacher).to(student.device), distill_cfg))
+        loss = sum(parts.values()) if parts else None
+        if len(b.anchor_rows) >= 2 and (distill_cfg.infonce_weight > 0 or run == "control_steps"):
+            rows = b.anchor_rows
+            hard = None
+            if run == "control_steps" and b.anchor_negatives and b.anchor_negatives[0]:
+                K = len(b.anchor_negatives[0])
+                flat = [j for row in b.anchor_negatives for j in row]
+                hard = embedder.embed_texts([job_texts[j] for j in flat], max_job).view(len(rows), K, -1)  # (A, K, D)
+            dp = embedder.embed_texts([job_texts[j] for j in b.anchor_jobs], max_job)  # (A, D)
+            parts["infonce"] = info_nce(
+                q[rows],
+                dp,
+                distill_cfg.infonce_temperature,
+                hard_negatives=hard,
+                query_ids=[mids[k] for k in rows],
+                doc_ids=b.anchor_jobs,
+                positives=positive_sets,
+                hard_negative_ids=b.anchor_negatives if hard is not None else None,
+            )
+            weight = 1.0 if run == "control_steps" else distill_cfg.infonce_weight
+            loss = parts["infonce"] * weight if loss is None else loss + weight * parts["infonce"]
+        if loss is not None:
             loss.backward()
-            loop.step(float(loss.detach()), parts={k: float(v.detach()) for k, v in parts.items()})
-            if loop.done:
-                break
-        if loop.done:
-            break
+        # a step with nothing to learn (a control batch with < 2 anchored members) still steps the schedule
+        loop.step(
+            float(loss.detach()) if loss is not None else 0.0, parts={k: float(v.detach()) for k, v in parts.items()}
+        )
     loop.close()
     embedder.eval()
     if measure:
         after = distillation_metrics(embedder, teacher_scores, jobs, members, distill_cfg, views[0])
         stats.update({f"after/{k}": v for k, v in after.items()})
-    stats.update({"steps": loop.steps, "epochs": epochs, "trainable_params": sum(p.numel() for p in params)})
+    stats.update(
+        {
+            "run": run,
+            "steps": loop.steps,
+            "epochs": math.ceil(total_steps / steps_per_epoch),
+            "trainable_params": sum(p.numel() for p in params),
+        }
+    )
     embedder.meta.extra["distill"] = {
+        "run": run,
         "student_dir": str(student_dir),
         "parent_lora": parent_lora,
-        "loss": distill_cfg.loss,
+        "loss": distill_cfg.loss if teacher_terms else "infonce",
         "steps": loop.steps,
         "learning_rate": distill_cfg.learning_rate,
-        "infonce_weight": distill_cfg.infonce_weight,
+        "infonce_weight": 1.0 if run == "control_steps" else distill_cfg.infonce_weight,
         "infonce_temperature": distill_cfg.infonce_temperature,
         "student_temperature": distill_cfg.student_temperature,
         "teacher_temperature": distill_cfg.teacher_temperature,
         "margin_scale": distill_cfg.margin_scale,
+        "seed": distill_cfg.seed,
+        "batch_schedule_sha256": stats["batch_schedule_sha256"],
     }
     out = embedder.save(out_dir)
     return TrainResult(model_dir=Path(out), history=loop.history, stats=stats)
@@ -397,3 +533,45 @@ def distill_from_teacher(
         show_progress=show_progress,
     )
     return Distillation(teacher_scores=scores, result=result)
+
+
+def train_controls(
+    student_dir: str | Path,
+    teacher_scores: pd.DataFrame,
+    pairs: pd.DataFrame,
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    model_cfg: ModelConfig | None,
+    lora_cfg: LoRAConfig,
+    train_cfg: TrainConfig,
+    distill_cfg: DistillConfig,
+    out_root: str | Path,
+    log: LogFn | None = None,
+    show_progress: bool = True,
+) -> dict[str, TrainResult]:
+    """Distillation's two controls, ``control_anchor`` and ``control_steps`` (see :func:`distill_embedder`'s
+    ``run``), from the same fine-tuned model, teacher scores (so the same :func:`batch_schedule`), seed and
+    fresh LoRA as the distilled student. Saved under ``out_root/<run>``; ``log`` gets ``<run>/loss`` etc.
+
+    Nothing but the loss differs from the student's run, so a distilled model that beats both has learnt
+    something from the teacher, not from more steps or from the anchor's labelled positives.
+    """
+    out_root = Path(out_root)
+    return {
+        run: distill_embedder(
+            student_dir,
+            teacher_scores,
+            jobs,
+            members,
+            model_cfg,
+            lora_cfg,
+            train_cfg,
+            distill_cfg,
+            out_root / run,
+            pairs=pairs,
+            log=log,
+            show_progress=show_progress,
+            run=run,
+        )
+        for run in RUNS[1:]
+    }

@@ -34,7 +34,10 @@ TRAIN_STEPS = [  # the smoke config's DAG, in the order the local orchestrator r
     "generate_labels",
     "split_pairs",
     "finetune_embedder",
+    "train_teacher",
+    "distill_embedder",
     "evaluate_retrieval",
+    "select_candidate",  # after distill_embedder; whether before or after evaluate_retrieval is the orchestrator's
     "register_embedder",
 ]
 

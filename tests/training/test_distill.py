@@ -1,4 +1,5 @@
-"""Distillation on a tiny random BERT: the student's margins move toward the teacher's; bad input is refused."""
+"""Distillation on a tiny random BERT: the student's margins move toward the teacher's; the controls train on the
+student's batches from the same LoRA; bad input is refused."""
 
 import numpy as np
 import pandas as pd
@@ -10,11 +11,14 @@ from jude.evaluation.retrieval import top_k_candidates
 from jude.modeling.cross_encoder import CrossEncoderTeacher
 from jude.modeling.embedder import Embedder
 from jude.training.distill import (
+    RUNS,
+    batch_schedule,
     candidate_lists,
     distill_embedder,
     distill_from_teacher,
     distill_loss,
     distillation_metrics,
+    schedule_digest,
 )
 from jude.training.trainer import TrainingDataError
 
@@ -221,3 +225,90 @@ def test_distill_config_validation():
         DistillConfig(group_size=30, candidates_k=20)
     with pytest.raises(ValueError, match="student_temperature"):
         DistillConfig(student_temperature=0)
+
+
+# ---- controls: the same batches, seed and fresh LoRA as the student ------------------------------------------
+def _anchor_pairs(toy_scores):
+    """Each toy member's first candidate is a labelled positive, its last a judged negative."""
+    firsts = toy_scores.groupby("member_id").head(1).assign(label=1, grade=3)
+    lasts = toy_scores.groupby("member_id").tail(1).assign(label=0, grade=0)
+    return pd.concat([firsts, lasts]).assign(source="relevance")[["member_id", "job_id", "label", "grade", "source"]]
+
+
+def test_the_controls_train_on_the_students_batches_from_the_same_lora(tmp_path, student_dir, toy_scores, small_market):
+    pairs = _anchor_pairs(toy_scores)
+    lora, train, cfg = _cfgs(loss="both", max_steps=4, infonce_weight=0.5, group_size=4)
+    seen: dict[str, list] = {}
+    results = {}
+    for run in RUNS:
+        seen[run] = []
+        results[run] = distill_embedder(
+            student_dir,
+            toy_scores,
+            small_market.jobs,
+            small_market.members,
+            None,
+            lora,
+            train.model_copy(update={"hard_negatives": 1}),
+            cfg,
+            tmp_path / run,
+            pairs=pairs,
+            measure=False,
+            show_progress=False,
+            run=run,
+            on_batch=lambda b, run=run: seen[run].append(b.ids()),
+        )
+    # every run saw the same four batches: members, candidates, positives and negatives, in order
+    assert len(seen["distilled"]) == 4
+    assert seen["control_anchor"] == seen["distilled"] == seen["control_steps"]
+    digests = {r: (res.stats["batch_schedule_sha256"], res.stats["lora_init_sha256"]) for r, res in results.items()}
+    assert len(set(digests.values())) == 1, digests
+    # ... and only the loss differs: the student reads the teacher, the controls do not
+    parts = {r: set().union(*(h.keys() for h in res.history)) for r, res in results.items()}
+    assert {"distill/kl", "distill/margin_mse", "distill/infonce"} <= parts["distilled"]
+    assert not any("kl" in k or "margin_mse" in k for k in parts["control_anchor"] | parts["control_steps"])
+    assert "control_anchor/infonce" in parts["control_anchor"] and "control_steps/infonce" in parts["control_steps"]
+    # three different models came out (the controls are not copies of the student)
+    rows = small_market.members.head(4)
+    emb = {r: Embedder.load(res.model_dir).encode_entities("profile", rows) for r, res in results.items()}
+    assert not np.allclose(emb["distilled"], emb["control_anchor"], atol=1e-5)
+    assert not np.allclose(emb["control_anchor"], emb["control_steps"], atol=1e-5)
+    assert Embedder.load(results["control_steps"].model_dir).meta.extra["distill"]["run"] == "control_steps"
+
+
+def test_the_batch_schedule_is_a_function_of_the_seed(small_market, toy_scores):
+    lists, _ = candidate_lists(toy_scores, small_market.jobs, small_market.members, min_candidates=4)
+    positives = {m: [js[0]] for m, js in zip(lists.member_ids, lists.job_ids)}
+    negatives = {m: [js[-1]] for m, js in zip(lists.member_ids, lists.job_ids)}
+    jobs = small_market.jobs["job_id"].tolist()
+
+    def digest(seed):
+        cfg = DistillConfig(candidates_k=6, group_size=4, batch_size=3, max_steps=5, seed=seed)
+        return schedule_digest(batch_schedule(lists, positives, negatives, ["profile"], cfg, 1, jobs))
+
+    assert digest(0) == digest(0)
+    assert digest(0) != digest(1)
+
+
+def test_control_anchor_needs_an_anchor_and_the_pairs(tmp_path, student_dir, toy_scores, small_market):
+    lora, train, cfg = _cfgs(max_steps=1, infonce_weight=0.0)
+    with pytest.raises(ValueError, match="needs the training pairs"):
+        distill_embedder(
+            student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
+            tmp_path / "a", run="control_steps", show_progress=False,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="infonce_weight=0.0: there is no anchor"):
+        distill_embedder(
+            student_dir, toy_scores, small_market.jobs, small_market.members, None, lora, train, cfg,
+            tmp_path / "b", pairs=_anchor_pairs(toy_scores), run="control_anchor", show_progress=False,
+        )  # fmt: skip
+
+
+def test_ablation_controls_and_selection_need_distillation():
+    from jude.config import AblationConfig
+
+    with pytest.raises(ValueError, match="ablation.controls=true needs ablation.distill=true"):
+        AblationConfig(controls=True)
+    with pytest.raises(ValueError, match="ablation.register_model='selected' needs ablation.distill=true"):
+        AblationConfig(register_model="selected")
+    assert AblationConfig(distill=True, controls=True, register_model="selected").controls

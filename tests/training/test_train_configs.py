@@ -72,3 +72,13 @@ def test_an_unknown_field_names_the_file_and_field(tmp_path):
     with pytest.raises(ValueError, match="flash") as e:
         load_pipeline_config(bad)
     assert str(bad) in str(e.value)
+
+
+def test_the_default_run_is_the_jude_chain_and_the_full_table_adds_the_controls():
+    default = read_pipeline_config("train", ROOT / "configs" / "train.yaml").ablation
+    assert default.distill and default.register_model == "selected" and not default.controls
+    smoke = read_pipeline_config("train", ROOT / "configs" / "train_smoke.yaml").ablation
+    assert (smoke.distill, smoke.register_model, smoke.controls) == (True, "selected", False)
+    for name in ("train_full.yaml", "train_full_smoke.yaml"):
+        full = read_pipeline_config("train", ROOT / "configs" / name).ablation
+        assert full.distill and full.controls and full.register_model == "selected", name
