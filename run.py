@@ -4,6 +4,7 @@ python run.py --pipeline train [--config configs/train.yaml] [--no-cache]
 python run.py --pipeline deploy [--config configs/deploy_local.yaml] [--dry-run --output DIR]
 python run.py --pipeline monitor [--config configs/monitor.yaml]
 python run.py --pipeline bootstrap [--config configs/bootstrap.yaml]
+python run.py --pipeline ranker [--config configs/ranker.yaml]
 
 Exit codes: 0 done; 2 bad input (a config, data file or model that jude refuses;
 the error is the last line, the traceback only with --debug); 1 any other
@@ -37,6 +38,7 @@ DEFAULT_CONFIGS = {
     "deploy": ROOT / "configs" / "deploy_local.yaml",
     "monitor": ROOT / "configs" / "monitor.yaml",
     "bootstrap": ROOT / "configs" / "bootstrap.yaml",
+    "ranker": ROOT / "configs" / "ranker.yaml",
 }
 
 
@@ -76,6 +78,10 @@ def get_pipeline(name: str):
         from pipelines.bootstrap import bootstrap_pipeline
 
         return bootstrap_pipeline
+    if name == "ranker":
+        from pipelines.ranker import ranker_pipeline
+
+        return ranker_pipeline
     raise ConfigError(f"unknown pipeline {name!r}")
 
 

@@ -129,7 +129,7 @@ def _stored(history: DeltaHistory, entity_types: list[str], version: str) -> tup
 def backfill(
     rows: pd.DataFrame,
     engine: Engine,
-    online: RedisOnlineStore,
+    online: RedisOnlineStore | None,
     history: DeltaHistory,
     embedding_version: str,
     model_version: str = "",
@@ -141,10 +141,14 @@ def backfill(
     """Embed ``rows`` (change rows: ``jude.bootstrap.selection``) into both stores under ``embedding_version``.
 
     See the module docstring. ``after_chunk(k)`` is called once chunk ``k`` is written
-    (progress; the resumption tests raise from it to kill a run part-way).
+    (progress; the resumption tests raise from it to kill a run part-way). ``online=None`` fills the offline
+    history alone (what a training-data backfill needs, e.g. the ranker's point-in-time features): an entity
+    counts as stored when all its rows are in the history, and there is nothing to flip.
     """
     if chunk_size < 1:
         raise BootstrapError(f"chunk_size must be >= 1, got {chunk_size}")
+    if flip and online is None:
+        raise BootstrapError("flip=True needs the online store: the active version is an online-store pointer")
     started = time.perf_counter()
     entity_types = sorted(set(rows["entity_type"]))
     plan = plan_rows(rows, embedding_version, style)
@@ -155,14 +159,14 @@ def backfill(
     done_keys, vectors = _stored(history, entity_types, embedding_version)
     latest = plan.groupby(["entity_type", "entity_id"], sort=False).tail(1)
     report.entities = len(latest)
-    for etype in entity_types:
-        online.add_live_version(etype, embedding_version)  # the nearline writes it too from now on
-
     # Entities already complete (history rows and online record) are skipped whole.
     online_hash: dict[tuple[str, str], str | None] = {}
-    for etype, group in latest.groupby("entity_type"):
-        ids = group["entity_id"].tolist()
-        online_hash.update(zip(((etype, i) for i in ids), online.get_hashes(etype, ids, embedding_version)))
+    if online is not None:
+        for etype in entity_types:
+            online.add_live_version(etype, embedding_version)  # the nearline writes it too from now on
+        for etype, group in latest.groupby("entity_type"):
+            ids = group["entity_id"].tolist()
+            online_hash.update(zip(((etype, i) for i in ids), online.get_hashes(etype, ids, embedding_version)))
     plan_keys = list(
         zip(plan["entity_type"], plan["entity_id"], plan["event_time_ms"].astype(int), plan["op"], plan["content_hash"])
     )
@@ -171,7 +175,7 @@ def backfill(
     complete = {
         key
         for key, h in zip(zip(latest["entity_type"], latest["entity_id"]), latest["content_hash"])
-        if in_history[key] and online_hash.get(key) == h
+        if in_history[key] and (online is None or online_hash.get(key) == h)
     }
     report.skipped_stored = len(complete)
     is_complete = [key in complete for key in zip(plan["entity_type"], plan["entity_id"])]
@@ -211,24 +215,25 @@ def backfill(
                 )
             ]
         )
-        last = chunk.groupby(["entity_type", "entity_id"], sort=False).tail(1)
-        statuses = online.write_many(
-            OnlineRecord(
-                entity_type=t,
-                entity_id=i,
-                embedding_version=embedding_version,
-                event_time_ms=int(ms),
-                op=op,
-                vector=vectors[h] if op == "upsert" else None,
-                content_hash=h,
-                model_version=model_version,
+        if online is not None:  # the history alone when there is no online store
+            last = chunk.groupby(["entity_type", "entity_id"], sort=False).tail(1)
+            statuses = online.write_many(
+                OnlineRecord(
+                    entity_type=t,
+                    entity_id=i,
+                    embedding_version=embedding_version,
+                    event_time_ms=int(ms),
+                    op=op,
+                    vector=vectors[h] if op == "upsert" else None,
+                    content_hash=h,
+                    model_version=model_version,
+                )
+                for t, i, ms, op, h in zip(
+                    last["entity_type"], last["entity_id"], last["event_time_ms"], last["op"], last["content_hash"]
+                )
             )
-            for t, i, ms, op, h in zip(
-                last["entity_type"], last["entity_id"], last["event_time_ms"], last["op"], last["content_hash"]
-            )
-        )
-        report.online_applied += sum(s == WriteStatus.APPLIED for s in statuses)
-        report.online_refused += sum(s == WriteStatus.REFUSED for s in statuses)
+            report.online_applied += sum(s == WriteStatus.APPLIED for s in statuses)
+            report.online_refused += sum(s == WriteStatus.REFUSED for s in statuses)
         report.chunks += 1
         if after_chunk is not None:
             after_chunk(k)

@@ -64,6 +64,15 @@ at the default size. The reference points:
   profile view) is its own row write, while the stream only publishes the flushed
   counts. At the default size that is ~6x the distinct (entity, templated text) pairs.
 
+Edits that follow outcomes (``ChangeStreamConfig.apply_edit_share``, 0 by default): a share
+of the marketplace's applies is followed, 1 minute + Exp(1 day) later, by a
+``profile_tailored`` edit: the member adds up to two of the job's skills they lacked and
+a headline naming its role. Members do reshape their profiles around the jobs they apply
+to, and this is what makes a training join with today's embeddings (a nightly snapshot)
+see the future: the apply-prediction ranker's time-travel row (``jude.ranker``). Its
+draws come from separate generators (``default_rng([seed, 14, ...])``), so every other
+event of a stream is the same with or without it.
+
 Out-of-order and duplicated delivery (for tests of idempotent sinks):
 ``ChangeStreamConfig.duplicates`` copies that share of the events and delivers each
 copy up to ``DUPLICATE_SPREAD`` positions after the original;
@@ -110,6 +119,9 @@ APPLY_PER_VIEW = 0.08  # applications per view in a counter flush (the marketpla
 PROFILE_VIEWS_EXTRA = 1.5  # Poisson mean of profile views per activity event beyond the first
 OPEN_TO_WORK_TOGGLE = 0.3  # share of profile_activity events that toggle open_to_work
 DUPLICATE_SPREAD = 100  # a duplicate arrives up to this many positions after its original
+APPLY_EDIT_DELAY_DAYS = 1.0  # mean wait between an apply and the profile edit it prompts (apply_edit_share)
+APPLY_EDIT_STREAM = 14  # apply-prompted edits draw from default_rng([seed, 14, ...]): every other draw is unchanged
+APPLY_EDIT_KIND = "profile_tailored"  # a profile edited toward a job the member applied to (changes the text)
 
 UPDATE_KINDS = {  # kind -> (entity type, changes the templated text)
     "job_stats": ("job", False),
@@ -196,6 +208,15 @@ class ChangeStreamConfig(BaseModel):
     member_delete_share: float = Field(0.01, ge=0, le=1, description="Members who close their account.")
     duplicates: float = Field(0.0, ge=0, le=1, description="Share of events delivered twice (tests).")
     shuffle_window: int = Field(0, ge=0, description="Each event moves by up to this many positions (tests).")
+    apply_edit_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the marketplace's applies followed (after ~1 day) by an edit of the member's profile "
+        "toward the job applied to: its missing skills, a headline naming its role. Outcome-correlated edits, what "
+        "makes a join with the latest embeddings see the future (the ranker's time-travel row). 0: none, the "
+        "stream as it always was; its draws come from a separate generator, so every other event is unchanged.",
+    )
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -434,6 +455,8 @@ def generate_change_stream(market: Marketplace, cfg: ChangeStreamConfig | None =
     start, end = _period(market)
     entities = _entities(market, cfg, rng, start, end)
     plan = _schedule(cfg, rng, entities, end)
+    tailored = _apply_edits(market, cfg, entities, end)  # entity index -> [(t, job_id)], empty at share 0
+    edit_rng = np.random.default_rng([cfg.seed, APPLY_EDIT_STREAM, 1])  # what each of those edits changes
 
     jobs = market.jobs.set_index("job_id")
     members = market.members.set_index("member_id")
@@ -456,8 +479,15 @@ def generate_change_stream(market: Marketplace, cfg: ChangeStreamConfig | None =
         else:
             fields = _initial_fields(etype, members.loc[eid], created)
         family = _family(members.loc[eid, "title"] if etype == "resume" else fields["title"], families)
-        for t, k in zip(group["t"].to_numpy(), group["k"].to_numpy()):
-            t = int(t)
+        timeline = [(int(t), int(k), None) for t, k in zip(group["t"].to_numpy(), group["k"].to_numpy())]
+        if i in tailored:
+            timeline = _merge_timeline(timeline, tailored[i])
+        for t, k, applied_job in timeline:
+            if applied_job is not None:  # an apply-prompted edit (cfg.apply_edit_share), from its own generator
+                fields = dict(fields)
+                _tailor_profile(edit_rng, fields, jobs.loc[applied_job])
+                records.append((etype, eid, "upsert", t, APPLY_EDIT_KIND, True, fields))
+                continue
             if k == len(kinds):  # the delete
                 records.append((etype, eid, "delete", t, f"{etype}_deleted", False, {}))
                 continue
@@ -504,6 +534,61 @@ def generate_change_stream(market: Marketplace, cfg: ChangeStreamConfig | None =
     stream.insert(0, "seq", np.arange(len(stream), dtype="int64"))
     stream.insert(4, "event_time", _iso(stream["event_time_ms"].to_numpy()).astype(object))
     return _deliver(stream, cfg, rng)
+
+
+def _apply_edits(market: Marketplace, cfg: ChangeStreamConfig, entities: list, end: int) -> dict[int, list]:
+    """When members edit their profile toward a job they applied to: ``{profile entity index: [(t, job_id)]}``.
+
+    Each apply is followed by such an edit with probability ``cfg.apply_edit_share``, 1 minute + Exp(1 day)
+    later, if the profile still exists then. Drawn from ``default_rng([seed, APPLY_EDIT_STREAM, 0])``.
+    """
+    if cfg.apply_edit_share == 0 or not len(market.interactions):
+        return {}
+    rng = np.random.default_rng([cfg.seed, APPLY_EDIT_STREAM, 0])
+    applies = market.interactions[market.interactions["action"] == "apply"]
+    profile_of = {e[1]: i for i, e in enumerate(entities) if e[0] == "profile"}
+    chosen = rng.random(len(applies)) < cfg.apply_edit_share
+    delay = (60_000 + rng.exponential(APPLY_EDIT_DELAY_DAYS * DAY_MS, len(applies))).astype("int64")
+    at = _to_ms(applies["ts"].reset_index(drop=True)) + delay
+    out: dict[int, list] = {}
+    for member_id, job_id, t, pick in zip(applies["member_id"], applies["job_id"], at, chosen):
+        i = profile_of.get(member_id)
+        if not pick or i is None:
+            continue
+        created, deleted = entities[i][2], entities[i][3]
+        if created < t < (deleted if deleted is not None else end):
+            out.setdefault(i, []).append((int(t), str(job_id)))
+    return out
+
+
+def _merge_timeline(timeline: list[tuple], edits: list[tuple[int, str]]) -> list[tuple]:
+    """An entity's scheduled events with its apply-prompted edits, by time; an edit never shares a millisecond."""
+    taken = {t for t, _, _ in timeline}
+    merged = list(timeline)
+    for t, job_id in sorted(edits):
+        while t in taken:
+            t += 1
+        taken.add(t)
+        merged.append((t, -2, job_id))
+    return sorted(merged, key=lambda e: e[0])
+
+
+def _tailor_profile(rng: np.random.Generator, f: dict, job: pd.Series) -> None:
+    """The profile moves toward ``job``: up to two of its skills the member lacks, a headline naming its role.
+
+    Always changes the templated text: when both are there already, a summary sentence names the role.
+    """
+    before = (list(f["skills"]), f["headline"], f["summary"])
+    missing = [str(s) for s in job["skills"] if str(s) not in set(f["skills"])]
+    if missing:
+        order = np.argsort(rng.random(len(missing)), kind="stable")[: 1 + int(rng.random() < 0.5)]
+        f["skills"] = [*f["skills"], *(missing[j] for j in sorted(order))]
+    role = str(job["title"]).partition(", ")[0]
+    headline = f"{f['title']} | Open to {role} roles"
+    if f["headline"] != headline:
+        f["headline"] = headline
+    if (list(f["skills"]), f["headline"], f["summary"]) == before:
+        f["summary"] = f"{f['summary']} Recently applied for {role} positions.".strip()
 
 
 def _deliver(stream: pd.DataFrame, cfg: ChangeStreamConfig, rng: np.random.Generator) -> pd.DataFrame:

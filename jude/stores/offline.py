@@ -134,6 +134,12 @@ class DeltaHistory:
         keys = ["entity_type", "embedding_version", "entity_id", "event_time", "processed_at"]
         return df.sort_values(keys, kind="stable").reset_index(drop=True)
 
+    def versions(self, entity_type: str | None = None) -> list[str]:
+        """The embedding versions the history holds (for ``entity_type``, or for any), sorted; [] without a table."""
+        table = self._table()
+        parts = [] if table is None else table.partitions()
+        return sorted({p["embedding_version"] for p in parts if entity_type in (None, p["entity_type"])})
+
     def point_in_time(self, entity_type: str, version: str, queries: pd.DataFrame) -> pd.DataFrame:
         """For each (entity_id, ts) query, the embedding the entity had at ts under ``version``.
 

@@ -207,3 +207,35 @@ def test_config_errors_name_the_field_and_value(small_market):
         ChangeStreamConfig(shuffle_window=-1)
     with pytest.raises(ValueError, match=r"n_events must be >= the \d+ creations and deletes .*, got 100"):
         generate_change_stream(small_market, ChangeStreamConfig(n_events=100))
+
+
+# --------------------------------------------------------------------------- edits that follow applies
+
+
+def test_apply_prompted_edits_leave_every_other_event_as_it_was(small_market, small_stream):
+    """apply_edit_share draws from its own generators: the stream without those edits is the default stream."""
+    tailored = generate_change_stream(small_market, ChangeStreamConfig(n_events=SMALL_EVENTS, apply_edit_share=0.5))
+    edits = tailored["kind"] == "profile_tailored"
+    assert edits.sum() > 10 and tailored.loc[edits, "text_changed"].all()
+    rest = tailored.loc[~edits, ["entity_type", "entity_id", "op", "event_time_ms", "kind"]].reset_index(drop=True)
+    same = small_stream[["entity_type", "entity_id", "op", "event_time_ms", "kind"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rest, same)
+    assert "profile_tailored" not in set(small_stream["kind"])
+
+
+def test_an_apply_prompted_edit_follows_an_apply_and_moves_the_profile_toward_the_job(small_market):
+    m = small_market
+    stream = generate_change_stream(m, ChangeStreamConfig(n_events=SMALL_EVENTS, apply_edit_share=1.0))
+    applies = m.interactions[m.interactions["action"] == "apply"]
+    jobs = m.jobs.set_index("job_id")
+    first_apply = applies.groupby("member_id")["ts"].min()
+    edits = stream[stream["kind"] == "profile_tailored"]
+    assert len(edits) > 0.5 * len(applies)
+    for row in edits.itertuples():
+        applied_ms = pd.Timestamp(first_apply[row.entity_id]).value // 1_000_000
+        assert row.event_time_ms > applied_ms  # never before the member's first apply
+        assert " | Open to " in row.fields["headline"] or "Recently applied" in row.fields["summary"]
+        role = row.fields["headline"].partition(" | Open to ")[2].removesuffix(" roles")
+        if role:
+            assert role in set(jobs.loc[applies.loc[applies["member_id"] == row.entity_id, "job_id"], "title"])
+    assert all(render("profile", f) for f in edits["fields"])
