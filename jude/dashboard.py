@@ -44,7 +44,9 @@ Notes:
 - ZenML's first visit asks for a name and an email (any will do; they stay on this machine) and offers a
   newsletter, whose box you can untick.
 - The open-source ZenML dashboard shows runs, their DAG, artifacts and the HTML reports; its Models page is
-  ZenML Pro only. The registered model and its aliases are in MLflow (link above).
+  ZenML Pro only. The registered model and its aliases are in MLflow (link above); the ZenML Model's versions
+  and stages (production = champion, staging = challenger): `zenml model version list --model jude-embedder`. After
+  moving an alias in MLflow by hand, `make sync-stages` updates the stages.
 - MLflow keeps the runs list's columns in your browser, and a server cannot choose them: open the run for
   the variant table (Artifacts > evaluation/variants.json) and chart, or tick Columns > Metrics >
   finetuned/ndcg_at_10 once in the runs list.

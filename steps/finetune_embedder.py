@@ -27,7 +27,8 @@ def finetune_embedder(
     loss: dict | None = None,
     scale: dict | None = None,
 ) -> Annotated[ModelDir, ArtifactConfig(name="jude_embedder", artifact_type=ArtifactType.MODEL)]:
-    """LoRA on the shared base with the configured loss suite and curriculum; losses and parameters to MLflow."""
+    """LoRA on the shared base with the configured loss suite and curriculum; parameters, the ``train/*`` curves
+    and the ``val/*`` curve (every ``train.eval_every_steps`` steps, on the validation set) to MLflow."""
     model_cfg = ModelConfig.model_validate(model or {})
     lora_cfg = LoRAConfig.model_validate(lora or {})
     train_cfg = TrainConfig.model_validate(train or {})
@@ -52,5 +53,12 @@ def finetune_embedder(
         val_set=EvalSet.from_dict(val_set),
         log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
     )
-    log_metadata({"training": result.stats, "final_loss": result.final_loss})
+    validations = [h for h in result.history if any(k.startswith("val/") for k in h)]
+    log_metadata(
+        {
+            "training": result.stats,
+            "final_loss": result.final_loss,  # the last training step's loss (validation records are skipped)
+            "validation": {"points": len(validations), "last": validations[-1] if validations else None},
+        }
+    )
     return ModelDir(str(result.model_dir))

@@ -3,12 +3,15 @@ and the ZenML Model."""
 
 from typing import Annotated
 
+import mlflow
 from zenml import get_step_context, log_metadata, step
 
 from jude.config import PromotionConfig, RegistryConfig
 from jude.modeling.model_dir import ModelDir
+from jude.registry.descriptions import data_summary
 from jude.registry.mlflow_registry import log_model_version
 from jude.registry.promotion import first_version_verdict
+from pipelines.model_stages import sync_model_stages
 from pipelines.stack import EXPERIMENT_TRACKER
 
 
@@ -21,20 +24,25 @@ def register_embedder(
     promotion: dict | None = None,
     variant: str = "finetuned",
 ) -> Annotated[dict, "registered_version"]:
-    """Log the model with its jude.json and held-out set, register a version, set aliases.
+    """Log the model with its jude.json and held-out set, register a version with its description and headline
+    tags, set aliases, and bring the ZenML Model versions' stages in line with them.
 
     ``variant`` names the registered model's figures in ``metrics`` ('finetuned' or 'distilled'): a first
     version becomes champion only when they beat the ``base/`` figures by the promotion rule.
     """
     cfg = RegistryConfig.model_validate(registry or {})
     beats_base = first_version_verdict(metrics, test_set, variant, PromotionConfig.model_validate(promotion or {}))
+    context = get_step_context()
+    data = (context.pipeline_run.config.parameters or {}).get("data")  # the run's data section, for the description
     info = log_model_version(
         jude_embedder.path,
         cfg.model_name,
         metrics=metrics,
         eval_set=test_set,
-        tags={"zenml_run": get_step_context().pipeline_run.name},
+        tags={"zenml_run": context.pipeline_run.name},
         first_champion=beats_base,
+        variant=variant,
+        data=data_summary(data or {}),
     )
     record = {
         "name": info.name,
@@ -46,4 +54,8 @@ def register_embedder(
     log_metadata({"mlflow_model": record, **{k.replace("/", "_"): v for k, v in metrics.items()}})
     # the same numbers on the ZenML Model version that this pipeline run produces
     log_metadata({"mlflow_model": record, "metrics": metrics}, infer_model=True)
+    # its stage (and that of the version that was challenger before) follows the MLflow aliases
+    changes = sync_model_stages(cfg.model_name, mlflow.get_tracking_uri(), known={str(context.model.id): info.version})
+    for change in changes:
+        print(f"register_embedder: {change}")
     return record

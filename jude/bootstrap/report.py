@@ -9,9 +9,14 @@ def bootstrap_html(report: dict) -> str:
     """A page from ``BootstrapReport.to_dict()``: headline, counts table, chart, details."""
     rows, inferences = report["rows"], report["inferences"]
     saved = rows / inferences if inferences else float("inf")
+    saving = (
+        f"{hr.fmt(saved, 1)}x fewer than the {rows} rows selected"
+        if inferences < rows
+        else f"one per row selected: the {rows} rows held no text twice"
+    )
     head = hr.headline(
         f"{report['entities']} entities bootstrapped into {report['embedding_version']} with {inferences} "
-        f"inferences ({hr.fmt(saved, 1)}x fewer than the {rows} rows selected)",
+        f"inferences ({saving})",
         f"{hr.fmt(report['entities_per_s'], 1)} entities/s end to end; "
         f"{report['skipped_stored']} entities were already stored; active flipped: {report['flipped']}",
     )

@@ -38,6 +38,7 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
+from jude.registry.descriptions import headline_tags, model_description, version_description
 from jude.registry.uri import ResolvedModel, pinned_uri, resolve
 
 MODEL_ARTIFACT = "jude_model"
@@ -172,16 +173,23 @@ def log_model_version(
     eval_set: dict | None = None,
     tags: dict[str, str] | None = None,
     first_champion: tuple[bool, str] | None = None,
+    variant: str = "finetuned",
+    data: str = "",
 ) -> ModelVersionInfo:
-    """Inside an active MLflow run: log the model, register a new version, alias it.
+    """Inside an active MLflow run: log the model (named ``model_name``), register a new version, alias it.
 
     The new version becomes ``challenger``. The model's first version becomes
     ``champion`` too only when ``first_champion`` is ``(True, why)``: the caller
     found that it beats the base model on the held-out set
     (:func:`jude.registry.promotion.first_version_verdict`). Otherwise, and for
     every later version, it waits for the deploy pipeline's gate, which compares
-    it with the champion (or, while there is none, the base model). A first
-    version's ``promotion`` tag says which and why.
+    it with the champion (or, while there is none, the base model). Every version's
+    ``promotion`` tag says which and why.
+
+    ``metrics`` (the evaluation's ``base/...``, ``<variant>/...`` figures on ``eval_set``)
+    give the version its headline tags and description (:mod:`jude.registry.descriptions`),
+    with ``data``, a phrase saying what it was trained on; the registered model's own
+    description (what it is, the aliases, how to serve it) is written too.
     """
     run = mlflow.active_run()
     if run is None:
@@ -191,7 +199,7 @@ def log_model_version(
     if eval_set is not None:
         mlflow.log_dict(eval_set, EVAL_SET_ARTIFACT)
     info = mlflow.pyfunc.log_model(
-        name="model",
+        name=model_name,  # the logged model's name in the run's Models tab (MLflow 3 logged models)
         python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # model from code, no pickle
         artifacts={MODEL_ARTIFACT: str(model_dir)},
         pip_requirements=["jude", "torch", "transformers", "peft", "sentence-transformers"],
@@ -199,11 +207,11 @@ def log_model_version(
     )
     client = MlflowClient()
     previous_challenger = get_version(model_name, "challenger")
-    version_tags = {"run_id": run.info.run_id, **(tags or {})}
+    champion = get_version(model_name, "champion")
+    version_tags = {"run_id": run.info.run_id, **headline_tags(metrics, variant, eval_set), **(tags or {})}
     first = not client.search_model_versions(f"name='{model_name}'")
     crowned = first and first_champion is not None and first_champion[0]
-    if first:
-        version_tags[PROMOTION_TAG] = _first_version_note(first_champion)
+    version_tags[PROMOTION_TAG] = _first_version_note(first_champion) if first else _waiting_note(champion)
     if crowned:
         version_tags[WAS_CHAMPION_TAG] = "true"
     # The version and its aliases land together or not at all: a stop signal waits the few
@@ -217,7 +225,21 @@ def log_model_version(
         except BaseException:
             _undo_registration(model_name, str(mv.version), previous_challenger)
             raise
-    return version_info(model_name, str(mv.version))
+    version = str(mv.version)
+    client.update_model_version(
+        model_name, version, version_description(model_name, version, meta, metrics, variant, eval_set, data)
+    )
+    client.update_registered_model(model_name, model_description(model_name))
+    return version_info(model_name, version)
+
+
+def _waiting_note(champion: ModelVersionInfo | None) -> str:
+    """The ``promotion`` tag of a later version at registration: it waits for the gate, against what."""
+    against = f"champion v{champion.version}" if champion else "the last champion, or else the base model"
+    return (
+        f"waiting for the promotion gate — registered as challenger; `python run.py --pipeline deploy` "
+        f"compares it with {against}"
+    )
 
 
 def _first_version_note(verdict: tuple[bool, str] | None) -> str:

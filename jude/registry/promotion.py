@@ -53,7 +53,9 @@ Promotion moves ``champion`` to the challenger and ``previous`` to the version i
 beat (the base model is no version: ``previous`` is left as it is). The decision
 and its numbers are logged to MLflow (a run named ``promotion``), written on the
 challenger as its ``promotion`` tag ("promoted to champion — ..." or "kept as
-challenger — ..."), and returned for ZenML metadata.
+challenger — ..."; a version waiting for the gate says "waiting for the promotion
+gate — ..."), on the champion it replaced ("replaced as champion by version N —
+..."), and returned for ZenML metadata.
 """
 
 from __future__ import annotations
@@ -259,7 +261,8 @@ def promote_challenger(
     if champion is not None and champion.version == challenger.version:
         decision = PromotionDecision(
             False,
-            f"version {challenger.version} is already the champion",
+            f"nothing to compare: version {challenger.version} is both challenger and champion (no version has "
+            "been trained since it became champion); its `promotion` tag still says why it is champion",
             model_name,
             challenger.version,
             champion.version,
@@ -352,3 +355,10 @@ def _log(decision: PromotionDecision, tag_version: bool = True) -> None:
     client.set_model_version_tag(name, version, reg.PROMOTION_TAG, f"{outcome} — {decision.reason}")
     if decision.promoted:
         client.set_model_version_tag(name, version, reg.WAS_CHAMPION_TAG, "true")
+    if decision.promoted and decision.previous_version is not None:  # the champion it beat: now 'previous'
+        client.set_model_version_tag(
+            name,
+            decision.previous_version,
+            reg.PROMOTION_TAG,
+            f"replaced as champion by version {version} (now alias 'previous', the fallback) — {decision.reason}",
+        )

@@ -3,7 +3,7 @@
 Two loops train the same model on the same pairs with the same objective:
 
 - the plain loop (``jude.training.trainer.train_embedder``): one device, the
-  whole loss suite, the curriculum, validation after each phase, GradCache;
+  whole loss suite, the curriculum, GradCache;
 - the Hugging Face ``Trainer`` (``jude.training.hf_trainer.train_with_hf_trainer``):
   DeepSpeed ZeRO, torchrun, multi-node; one phase, no distillation losses.
 
@@ -43,9 +43,9 @@ def fit(
 ) -> TrainResult:
     """Fine-tune ``model_cfg.base_model`` with LoRA on the labelled pairs and save it to ``out_dir``.
 
-    With ``scale.deepspeed`` set, the Hugging Face Trainer path runs; it keeps its
-    own log history (in ``TrainResult.history``) and does not validate between
-    phases, so ``val_set`` and ``log`` are used by the plain loop only.
+    Either loop validates on ``val_set`` every ``train_cfg.eval_every_steps`` optimiser
+    steps and at the end (the plain loop also at the end of each curriculum phase),
+    and hands every record (``train/*``, ``val/*``) to ``log``.
     """
     scale = scale or ScaleConfig()
     if scale.deepspeed:
@@ -61,6 +61,8 @@ def fit(
             loss_cfg=loss_cfg,
             scale=scale,
             show_progress=show_progress,
+            val_set=val_set,
+            log=log,
         )
     return train_embedder(
         pairs,

@@ -54,8 +54,10 @@ from jude.config import (
     check_hf_losses,
     read_pipeline_config,
 )
+from jude.evaluation.retrieval import EvalSet, evaluate_embedder
 from jude.modeling.embedder import Embedder
 from jude.modeling.losses import CombinedLoss
+from jude.optim import LogFn
 from jude.training.distributed import gather_batch, world_size
 from jude.training.trainer import PairBatches, StepLoss, TrainResult, make_batches, seed_everything
 
@@ -223,6 +225,54 @@ def make_trainer(
     return trainer
 
 
+class _Progress:
+    """What the callback of :func:`progress_callback` collected: ``val/*`` records by step."""
+
+    def __init__(self) -> None:
+        self.validations: list[dict[str, Any]] = []
+        self.validated_at = -1
+
+
+def progress_callback(
+    embedder: Embedder, val_set: EvalSet | None, every: int, log: LogFn | None, progress: _Progress
+) -> Any:
+    """A ``TrainerCallback``: ``val/*`` on ``val_set`` every ``every`` optimiser steps and at the end of training,
+    and every record (``train/loss``, ``train/lr``, ``val/*``) to ``log`` from rank 0, as the plain loop does.
+
+    Every rank validates (the same queries, so the same numbers): under ZeRO-3 a forward needs every rank's
+    parameter shards, so rank 0 alone would wait forever.
+    """
+    from transformers import TrainerCallback
+
+    class _Callback(TrainerCallback):
+        def _validate(self, state: Any) -> None:
+            if val_set is None or progress.validated_at == state.global_step:
+                return
+            metrics = {f"val/{k}": v for k, v in evaluate_embedder(embedder, val_set).items()}
+            embedder.train()
+            progress.validations.append({"step": int(state.global_step), **metrics})
+            progress.validated_at = state.global_step
+            if log is not None and state.is_world_process_zero:
+                log(metrics, int(state.global_step))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if every and state.global_step % every == 0:
+                self._validate(state)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self._validate(state)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if log is None or not state.is_world_process_zero or not logs or "loss" not in logs:
+                return
+            rec = {"train/loss": float(logs["loss"])}
+            if "learning_rate" in logs:
+                rec["train/lr"] = float(logs["learning_rate"])
+            log(rec, int(state.global_step))
+
+    return _Callback()
+
+
 def training_arguments(
     train_cfg: TrainConfig,
     scale: ScaleConfig,
@@ -280,12 +330,16 @@ def train_with_hf_trainer(
     loss_cfg: LossConfig | None = None,
     scale: ScaleConfig | None = None,
     show_progress: bool = True,
+    val_set: EvalSet | None = None,
+    log: LogFn | None = None,
 ) -> TrainResult:
     """Fine-tune with LoRA through ``transformers.Trainer`` (DeepSpeed when ``deepspeed_config`` is set).
 
     Returns the same :class:`TrainResult` as ``train_embedder``; the model at
     ``out_dir`` is a jude model directory (``Embedder.load``), written by rank 0.
     Checkpoints (LoRA adapters) and Trainer state go to ``<out_dir>-hf/``.
+    With ``val_set``, ``val/*`` every ``train.eval_every_steps`` steps and at the end
+    (in ``history`` after the step's training record); ``log`` gets every record on rank 0.
     """
     loss_cfg = loss_cfg or LossConfig()
     check_hf_losses(loss_cfg)
@@ -309,6 +363,8 @@ def train_with_hf_trainer(
         step_loss,
         gather_across_devices=scale.gather_across_devices,
     )
+    progress = _Progress()
+    trainer.add_callback(progress_callback(embedder, val_set, train_cfg.eval_every_steps, log, progress))
     output = trainer.train()
 
     history = [
@@ -320,6 +376,8 @@ def train_with_hf_trainer(
         for h in trainer.state.log_history
         if "loss" in h
     ]
+    # a step's validation record after its training record, as in the plain loop (sorted() is stable)
+    history = sorted([*history, *progress.validations], key=lambda h: h["step"])
     stats = {
         "positive_pairs": len(batches.member_ids),
         "steps": int(trainer.state.global_step),

@@ -21,7 +21,10 @@ semi-hard negatives with the current model (``train.mine_negatives``).
 Optimiser: AdamW on the LoRA parameters (and the loss's own: head, learned
 temperature), linear warmup then cosine decay, gradient clipping, optional
 gradient accumulation or **GradCache** (``train.gradcache_chunk``) for batches
-larger than memory. Losses and learning rate go to ``log`` (MLflow in the step).
+larger than memory. Losses and learning rate go to ``log`` (MLflow in the step),
+and with a validation set its ``val/*`` metrics every ``train.eval_every_steps``
+optimiser steps and at the end of each phase, so a validation curve sits next to
+the training one.
 
 Where the time goes (a step is almost all forward and backward of the towers),
 and what keeps it down without changing the maths:
@@ -449,6 +452,19 @@ def train_embedder(
     }
     out_dir = Path(out_dir)
     embedder.train()
+    validated_at = -1  # the step of the last validation record (one per step at most)
+
+    def validate(phase_name: str) -> None:
+        """``val/*`` of the current model on ``val_set``, recorded (and logged) at the current step."""
+        nonlocal validated_at
+        if val_set is None or validated_at == loop.steps:
+            return
+        with record_function("jude.validate"):
+            val = evaluate_embedder(embedder, val_set)
+        embedder.train()
+        loop.record({f"val/{k}": v for k, v in val.items()}, phase=phase_name)
+        validated_at = loop.steps
+
     loop = OptimLoop(
         params,
         lr=train.learning_rate,
@@ -506,6 +522,8 @@ def train_embedder(
                     continue
                 with record_function("jude.optimizer"):
                     loop.step(loss_value, parts=step_loss.parts, phase=phase.name)
+                if train.eval_every_steps and loop.steps % train.eval_every_steps == 0:
+                    validate(phase.name)
                 if train.checkpoint_every and loop.steps % train.checkpoint_every == 0:
                     embedder.backbone.save_pretrained(
                         out_dir.parent / f"{out_dir.name}-checkpoints" / f"step-{loop.steps}"
@@ -513,10 +531,7 @@ def train_embedder(
                 if loop.steps >= phase.end:
                     break
             epoch += 1
-        if val_set is not None:
-            val = evaluate_embedder(embedder, val_set)
-            embedder.train()
-            loop.record({f"val/{k}": v for k, v in val.items()}, phase=phase.name)
+        validate(phase.name)  # every phase ends with a validation record (unless its last step just had one)
     loop.close()
     embedder.eval()
     embedder.meta.extra["train"] = {

@@ -94,6 +94,8 @@ def test_first_version_that_beats_base_is_champion_at_registration(mlflow_uri, s
     # the gate confirms and does not move anything
     d = promote_challenger(NAME, CFG)
     assert d.champion_version == v1.version and not d.promoted
+    assert d.reason.startswith("nothing to compare: version 1 is both challenger and champion")
+    assert _tag("1").startswith("promoted to champion")  # still says why it is champion
     assert reg.get_version(NAME, "champion").version == v1.version
 
 
@@ -208,6 +210,7 @@ def test_worse_model_is_never_promoted_better_one_is(mlflow_uri, saved_model):
     assert reg.get_version(NAME, "champion").version == "3"
     assert reg.get_version(NAME, "previous").version == "1"
     assert _tag("3").startswith("promoted")
+    assert _tag("1").startswith("replaced as champion by version 3 (now alias 'previous', the fallback) — ")
 
 
 def test_the_gate_judges_the_champions_top_results_too(mlflow_uri, saved_model):

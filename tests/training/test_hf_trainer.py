@@ -149,6 +149,29 @@ def test_the_loss_suite_runs_through_the_hf_trainer(tmp_path, small_market, qwen
     assert Embedder.load(tmp_path / "suite").meta.extra["train"]["losses"] == res.stats["losses"]
 
 
+def test_the_hf_trainer_validates_every_n_steps_and_logs_both_curves(tmp_path, small_market, split, qwen2_dir):
+    logged: list[tuple[int, dict]] = []
+    res = train_with_hf_trainer(
+        _pairs(small_market),
+        small_market.jobs,
+        small_market.members,
+        _model(qwen2_dir),
+        LoRAConfig(r=4, alpha=8),
+        TrainConfig(batch_size=4, max_steps=5, eval_every_steps=2, member_views=["profile"]),
+        tmp_path / "m",
+        scale=ScaleConfig(logging_steps=1),
+        show_progress=False,
+        val_set=split.val,
+        log=lambda rec, step: logged.append((step, dict(rec))),
+    )
+    assert [h["step"] for h in res.history if "val/ndcg_at_10" in h] == [2, 4, 5]  # every 2 steps and the end
+    assert [step for step, rec in logged if "val/ndcg_at_10" in rec] == [2, 4, 5]
+    assert [step for step, rec in logged if "train/loss" in rec] == [1, 2, 3, 4, 5]
+    assert res.history[-1]["step"] == 5 and "val/ndcg_at_10" in res.history[-1]
+    losses = [h["train/loss"] for h in res.history if "train/loss" in h]
+    assert np.isfinite(res.final_loss) and res.final_loss == losses[-1]
+
+
 @pytest.mark.parametrize(
     "loss_cfg, match",
     [

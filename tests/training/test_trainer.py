@@ -84,6 +84,29 @@ def test_validation_records_follow_each_phase_and_final_loss_skips_them(tmp_path
     assert res.final_loss == [h["train/loss"] for h in res.history if "train/loss" in h][-1]
 
 
+def test_validation_every_n_steps_gives_a_curve_next_to_the_training_one(tmp_path, tiny_bert_dir, small_market, split):
+    model, lora, train = _cfgs(tiny_bert_dir, max_steps=5, eval_every_steps=2, member_views=["profile"])
+    logged: list[tuple[int, dict]] = []
+    res = train_embedder(
+        split.pairs,
+        small_market.jobs,
+        small_market.members,
+        model,
+        lora,
+        train,
+        tmp_path / "m",
+        val_set=split.val,
+        log=lambda rec, step: logged.append((step, dict(rec))),
+        show_progress=False,
+    )
+    # every 2 optimiser steps, and once at the end of the (only) phase
+    assert [h["step"] for h in res.history if "val/ndcg_at_10" in h] == [2, 4, 5]
+    assert [step for step, rec in logged if "val/ndcg_at_10" in rec] == [2, 4, 5]  # what MLflow gets
+    assert [step for step, rec in logged if "train/loss" in rec] == [1, 2, 3, 4, 5]
+    assert all(0.0 <= h["val/recall_at_100"] <= 1.0 for h in res.history if "val/recall_at_100" in h)
+    assert np.isfinite(res.final_loss) and res.final_loss == logged[-2][1]["train/loss"]  # step 5's, not val's
+
+
 def test_hard_negatives_prefer_judged_negatives_and_never_positives():
     pairs = pd.DataFrame(
         {
