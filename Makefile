@@ -33,6 +33,8 @@ help:
 	@echo "make bench      run the benchmarks in bench/"
 	@echo "make dashboard  ZenML dashboard + MLflow UI on the project's stores, with direct links"
 	@echo "make dashboard-stop  stop both UIs"
+	@echo "make sync-stages     ZenML Model version stages from the MLflow aliases (after moving one by hand)"
+	@echo "make screenshots     PNGs of the HTML reports under docs/img/ (headless Chromium)"
 	@echo "make deploy     python run.py --pipeline deploy"
 	@echo "make monitor    python run.py --pipeline monitor"
 
@@ -44,7 +46,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	@# torch first, pinned: the CPU wheel on disk; a range would let pip pull GBs of CUDA builds.
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
-	$(PIP) install --quiet -e ".[dev,onnx]"
+	$(PIP) install --quiet -e ".[dev,onnx,ray]"
 	@# DeepSpeed builds against the installed torch, so no build isolation.
 	$(PIP) install --quiet --no-build-isolation deepspeed
 	@touch $(STAMP)
@@ -90,6 +92,19 @@ dashboard: $(STAMP)
 
 dashboard-stop: $(STAMP)
 	$(PY) -m jude.dashboard --stop
+
+.PHONY: sync-stages screenshots
+
+# ZenML's Model version stages follow the MLflow aliases (champion: production, challenger: staging);
+# run after moving an alias by hand in the MLflow UI (the pipelines sync by themselves).
+sync-stages: $(STAMP)
+	$(PY) -m pipelines.model_stages
+
+# Each HTML report (evaluation, labels, drift, bootstrap) in headless Chromium at 1280x384 (ZenML's
+# visualisation frame) and 1280x900, as PNGs under docs/img/: from the last runs' artifacts when present,
+# else rendered on the small synthetic marketplace.
+screenshots: $(STAMP)
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf .jude

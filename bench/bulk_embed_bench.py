@@ -1,6 +1,6 @@
 """The bulk path against `SentenceTransformer.encode`: same model, texts, max length and device.
 
-    python bench/bulk_embed_bench.py [--texts 2400] [--rounds 3] [--max-length 256] [--token-budget 8192] [--quick]
+    python bench/bulk_embed_bench.py [--texts 2400] [--rounds 3] [--max-length 256] [--token-budget 2048] [--quick]
 
 The texts are unique jobs, profiles and resumes of the synthetic marketplace rendered by
 jude's templates (10-200+ words). Each measurement runs in its own subprocess (model
@@ -9,7 +9,8 @@ loaded, one warm-up batch, then every text timed once); jude's bulk path
 mode) and `SentenceTransformer.encode` (batch_size 32, its own length sort) alternate for
 `--rounds` rounds and the medians are compared. The approximate options (int8 Linear
 layers, float16 output) are measured once each, with their mean cosine agreement to the
-float32 vectors. The last line is `bulk ratio: <jude texts/s / sentence-transformers texts/s>`.
+float32 vectors, and (not with --quick) their nDCG@10 change against the synthetic truth with a
+paired bootstrap interval over members. The last line is `bulk ratio: <jude texts/s / sentence-transformers texts/s>`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,12 @@ def worker(kind: str, texts_file: str, out_file: str, max_length: int, token_bud
         from jude.bootstrap.bulk import BulkEncoder, BulkOptions
         from jude.modeling.embedder import Embedder
 
-        opts = BulkOptions(max_length=max_length, quantize_int8=kind == "jude-int8", float16_output=kind == "jude-fp16")
+        opts = BulkOptions(
+            max_length=max_length,
+            token_budget=max(token_budget, max_length),
+            quantize_int8=kind == "jude-int8",
+            float16_output=kind == "jude-fp16",
+        )
         encoder = BulkEncoder(Embedder.load("minilm"), opts)
         encoder.encode(texts[:32])
         start = time.perf_counter()
@@ -76,6 +82,54 @@ def worker(kind: str, texts_file: str, out_file: str, max_length: int, token_bud
     seconds = time.perf_counter() - start
     np.save(out_file + ".npy", np.asarray(vectors, dtype=np.float32))
     Path(out_file).write_text(json.dumps({"texts_per_s": len(texts) / seconds, "threads": torch.get_num_threads()}))
+
+
+def quality(max_length: int, n_members: int = 400, resamples: int = 1000) -> None:
+    """nDCG@10 of the base model's float32 vectors and of each approximate option, against the synthetic truth.
+
+    Every job of a 600-job marketplace (seed 0, the train config's) ranked for each of ``n_members`` member
+    profiles by cosine; relevant = truth grade >= 2 (``jude.data.synthetic.truth_relevance``: the generator's
+    latent fit, not a judge). Prints each option's nDCG@10 change with a paired bootstrap 95 % interval over
+    members (``resamples`` resamples, seed 0).
+    """
+    import numpy as np
+    from ranx import Qrels, Run, evaluate
+
+    from jude.bootstrap.bulk import BulkEncoder, BulkOptions
+    from jude.config import SyntheticConfig
+    from jude.data.synthetic import generate_marketplace, truth_relevance
+    from jude.modeling.embedder import Embedder
+    from jude.modeling.templates import render_many
+
+    m = generate_marketplace(SyntheticConfig(n_jobs=600, n_members=n_members, seed=0))
+    jobs, members = m.jobs, m.members
+    qrels_dict = truth_relevance(jobs, members, members["member_id"])
+    qrels = Qrels({q: r for q, r in qrels_dict.items() if r})
+    job_ids = jobs["job_id"].astype(str).tolist()
+    member_ids = [q for q in members["member_id"].astype(str) if qrels_dict.get(q)]
+    keep = members["member_id"].astype(str).isin(member_ids).to_numpy()
+    embedder = Embedder.load("minilm")
+    per_query: dict[str, np.ndarray] = {}
+    for kind in ("float32", "int8", "fp16"):
+        opts = BulkOptions(max_length=max_length, quantize_int8=kind == "int8", float16_output=kind == "fp16")
+        enc = BulkEncoder(embedder, opts)
+        jv = enc.encode(render_many("job", jobs), "job")  # (J, D)
+        mv = enc.encode(render_many("profile", members[keep]), "profile")  # (M, D)
+        jv /= np.linalg.norm(jv, axis=1, keepdims=True)
+        mv /= np.linalg.norm(mv, axis=1, keepdims=True)
+        scores = mv @ jv.T  # (M, J)
+        top = np.argsort(-scores, axis=1)[:, :100]
+        run = Run({q: {job_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(member_ids)})
+        res = evaluate(qrels, run, "ndcg@10", return_mean=False, make_comparable=True)
+        per_query[kind] = np.asarray(res, dtype=np.float64)
+        print(f"nDCG@10 vs truth, {kind}: {per_query[kind].mean():.4f} ({len(member_ids)} members)")
+    rng = np.random.default_rng(0)
+    n = len(member_ids)
+    for kind in ("int8", "fp16"):
+        diff = per_query[kind] - per_query["float32"]
+        boots = np.array([diff[rng.integers(0, n, n)].mean() for _ in range(resamples)])
+        lo, hi = np.percentile(boots, [2.5, 97.5])
+        print(f"nDCG@10 change, {kind} - float32: {diff.mean():+.4f} (95% CI {lo:+.4f} .. {hi:+.4f})")
 
 
 def measure(kind: str, texts_file: str, max_length: int, token_budget: int, tmp: str) -> tuple[float, str]:
@@ -91,7 +145,7 @@ def main() -> None:
     p.add_argument("--texts", type=int, default=2400)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--token-budget", type=int, default=8192, help="jude's padded tokens per batch")
+    p.add_argument("--token-budget", type=int, default=2048, help="jude's padded tokens per batch")
     p.add_argument("--quick", action="store_true", help="a smoke run: 150 texts, 1 round")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--texts-file", help=argparse.SUPPRESS)
@@ -126,6 +180,8 @@ def main() -> None:
             cos = np.sum(np.load(vec) * exact, axis=1)
             print(f"{kind}: {tps:8.1f} texts/s, cosine to float32: mean {cos.mean():.6f}, min {cos.min():.6f}")
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if not a.quick:
+        quality(a.max_length)  # after the timed rounds: it shares nothing with them
     jude, st = statistics.median(speeds["jude"]), statistics.median(speeds["st"])
     print(f"median texts/s: jude {jude:.1f}, sentence-transformers {st:.1f}")
     print(f"bulk ratio: {jude / st:.2f}")

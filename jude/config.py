@@ -173,9 +173,45 @@ class LLMJudgeConfig(_Section):
     cache_dir: str = Field(".jude/judge_cache", description="On-disk cache keyed by the prompt's hash.")
 
 
+JUDGE_ERROR_MODES = ("location", "seniority", "lookalike")  # jude/labels/rubric.py: what the judge misreads
+JudgeErrorMode = Literal[JUDGE_ERROR_MODES]  # type: ignore[valid-type]
+
+
+class JudgeErrorConfig(_Section):
+    """The rubric judge's deliberate, seeded mistakes (``jude.labels.rubric.RubricJudge``; why 15 %: there).
+
+    A touched pair is graded as if the judge misread one fact: the location (fit read as no fit or the
+    reverse), the posting's seniority (one band off), or a look-alike role taken for the same role. The same
+    pair (by member_id, job_id and ``seed``) is always touched the same way, so a re-judged pair keeps its grade.
+    """
+
+    rate: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="Share of the pairs the judge could misread (a role in common or a look-alike) that it "
+        "does misread (0 = the exact rubric).",
+    )
+    modes: dict[JudgeErrorMode, float] = Field(
+        default_factory=lambda: {"location": 1.0, "seniority": 1.0, "lookalike": 1.0},
+        description="Relative weight of each error mode among the touched pairs.",
+    )
+    seed: int = Field(0, description="Which pairs are touched, and how, is a function of this seed and the pair.")
+
+    @model_validator(mode="after")
+    def _check(self) -> JudgeErrorConfig:
+        if any(w < 0 for w in self.modes.values()) or (self.rate > 0 and sum(self.modes.values()) <= 0):
+            raise ValueError(f"labels.judge_errors.modes must be >= 0 with a positive sum, got {self.modes}")
+        return self
+
+
 class LabelConfig(_Section):
     judge: Literal["rubric", "llm"] = Field("rubric", description="Who grades relevance.")
     llm: LLMJudgeConfig = Field(default_factory=LLMJudgeConfig)
+    judge_errors: JudgeErrorConfig = Field(
+        default_factory=JudgeErrorConfig,
+        description="The rubric judge's seeded mistakes (on by default: copying the judge is not the truth).",
+    )
     budget: int = Field(3000, gt=0, description="Member-job pairs sent to the judge.")
     retrieved_fraction: float = Field(
         0.5, ge=0, le=1, description="Share of the budget from base-model top-k candidates."
@@ -264,6 +300,15 @@ class TrainConfig(_Section):
     )
     max_grad_norm: float = Field(1.0, gt=0)
     checkpoint_every: int = Field(0, ge=0, description="Save a checkpoint every N steps (0 = only at the end).")
+    eval_every_steps: int = Field(
+        10,  # the default run's 45 steps give val/* at steps 10, 20, 30, 40 and 45: a curve, not a point
+        ge=0,
+        description=(
+            "Validate every N optimiser steps (val/* metrics on the validation set, logged next to train/*), and "
+            "at the end of each curriculum phase; 0 = at phase ends only. Each validation embeds the validation "
+            "set once."
+        ),
+    )
     seed: int = 0
 
 
@@ -288,6 +333,15 @@ class EvalConfig(_Section):
             "fully judged). With an LLM judge this is the evaluation's API bill: queries x models x depth at most."
         ),
     )
+    unseen: bool = Field(
+        True,
+        description=(
+            "Also rank an unseen world (synthetic data only): members and jobs from role families, titles and "
+            "cities that never occur in training, judged by the generator's truth (keys unseen/<variant>/...)."
+        ),
+    )
+    unseen_jobs: int = Field(300, gt=0, description="Jobs of the unseen world (its whole corpus).")
+    unseen_members: int = Field(150, gt=0, description="Members of the unseen world (queries: those with a fit).")
 
 
 class RegistryConfig(_Section):
@@ -754,6 +808,14 @@ class TeacherConfig(_Section):
     use_engagement: bool = Field(
         True, description="Train on engagement labels (applies, dismissals) besides relevance."
     )
+    hard_negatives_k: int = Field(
+        30,
+        ge=0,
+        description="Draw each positive's negatives from the fine-tuned embedder's top-k jobs of its member, "
+        "so the teacher learns to separate what the student confuses: the judged negatives there first, then "
+        "the member's other judged negatives, then unjudged jobs of that top-k (target 0), random jobs last. "
+        "0 = judged, then random negatives (no fine-tuned model needed).",
+    )
     epochs: int = Field(1, gt=0, description="Passes over the positive pairs.")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimiser steps (overrides epochs).")
     batch_size: int = Field(
@@ -925,15 +987,31 @@ class AblationConfig(_Section):
         description="Train the cross-encoder teacher, distil it into the fine-tuned model, "
         "and add 'distilled' and 'teacher' (reranking the top 100) to the table.",
     )
-    register_model: Literal["finetuned", "distilled"] = Field(
-        "finetuned", description="Which model the pipeline registers as the challenger."
+    controls: bool = Field(
+        False,
+        description="Also train distillation's two control rows on the student's batches, seed and fresh LoRA: "
+        "'control_anchor' (the distillation run with the KL and MarginMSE terms off: the InfoNCE anchor alone) "
+        "and 'control_steps' (fine-tuning continued with InfoNCE and judged hard negatives for the same steps); "
+        "the distilled row is a win only where it beats both (jude/evaluation/paired.py).",
     )
-    rerank_k: int = Field(100, gt=0, description="Fine-tuned top-k the teacher reranks for its row of the table.")
+    register_model: Literal["finetuned", "distilled", "selected"] = Field(
+        "finetuned",
+        description="Which model the pipeline registers as the challenger; 'selected': the fine-tuned or the "
+        "distilled model, whichever has the higher judge nDCG@10 on the validation members (select_candidate).",
+    )
+    rerank_k: int = Field(
+        100,
+        gt=0,
+        description="Fine-tuned top-k the teacher reranks: for its row of the table, and on the validation "
+        "members for the check that the teacher beats the fine-tuned model before distillation.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AblationConfig:
-        if self.register_model == "distilled" and not self.distill:
-            raise ValueError("ablation.register_model='distilled' needs ablation.distill=true")
+        if self.register_model in ("distilled", "selected") and not self.distill:
+            raise ValueError(f"ablation.register_model={self.register_model!r} needs ablation.distill=true")
+        if self.controls and not self.distill:
+            raise ValueError("ablation.controls=true needs ablation.distill=true")
         return self
 
 
@@ -1001,7 +1079,7 @@ class BootstrapConfig(_Section):
     ray_address: str | None = Field(None, description="Ray cluster (ray://head:10001); None starts a local one.")
     ray_actors: int = Field(2, ge=1, description="Ray actors holding a model each.")
     chunk_size: int = Field(2000, ge=1, description="Entities embedded and written together (the resume checkpoint).")
-    token_budget: int = Field(8192, ge=16, description="Padded tokens per batch (token-budget batching).")
+    token_budget: int = Field(2048, ge=16, description="Padded tokens per batch (token-budget batching).")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
     quantize_int8: bool = Field(False, description="Approximate: dynamic int8 Linear layers (CPU).")
     float16_output: bool = Field(False, description="Approximate: vectors rounded to float16.")
@@ -1028,6 +1106,133 @@ class BootstrapConfig(_Section):
                 f"bootstrap.updated_from must be before updated_to, got {self.updated_from!r} >= {self.updated_to!r}"
             )
         return self
+
+
+# ---- the apply-prediction ranker (jude/ranker) ------------------------------------------------
+# What a ranking team has without embeddings; each computed from the entity tables (their state at creation)
+# and from the interactions strictly before each impression (jude/ranker/features.py).
+RANKER_STANDARD_FEATURES = (
+    "same_city_or_remote",  # 1 if the job is remote or in the member's city
+    "years_minus_min",  # the member's years of experience minus the job's minimum
+    "seniority_gap",  # the member's seniority level minus the job's (junior 0, mid 1, senior 2, lead 3)
+    "skill_overlap",  # how many of the job's skills the member lists
+    "title_overlap",  # Jaccard overlap of the title tokens
+    "job_age_days",  # days since the job was posted, at the impression
+    "job_views_before",  # views of the job, by anyone, before the impression (popularity so far)
+    "job_applies_before",  # applies to the job before the impression (popularity so far)
+)
+RANKER_EMBEDDING_FEATURES = ("cosine", "projection")  # jude/ranker/embeddings.py
+StandardFeature = Literal[RANKER_STANDARD_FEATURES]  # type: ignore[valid-type]
+EmbeddingFeature = Literal[RANKER_EMBEDDING_FEATURES]  # type: ignore[valid-type]
+
+
+class RankerGBMConfig(_Section):
+    """scikit-learn's ``HistGradientBoostingClassifier``: the same budget and seed for every feature set."""
+
+    max_iter: int = Field(200, gt=0, description="Boosting rounds (no early stopping: every set gets all of them).")
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    max_leaf_nodes: int = Field(15, ge=2, description="Leaves per tree.")
+    min_samples_leaf: int = Field(40, gt=0, description="Rows per leaf at least (~0.5% of the default training rows).")
+    l2_regularization: float = Field(1.0, ge=0)
+    threads: int = Field(
+        1, ge=1, description="OpenMP threads: a few thousand rows fit in seconds on one; more spin on a busy machine."
+    )
+
+
+class RankerConfig(_Section):
+    """The apply-prediction ranker: standard features, then + base / + champion embeddings read as of each
+    impression from the offline history, and the time-travel row (+ champion embeddings as they are today)."""
+
+    model_uri: str = Field(
+        "models:/jude-embedder@champion",
+        min_length=1,
+        description="The champion: a registry URI, a directory or 'minilm' (run `make train` first for the default).",
+    )
+    champion_embedding_version: str | None = Field(
+        None,
+        pattern=_EMBEDDING_VERSION,
+        description="The champion's version in the offline history. None: '<registered model>-<version>' "
+        "(jude-embedder-3), as the bootstrap and the nearline name it; a model outside the registry needs it set.",
+    )
+    base_embedding_version: str | None = Field(
+        None,
+        pattern=_EMBEDDING_VERSION,
+        description="The base model's (model section) version in the offline history. None: 'base-<model>-<hash of "
+        "the model section>', so a change of max lengths or pooling is a new version.",
+    )
+    features: list[StandardFeature] = Field(
+        default_factory=lambda: list(RANKER_STANDARD_FEATURES),
+        min_length=1,
+        description="The standard features (every feature set has them).",
+    )
+    embedding_features: list[EmbeddingFeature] = Field(
+        default_factory=lambda: ["cosine"],
+        min_length=1,
+        description="What the embedding feature sets add: 'cosine' (member vs job), 'projection' (the first "
+        "projection_dim principal components of each vector, fitted on the training rows).",
+    )
+    projection_dim: int = Field(8, ge=1, le=64, description="Components per entity for 'projection'.")
+    top_k: list[int] = Field(
+        default_factory=lambda: [10, 3],
+        min_length=1,
+        description="Cut-offs of the per-member metrics (the first leads the report). The synthetic default "
+        "shows a test member ~7 jobs in the test period, so @10 holds nearly all of them; @3 keeps under half "
+        "of them.",
+    )
+    qualified_grade: int = Field(
+        2, ge=1, le=3, description="An apply is qualified when the truth grades the pair >= this (synthetic truth)."
+    )
+    bootstrap_samples: int = Field(1000, ge=100, description="Resamples of the test members for the intervals.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Coverage of the bootstrap intervals.")
+    seed: int = Field(0, description="The GBM's and the bootstrap's seed (the same for every feature set).")
+    gbm: RankerGBMConfig = Field(default_factory=RankerGBMConfig)
+    history_path: str | None = Field(
+        None, description="The offline history (Delta) read as of each impression. None: .jude/ranker/history."
+    )
+    build_history: bool = Field(
+        True,
+        description="Backfill the history first from the synthetic change stream (each version, each distinct text "
+        "embedded once; what is stored already is reused). False: read history_path as it is (e.g. what the "
+        "nearline or `bootstrap.history: true` wrote); a version it lacks stops the run.",
+    )
+    stream_events: int = Field(
+        8_000,
+        gt=0,
+        description="Events of the synthetic change stream the history is built from (~2,600 distinct texts per "
+        "model at configs/train.yaml's size: what the history build costs).",
+    )
+    stream_seed: int = Field(0, description="The change stream's seed.")
+    apply_edit_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Share of applies followed by a profile edit toward the job (jude.data.changes): the future "
+        "a join with the latest embeddings sees. 0: edits unrelated to outcomes only.",
+    )
+    chunk_size: int = Field(2000, ge=1, description="Entities embedded and written together (the backfill's).")
+    token_budget: int = Field(8192, ge=16, description="Padded tokens per embedding batch (the bulk path's).")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; None keeps torch's default.")
+
+    @field_validator("features", "embedding_features", mode="before")
+    @classmethod
+    def _known_features(cls, value: Any, info) -> Any:
+        known = RANKER_STANDARD_FEATURES if info.field_name == "features" else RANKER_EMBEDDING_FEATURES
+        if isinstance(value, list):
+            for name in value:
+                if name not in known:
+                    raise ValueError(
+                        f"unknown feature {name!r}{_did_you_mean(name, known)}; the {info.field_name} are {list(known)}"
+                    )
+            if len(set(value)) != len(value):
+                raise ValueError(f"features must not repeat, got {value}")
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _cutoffs(cls, value: list[int]) -> list[int]:
+        if any(k < 1 for k in value) or len(set(value)) != len(value):
+            raise ValueError(f"top_k must hold distinct cut-offs >= 1, got {value}")
+        return value
 
 
 # ---- one model per pipeline: the whole `parameters:` of its run config ------------------------
@@ -1130,11 +1335,38 @@ class BootstrapPipelineConfig(PipelineConfig):
         return self
 
 
+class RankerPipelineConfig(PipelineConfig):
+    """The ``parameters:`` section of a ranker YAML: one field per ``ranker_pipeline`` parameter.
+
+    ``data``, ``train.seed`` and ``eval`` (max_queries, member_view) pick the test members exactly as the
+    training pipeline does, so copy them from the champion's train config; ``model`` is the base model.
+    """
+
+    pipeline: ClassVar[str] = "ranker"
+
+    ranker: RankerConfig = Field(default_factory=RankerConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+
+    @model_validator(mode="after")
+    def _history_needs_synthetic(self) -> RankerPipelineConfig:
+        if self.ranker.build_history and self.data.source != "synthetic":
+            raise ValueError(
+                "ranker.build_history=true builds the history from the synthetic change stream; with "
+                f"data.source={self.data.source!r} set it to false and point ranker.history_path at your history"
+            )
+        return self
+
+
 PIPELINE_CONFIGS: dict[str, type[PipelineConfig]] = {
     "train": TrainPipelineConfig,
     "deploy": DeployPipelineConfig,
     "monitor": MonitorPipelineConfig,
     "bootstrap": BootstrapPipelineConfig,
+    "ranker": RankerPipelineConfig,
 }
 
 

@@ -39,8 +39,9 @@ LAYERS = [
     ("jude.evaluation",),  # retrieval metrics, pooling, reports
     ("jude.training",),  # validates with evaluation.retrieval
     ("jude.registry",),  # MLflow, the promotion gate (evaluates, judges)
-    # monitoring cuts windows like training; the bootstrap reuses the nearline's hashing and stores
-    ("jude.serving", "jude.deploy", "jude.monitoring", "jude.nearline", "jude.bootstrap"),
+    # monitoring cuts windows like training; the bootstrap reuses the nearline's hashing and stores; the ranker
+    # reuses the bootstrap's backfill, the training split and the registry's resolver
+    ("jude.serving", "jude.deploy", "jude.monitoring", "jude.nearline", "jude.bootstrap", "jude.ranker"),
     ("jude.cli", "jude.dashboard"),  # entry points
 ]
 LAYER_OF = {unit: n for n, units in enumerate(LAYERS) for unit in units}

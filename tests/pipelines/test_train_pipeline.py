@@ -32,6 +32,41 @@ def _client(tmp_path):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def _registered_extra(tmp_path) -> dict:
+    """``extra`` of the challenger's jude.json, as the registry serves it."""
+    import json
+
+    env = {**os.environ, "JUDE_HOME": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    code = (
+        "import json; from jude.registry.mlflow_registry import download_model; "
+        "p = download_model('models:/jude-embedder@challenger'); "
+        "print(json.dumps(json.load(open(p / 'jude.json'))['extra']))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _assert_the_chain_ran_and_the_validation_winner_was_registered(client, mv, tmp_path) -> None:
+    """JUDE's chain: teacher (checked on validation members), distillation, and the registered model is the
+    candidate with the higher validation nDCG@10, with the choice and both scores in the run."""
+    run = client.get_run(mv.run_id)
+    metrics, tags, params = run.data.metrics, run.data.tags, run.data.params
+    for key in ("distilled/ndcg_at_10", "teacher/ndcg_at_10", "val/finetuned/ndcg_at_10", "val/teacher/ndcg_at_10"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert tags["distillation_meaningful"] == ("true" if metrics["distillation_meaningful"] == 1.0 else "false")
+    assert (metrics["val/teacher/ndcg_at_10"] > metrics["val/finetuned/ndcg_at_10"]) == (
+        tags["distillation_meaningful"] == "true"
+    )
+    scores = {c: metrics[f"select/{c}/val_ndcg_at_10"] for c in ("finetuned", "distilled")}
+    chosen = tags["selected_candidate"]
+    assert chosen == ("distilled" if scores["distilled"] > scores["finetuned"] else "finetuned"), (chosen, scores)
+    assert params["select.variant"] == chosen and chosen in tags["selection_reason"]
+    # the registered model is the chosen one: only a distilled model records its distillation
+    assert ("distill" in _registered_extra(tmp_path)) == (chosen == "distilled")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One smoke training run shared by the pipeline tests of this module."""
@@ -67,6 +102,14 @@ def test_train_pipeline_registers_a_champion_with_metrics(trained):
     # six LoRA steps on the smoke data already move the model past its base on the pooled judgements
     assert metrics["finetuned/ndcg_at_10"] > metrics["base/ndcg_at_10"]
     assert "train/loss" in metrics
+    # beside the judge's: the generator's truth, the test-period applies and the unseen world, every variant
+    for truth in ("truth", "applies", "unseen"):
+        for variant in ("base", "finetuned"):
+            for name in names:
+                assert 0.0 <= metrics[f"{truth}/{variant}/{name}"] <= 1.0, (truth, variant, name)
+    _assert_the_chain_ran_and_the_validation_winner_was_registered(client, mv, tmp_path)
+    # a validation curve next to the training one (train_smoke.yaml: eval_every_steps 3 of 6 steps)
+    assert [m.step for m in client.get_metric_history(mv.run_id, "val/ndcg_at_10")] == [3, 6]
     # artifacts live beside the tracking store, not in the directory the pipeline was started from
     assert client.get_run(mv.run_id).info.artifact_uri.startswith((tmp_path / ".jude" / "mlartifacts").as_uri())
 
@@ -75,7 +118,7 @@ def test_train_pipeline_registers_a_champion_with_metrics(trained):
     code = (
         "from zenml.client import Client; c = Client(); mv = c.get_model_version('jude-embedder', 'latest'); "
         "a = mv.get_model_artifact('jude_embedder'); "
-        "print(sorted(mv.data_artifact_ids), a.name, a.materializer.attribute)"
+        "print(sorted(mv.data_artifact_ids), a.name, a.materializer.attribute, 'stage=' + str(mv.stage))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -87,6 +130,7 @@ def test_train_pipeline_registers_a_champion_with_metrics(trained):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "jude_embedder" in out.stdout and "evaluation_report" in out.stdout
     assert "ModelDirMaterializer" in out.stdout  # the model directory itself is in the artifact store
+    assert "stage=production" in out.stdout  # the MLflow champion is ZenML's production version
 
 
 def test_bad_config_fails_before_anything_runs(tmp_path):
@@ -158,31 +202,28 @@ def test_deploy_k8s_dry_run_writes_valid_manifests(trained):
 
 @pytest.mark.slow
 def test_full_table_pipeline_trains_and_evaluates_every_variant(tmp_path):
-    """train_full.yaml's DAG at smoke size: loss variants, teacher, distillation, the registered distilled model."""
+    """train_full.yaml's DAG at smoke size: loss variants, teacher, distillation and its controls, the paired
+    distilled-vs-control intervals, the registered validation winner."""
     res = _run(["--pipeline", "train", "--config", "configs/train_full_smoke.yaml"], tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     client = _client(tmp_path)
-    # at smoke size the distilled model need not beat the base model, so it may stay challenger: the first
+    # at smoke size the registered model need not beat the base model, so it may stay challenger: the first
     # version is crowned only when it does (the promotion tag says which and why)
     mv = client.get_model_version_by_alias("jude-embedder", "challenger")
     metrics = client.get_run(mv.run_id).data.metrics
-    for variant in ("base", "finetuned", "bce", "vp", "distilled", "teacher"):
+    for variant in ("base", "finetuned", "bce", "vp", "distilled", "teacher", "control_anchor", "control_steps"):
         assert 0.0 <= metrics[f"{variant}/ndcg_at_10"] <= 1.0, variant
-    assert "distill_gap_closure" in metrics
+        assert 0.0 <= metrics[f"unseen/{variant}/ndcg_at_10"] <= 1.0, variant  # the unseen world too
+    for prefix in ("", "truth/", "applies/", "unseen/"):  # a closure only where the teacher leads, else deltas
+        assert f"{prefix}distill_gap_closure" in metrics or f"{prefix}teacher_vs_finetuned_delta" in metrics
+    # the distilled row against each control: the paired difference and its bootstrap interval
+    for control in ("control_anchor", "control_steps"):
+        key = f"distill_vs_{control}"
+        assert metrics[f"{key}_ci_low"] <= metrics[f"{key}_delta"] <= metrics[f"{key}_ci_high"], key
+    wins = all(metrics[f"distill_vs_{c}_ci_low"] > 0 for c in ("control_anchor", "control_steps"))
+    assert metrics["distill_beats_controls"] == float(wins)
     version = client.get_model_version("jude-embedder", mv.version)
     note = version.tags["promotion"]
     assert "base model" in note  # the first version was compared with the base model ...
     assert ("champion" in version.aliases) == note.startswith("promoted to champion")  # ... and the tag says how
-    # the registered model is the distilled one (ablation.register_model: distilled)
-    import json
-
-    env = {**os.environ, "JUDE_HOME": str(tmp_path)}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    code = (
-        "import json; from jude.registry.mlflow_registry import download_model; "
-        "p = download_model('models:/jude-embedder@challenger'); "
-        "print(json.dumps(json.load(open(p / 'jude.json'))['extra']))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "distill" in json.loads(out.stdout.strip().splitlines()[-1])
+    _assert_the_chain_ran_and_the_validation_winner_was_registered(client, mv, tmp_path)
