@@ -350,7 +350,9 @@ def test_smoke_training_gives_the_reference_loop_losses_and_metrics(
     m = small_market
     model_cfg, train = _smoke(no_dropout_bert)
     model_cfg = model_cfg.model_copy(update=lengths)
-    train = train.model_copy(update={"batch_size": 8})  # the small marketplace's relevance phase has < 16 pairs
+    # batch 8: the small marketplace's relevance phase has < 16 pairs; no periodic validation: the reference loop
+    # validates at phase ends only
+    train = train.model_copy(update={"batch_size": 8, "eval_every_steps": 0})
     res = train_embedder(
         split.pairs,
         m.jobs,
