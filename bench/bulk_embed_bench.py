@@ -93,23 +93,22 @@ def quality(max_length: int, n_members: int = 400, resamples: int = 1000) -> Non
     members (``resamples`` resamples, seed 0).
     """
     import numpy as np
-    from ranx import Qrels, Run, evaluate
 
     from jude.bootstrap.bulk import BulkEncoder, BulkOptions
     from jude.config import SyntheticConfig
     from jude.data.synthetic import generate_marketplace, truth_relevance
+    from jude.evaluation.paired import paired_bootstrap, per_query_scores
     from jude.modeling.embedder import Embedder
     from jude.modeling.templates import render_many
 
     m = generate_marketplace(SyntheticConfig(n_jobs=600, n_members=n_members, seed=0))
     jobs, members = m.jobs, m.members
-    qrels_dict = truth_relevance(jobs, members, members["member_id"])
-    qrels = Qrels({q: r for q, r in qrels_dict.items() if r})
+    relevant = truth_relevance(jobs, members, members["member_id"])
     job_ids = jobs["job_id"].astype(str).tolist()
-    member_ids = [q for q in members["member_id"].astype(str) if qrels_dict.get(q)]
+    member_ids = [q for q in members["member_id"].astype(str) if relevant.get(q)]
     keep = members["member_id"].astype(str).isin(member_ids).to_numpy()
     embedder = Embedder.load("minilm")
-    per_query: dict[str, np.ndarray] = {}
+    per_query: dict[str, dict[str, float]] = {}
     for kind in ("float32", "int8", "fp16"):
         opts = BulkOptions(max_length=max_length, quantize_int8=kind == "int8", float16_output=kind == "fp16")
         enc = BulkEncoder(embedder, opts)
@@ -119,17 +118,13 @@ def quality(max_length: int, n_members: int = 400, resamples: int = 1000) -> Non
         mv /= np.linalg.norm(mv, axis=1, keepdims=True)
         scores = mv @ jv.T  # (M, J)
         top = np.argsort(-scores, axis=1)[:, :100]
-        run = Run({q: {job_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(member_ids)})
-        res = evaluate(qrels, run, "ndcg@10", return_mean=False, make_comparable=True)
-        per_query[kind] = np.asarray(res, dtype=np.float64)
-        print(f"nDCG@10 vs truth, {kind}: {per_query[kind].mean():.4f} ({len(member_ids)} members)")
-    rng = np.random.default_rng(0)
-    n = len(member_ids)
+        run = {q: {job_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(member_ids)}
+        per_query[kind] = per_query_scores(run, relevant)
+        mean = float(np.mean(list(per_query[kind].values())))
+        print(f"nDCG@10 vs truth, {kind}: {mean:.4f} ({len(member_ids)} members)")
     for kind in ("int8", "fp16"):
-        diff = per_query[kind] - per_query["float32"]
-        boots = np.array([diff[rng.integers(0, n, n)].mean() for _ in range(resamples)])
-        lo, hi = np.percentile(boots, [2.5, 97.5])
-        print(f"nDCG@10 change, {kind} - float32: {diff.mean():+.4f} (95% CI {lo:+.4f} .. {hi:+.4f})")
+        d = paired_bootstrap(per_query[kind], per_query["float32"], resamples=resamples, seed=0)
+        print(f"nDCG@10 change, {kind} - float32: {d.delta:+.4f} (95% CI {d.ci_low:+.4f} .. {d.ci_high:+.4f})")
 
 
 def measure(kind: str, texts_file: str, max_length: int, token_budget: int, tmp: str) -> tuple[float, str]:
