@@ -12,11 +12,11 @@ handler that was installed before it. An ``Exception`` does not stop a run:
   ``log_model`` wraps several stages in ``except Exception`` and carries on, and
   ZenML swallows ``Exception`` from lifecycle hooks.
 
-So :func:`install` puts a handler underneath ZenML's that raises
-:class:`RunStopped`, a ``BaseException``: ZenML's handler calls it (its
-``except Exception`` around that call lets it through), it replaces ZenML's
-exception, and nothing that catches ``Exception`` holds it up. On its way out
-it fails the step (ZenML's step runner marks the step failed and ends the
+So :func:`install` puts in a handler that raises :class:`RunStopped`, a
+``BaseException``, and :func:`before_each_step` puts it back in place of ZenML's
+while each step runs (ZenML restores the handler it found, this one, when the
+step ends). Nothing that catches ``Exception`` holds it up. On its way out it
+fails the step (ZenML's step launcher marks the step failed and ends the
 step's MLflow run as FAILED), leaves the orchestrator's loop, and ZenML marks
 the pipeline run failed. ``run.py`` catches it, calls :func:`fail_stopped_run`
 for whatever a step did not get to close, and exits 128 + the signal number
@@ -26,6 +26,18 @@ for whatever a step did not get to close, and exits 128 + the signal number
 to start once a stop was requested (ZenML's retries and anything that did
 swallow the exception end there), and it records which ZenML run and MLflow
 run are in progress.
+
+:func:`before_each_step` also takes the signals over from ZenML's handler for
+the step (when the step ends, ZenML puts back the one it found: this one). A
+``BaseException`` raised inside a SQLAlchemy call is an "exit exception" to
+SQLAlchemy: it invalidates the connection without rolling it back, and the
+traceback keeps the sqlite statement, and with it the database lock, alive.
+The cleanup's next MLflow write (ZenML ends the step's MLflow run) then waited
+20 s and failed with "database is locked", and the run exited 1, not 143. So a
+signal that lands inside a database call (SQLAlchemy, sqlite3, MLflow's or
+ZenML's stores) stops the run a few milliseconds later, once the call has
+returned: the handler records the stop and redelivers the signal until it lands
+outside. ZenML's handler would have raised its own exception inside the call.
 
 Once a stop is under way, further signals are reported and ignored so that the
 cleanup is not cut short. ``kill -9`` cannot be handled: the MLflow run it
@@ -41,6 +53,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from types import FrameType
 from uuid import UUID
@@ -73,8 +86,15 @@ class RunStopped(BaseException):
 
 
 _requested: int | None = None  # the signal that asked for the stop
+_raised = False  # RunStopped has been raised for it
+_retry_pending = False  # a redelivery of the signal is scheduled
 _zenml_run_id: UUID | None = None  # the ZenML run in progress, recorded by before_each_step
 _mlflow_run_id: str | None = None  # its MLflow run, once a step with the experiment tracker started
+
+# Code a stop must not interrupt: a BaseException raised in these modules leaves a database connection
+# holding its lock (see the module docstring). Matched against each frame's module name.
+DATABASE_MODULES = ("sqlalchemy", "sqlite3", "sqlmodel", "mlflow.store", "zenml.zen_stores", "pymysql", "psycopg2")
+RETRY_S = 0.02  # how soon a signal that landed inside a database call is delivered again
 
 
 def _say(message: str) -> None:
@@ -86,18 +106,42 @@ def _say(message: str) -> None:
         pass
 
 
+def inside_database_call(frame: FrameType | None) -> bool:
+    """True when ``frame`` or a frame below it on the stack runs code of :data:`DATABASE_MODULES`."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__") or ""
+        if any(module == m or module.startswith(m + ".") for m in DATABASE_MODULES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _redeliver() -> None:
+    global _retry_pending
+    _retry_pending = False
+    if _requested is not None and not _raised:
+        os.kill(os.getpid(), _requested)
+
+
 def _handle(signum: int, frame: FrameType | None) -> None:
-    global _requested
-    if _requested is not None:
+    global _requested, _raised, _retry_pending
+    if _raised:
         _say(f"{signal.Signals(signum).name} received while stopping; finishing the cleanup (kill -9 forces it)")
         return
-    _requested = signum
-    # From now on this handler alone answers the signals, also while a step runs: ZenML's handler
-    # would raise into the cleanup. (When the step ends, ZenML restores this handler anyway.)
-    for sig in SIGNALS:
-        signal.signal(sig, _handle)
-    _say(f"{signal.Signals(signum).name} received: stopping the run")
-    raise RunStopped(signum)
+    if _requested is None:
+        _requested = signum
+        # From now on this handler alone answers the signals, also while a step runs: ZenML's handler
+        # would raise into the cleanup. (When the step ends, ZenML restores this handler anyway.)
+        for sig in SIGNALS:
+            signal.signal(sig, _handle)
+        _say(f"{signal.Signals(signum).name} received: stopping the run")
+    if inside_database_call(frame):
+        if not _retry_pending:  # stop once the call has returned
+            _retry_pending = True
+            threading.Timer(RETRY_S, _redeliver).start()
+        return
+    _raised = True
+    raise RunStopped(_requested)
 
 
 def install() -> None:
@@ -108,7 +152,9 @@ def install() -> None:
 
 def raise_if_requested() -> None:
     """Raise :class:`RunStopped` when a stop was requested."""
+    global _raised
     if _requested is not None:
+        _raised = True
         raise RunStopped(_requested)
 
 
@@ -116,6 +162,8 @@ def before_each_step() -> None:
     """Every pipeline's ``on_start`` hook: refuse to start after a stop; remember the runs in progress."""
     global _zenml_run_id, _mlflow_run_id
     raise_if_requested()
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        install()  # in place of ZenML's handler for this step; ZenML restores the one it found (this one) after it
     from zenml import get_step_context
 
     context = get_step_context()

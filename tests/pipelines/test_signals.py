@@ -72,6 +72,56 @@ except stop.RunStopped as e:
     assert "SIGINT received while stopping" in res.stderr
 
 
+def test_a_signal_inside_an_mlflow_write_stops_after_it_and_leaves_the_database_unlocked(tmp_path):
+    """The CI failure of stop 20: a stop raised inside SQLAlchemy kept the sqlite lock, the cleanup waited 20 s.
+
+    The signal comes at 40 moments of a metric-logging loop; about a third land inside a database call
+    (counted). After each stop, a fresh connection must get the write lock at once, and MLflow's own
+    end_run must succeed.
+    """
+    code = f"""
+import os, signal, sqlite3, sys, threading, time
+import mlflow
+from pipelines import stop
+db = {str(tmp_path / "mlflow.db")!r}
+mlflow.set_tracking_uri("sqlite:///" + db)
+mlflow.set_experiment("signals")
+landed_inside = 0
+check = stop.inside_database_call
+def counting(frame):
+    global landed_inside
+    inside = check(frame)
+    landed_inside += inside
+    return inside
+stop.inside_database_call = counting
+for i in range(40):
+    stop._requested, stop._raised = None, False
+    stop.install()
+    mlflow.start_run()
+    threading.Timer(0.05 + 0.0037 * i, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    try:
+        step = 0
+        while True:
+            mlflow.log_metric("train/loss", 1.0, step=step)
+            step += 1
+    except stop.RunStopped:
+        pass
+    free = sqlite3.connect(db, timeout=0.5)
+    try:
+        free.execute("BEGIN IMMEDIATE")
+        free.rollback()
+    except sqlite3.OperationalError as e:
+        sys.exit(f"stop {{i}}: the database is still locked ({{e}})")
+    free.close()
+    mlflow.end_run("FAILED")
+print("inside", landed_inside)
+"""
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    inside = int(res.stdout.split()[-1])
+    assert inside >= 1, "no signal landed inside a database call: the test did not exercise the deferral"
+
+
 class _Stop(BaseException):
     pass
 
