@@ -304,6 +304,13 @@ def latest_train_run(env: dict) -> dict | None:
     return items[0] if items else None
 
 
+# MLflow 3's UI opens every experiment in its GenAI view (traces, "Evaluation runs") unless the URL or the
+# browser's saved choice says otherwise; the experiment's mlflow.experimentKind tag (set by
+# jude.registry.mlflow_registry.configure) is not what its navigation reads. This query asks for the
+# "Model training" view, with the runs table and the metric charts.
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
 def mlflow_links(base: str, uri: str, run_name: str | None) -> dict[str, str]:
     """Links into the MLflow UI at ``base``: the experiment, the run named ``run_name`` (else the latest train
     run), and the registered model, each only when it exists."""
@@ -315,7 +322,7 @@ def mlflow_links(base: str, uri: str, run_name: str | None) -> dict[str, str]:
     cfg, client, links = RegistryConfig(), MlflowClient(uri), {}
     exp = client.get_experiment_by_name(cfg.experiment)
     if exp is not None:
-        links["experiment"] = f"{base}/#/experiments/{exp.experiment_id}"
+        links["experiment"] = f"{base}/#/experiments/{exp.experiment_id}?{TRAINING_VIEW}"
         name_filter = (
             f"attributes.run_name = '{run_name}'" if run_name else f"attributes.run_name LIKE '{TRAIN_PIPELINE}%'"
         )
@@ -323,7 +330,7 @@ def mlflow_links(base: str, uri: str, run_name: str | None) -> dict[str, str]:
             [exp.experiment_id], name_filter, order_by=["attributes.start_time DESC"], max_results=1
         )
         if runs:
-            links["run"] = f"{base}/#/experiments/{exp.experiment_id}/runs/{runs[0].info.run_id}"
+            links["run"] = f"{base}/#/experiments/{exp.experiment_id}/runs/{runs[0].info.run_id}?{TRAINING_VIEW}"
     try:
         client.get_registered_model(cfg.model_name)
         links["model"] = f"{base}/#/models/{cfg.model_name}"

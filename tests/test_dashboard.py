@@ -68,3 +68,28 @@ def test_a_ui_that_dies_before_answering_is_an_error_not_a_success(tmp_path):
     proc.wait()
     with pytest.raises(dashboard.DashboardError, match=r"exited with code 3(.|\n)*Address already in use"):
         dashboard.wait_for_http(f"http://127.0.0.1:{free_port()}/health", timeout=30, proc=proc, log=log)
+
+
+def test_the_mlflow_links_open_the_training_view_of_the_latest_train_run(mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    from jude.config import RegistryConfig
+    from jude.registry import mlflow_registry as reg
+
+    cfg = RegistryConfig()
+    assert dashboard.mlflow_links("http://ui", mlflow_uri, None) == {}  # no experiment yet: no links
+    reg.configure(mlflow_uri, cfg.experiment)
+    client = MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name(cfg.experiment)
+    assert exp.tags[reg.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    client.create_run(exp.experiment_id, run_name=f"{dashboard.TRAIN_PIPELINE}-old", start_time=1)
+    newest = client.create_run(exp.experiment_id, run_name=f"{dashboard.TRAIN_PIPELINE}-new", start_time=2)
+    client.create_run(exp.experiment_id, run_name="monitor_pipeline-x", start_time=3)  # not a train run
+    links = dashboard.mlflow_links("http://ui", mlflow_uri, None)
+    exp_id, run_id = exp.experiment_id, newest.info.run_id
+    assert links == {
+        "experiment": f"http://ui/#/experiments/{exp_id}?workflowType=machine_learning",
+        "run": f"http://ui/#/experiments/{exp_id}/runs/{run_id}?workflowType=machine_learning",
+    }
+    client.create_registered_model(cfg.model_name)
+    assert dashboard.mlflow_links("http://ui", mlflow_uri, None)["model"] == f"http://ui/#/models/{cfg.model_name}"
