@@ -96,7 +96,7 @@ class MicroBatcher:
         max_batch_tokens: int = 8192,
         max_wait_ms: float = 2.0,
         max_queue_size: int = 1024,
-        max_queue_wait_s: float | None = 1.0,
+        max_queue_wait_s: float | None = 2.0,
         metrics=None,
     ):
         self.engine = engine
