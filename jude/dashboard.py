@@ -350,10 +350,10 @@ def print_links(zenml_url: str | None, mlflow_url: str, uri: str, env: dict) -> 
             print(f"- latest train run in ZenML ({run['name']}, {run['status']}): {run_url}")
         else:
             print(f"- no train run in ZenML yet (make train); runs: {zenml_url}/projects/default/runs")
+    if "experiment" in links:
+        print(f"- MLflow experiment (runs list, Model training view): {links['experiment']}")
     if "run" in links:
         print(f"- its MLflow run (metrics, variant table, report): {links['run']}")
-    elif "experiment" in links:
-        print(f"- MLflow experiment: {links['experiment']}")
     if "model" in links:
         print(f"- registered model {RegistryConfig().model_name} (versions, aliases): {links['model']}")
     else:
