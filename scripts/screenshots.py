@@ -8,8 +8,9 @@ shows), and 1280x900 (a browser window). Files: ``docs/img/<report>-384.png`` an
 Where each report comes from (``--source auto``, the default: the first that has it):
 
 1. ``runs``: the last runs' artifacts. The evaluation report of the latest train run and the drift report
-   of the latest monitor run are MLflow artifacts (the project's tracking store, ``.jude/``); the label
-   report and the bootstrap report are ZenML artifacts (``label_report``, ``bootstrap_report_html``).
+   of the latest monitor run are MLflow artifacts (the project's tracking store, ``.jude/``); the label,
+   bootstrap and ranker reports are ZenML artifacts (``label_report``, ``bootstrap_report_html``,
+   ``ranker_report``). The ranker report comes from a run only: without one it is skipped, with a message.
 2. ``synthetic``: rendered here by jude's own report functions on the smoke configuration's synthetic
    marketplace (``configs/train_smoke.yaml``): labels judged by the rubric, six LoRA steps on MiniLM, the
    base and fine-tuned models evaluated on pooled judgements; a drift check of a current window whose roles
@@ -40,7 +41,8 @@ from jude.env import apply_offline_env  # noqa: E402
 
 apply_offline_env({"ZENML_LOGGING_VERBOSITY": "WARN"})
 
-REPORTS = ("evaluation", "labels", "drift", "bootstrap")
+REPORTS = ("evaluation", "labels", "drift", "bootstrap", "ranker")
+RUNS_ONLY = {"ranker": "python run.py --pipeline ranker"}  # no synthetic rendering: a real run is needed
 VIEWPORTS = ((1280, 384), (1280, 900))
 MAX_PNG_BYTES = 300_000  # a PNG above this is re-encoded with a 256-colour palette (text stays sharp)
 SMOKE_CONFIG = ROOT / "configs" / "train_smoke.yaml"
@@ -160,6 +162,7 @@ FROM_RUNS: dict[str, Callable[[], Report | None]] = {
     "drift": lambda: _mlflow_artifact("monitor", "monitor/drift_report.html"),
     "labels": lambda: _zenml_artifact("label_report"),
     "bootstrap": lambda: _zenml_artifact("bootstrap_report_html"),
+    "ranker": lambda: _zenml_artifact("ranker_report"),
 }
 
 
@@ -295,6 +298,9 @@ def collect(names: list[str], source: str, work: Path) -> Iterator[Report]:
         found = FROM_RUNS[name]() if source in ("auto", "runs") else None
         if found is None and source == "runs":
             raise ScreenshotError(f"no {name} report in the last runs' artifacts (run its pipeline first)")
+        if found is None and name in RUNS_ONLY:  # its report needs the stores and a trained model
+            print(f"{name}: skipped, no run of its pipeline in this store (run `{RUNS_ONLY[name]}` first)")
+            continue
         if found is None:
             found = Report(
                 name, getattr(synthetic, name)(), f"rendered on the synthetic marketplace ({SMOKE_CONFIG.name})"
