@@ -27,10 +27,9 @@ to start once a stop was requested (ZenML's retries and anything that did
 swallow the exception end there), and it records which ZenML run and MLflow
 run are in progress.
 
-:func:`before_each_step` also takes the signals over from ZenML's handler for
-the step (when the step ends, ZenML puts back the one it found: this one). A
-``BaseException`` raised inside a SQLAlchemy call is an "exit exception" to
-SQLAlchemy: it invalidates the connection without rolling it back, and the
+Why ZenML's handler is replaced during steps, and why a stop can wait a few
+milliseconds: a ``BaseException`` raised inside a SQLAlchemy call is an "exit
+exception" to SQLAlchemy: it invalidates the connection without rolling it back, and the
 traceback keeps the sqlite statement, and with it the database lock, alive.
 The cleanup's next MLflow write (ZenML ends the step's MLflow run) then waited
 20 s and failed with "database is locked", and the run exited 1, not 143. So a
