@@ -8,7 +8,7 @@ from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from jude.config import AblationConfig, EvalConfig, LabelConfig, ModelConfig
-from jude.evaluation.paired import distillation_vs_controls
+from jude.evaluation.paired import distillation_vs_controls, variant_intervals
 from jude.evaluation.report import comparison_figure, render_variants, variant_records, variants_headline
 from jude.evaluation.retrieval import EvalSet
 from jude.evaluation.variants import VariantTable, evaluate_variants, rank_variants
@@ -39,8 +39,10 @@ def evaluate_retrieval(
     Annotated[dict, "judged_test_set"],
     Annotated[HTMLString, "evaluation_report"],
 ]:
-    """nDCG@10, recall@10/100, MRR@10 per variant; to MLflow: the prefixed metrics, the HTML report, the variant
-    table (``evaluation/variants.json``, ``mlflow.log_table``) and its bar chart (``evaluation/variants.png``).
+    """nDCG@10, recall@10/100, MRR@10 per variant, each nDCG@10 with its 95 % bootstrap interval over queries
+    (``<variant>/ndcg_at_10_ci_low``/``_ci_high``, per truth too); to MLflow: the prefixed metrics, the HTML
+    report, the variant table (``evaluation/variants.json``, ``mlflow.log_table``) and its bar chart
+    (``evaluation/variants.png``).
 
     With ``eval.qrels='pooled'`` the judge first grades the top ``eval.pool_depth`` of every variant, and every
     variant is scored on those judgements; the labelled-only figures are logged too, under ``labelled/``. Every
@@ -81,13 +83,16 @@ def evaluate_retrieval(
     judge = make_judge(label_cfg) if eval_cfg.qrels == "pooled" else None
     table = evaluate_variants(runs, eval_set, judge, eval_cfg, label_cfg.relevant_grade, unseen_runs=unseen_runs)
     flat = table.flat_metrics()
-    # distilled vs each control: paired bootstrap of per-query nDCG@10 (jude/evaluation/paired.py), on the judge's
-    # pooled judgements, every truth of the test set, and the unseen world; nothing without the control rows
-    flat.update(distillation_vs_controls(runs, table.judged.relevant))
-    for truth in sorted(table.truths.keys() & eval_set.truths.keys()):
-        flat.update(distillation_vs_controls(runs, eval_set.truths[truth], prefix=f"{truth}/"))
+    # bootstrap over queries (jude/evaluation/paired.py), on the judge's pooled judgements, every truth of the
+    # test set, and the unseen world: every variant's nDCG@10 interval, the fine-tuned lead over base (paired),
+    # and distilled vs each control (paired; nothing without the control rows)
+    truth_sets = [("", runs, table.judged.relevant)]
+    truth_sets += [(f"{t}/", runs, eval_set.truths[t]) for t in sorted(table.truths.keys() & eval_set.truths.keys())]
     if unseen is not None and "unseen" in table.truths:
-        flat.update(distillation_vs_controls(unseen_runs, unseen.relevant, prefix="unseen/"))
+        truth_sets.append(("unseen/", unseen_runs, unseen.relevant))
+    for prefix, truth_runs, relevant in truth_sets:
+        flat.update(variant_intervals(truth_runs, relevant, prefix=prefix))
+        flat.update(distillation_vs_controls(truth_runs, relevant, prefix=prefix))
     if teacher_check is not None:  # train_teacher's check on the validation members
         flat["distillation_meaningful"] = float(bool(teacher_check["meaningful"]))
     if table.pool is not None:
@@ -106,7 +111,7 @@ def evaluate_retrieval(
             "distill_closure": table.closure_notes(),
         }
     )
-    html = render_variants(table, title=_title(teacher_check))
+    html = render_variants(table, title=_title(teacher_check), intervals=flat)
     mlflow.log_text(html, "evaluation/report.html")
     _log_comparison(table)
     return flat, table.judged.to_dict(), HTMLString(html)

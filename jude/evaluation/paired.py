@@ -14,6 +14,10 @@ distillation run with its teacher terms off, and ``control_steps``, fine-tuning
 continued for the same steps) with each interval above zero. One figure per
 control: ``distill_vs_<control>_delta``, ``..._ci_low``, ``..._ci_high``, and
 ``distill_beats_controls`` (1 or 0).
+
+Every variant's own figure gets an interval too (:func:`variant_intervals`): the
+mean of its per-query nDCG@10 resampled over queries, so a table of one run says
+how much of a difference between rows the test members can resolve.
 """
 
 from __future__ import annotations
@@ -92,19 +96,67 @@ def paired_bootstrap(
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     queries = sorted(a)
     diff = np.array([a[q] - b[q] for q in queries], dtype=np.float64)  # (Q,)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(diff), size=(resamples, len(diff)))  # (R, Q) resampled queries
-    means = diff[idx].mean(axis=1)  # (R,)
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(means, [tail, 1 - tail])
+    low, high = _percentile_interval(diff, resamples, seed, confidence)
     return PairedDifference(
         delta=float(diff.mean()),
-        ci_low=float(low),
-        ci_high=float(high),
+        ci_low=low,
+        ci_high=high,
         queries=len(diff),
         resamples=resamples,
         confidence=confidence,
     )
+
+
+def mean_interval(
+    scores: Mapping[str, float], resamples: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of per-query ``scores`` and its percentile bootstrap interval over resampled
+    queries (the spread one would see with another draw of test members of the same kind)."""
+    if not scores:
+        raise EvaluationError("bootstrap interval: no queries")
+    if resamples <= 0:
+        raise ValueError(f"resamples must be > 0, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    values = np.array([scores[q] for q in sorted(scores)], dtype=np.float64)  # (Q,)
+    low, high = _percentile_interval(values, resamples, seed, confidence)
+    return float(values.mean()), low, high
+
+
+def _percentile_interval(values: np.ndarray, resamples: int, seed: int, confidence: float) -> tuple[float, float]:
+    """The ``confidence`` percentile interval of the mean of ``values`` (Q,) over ``resamples`` seeded resamples."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(resamples, len(values)))  # (R, Q) resampled queries
+    means = values[idx].mean(axis=1)  # (R,)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def variant_intervals(
+    runs: Mapping[str, Run],
+    relevant: Mapping[str, Mapping[str, int]],
+    prefix: str = "",
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every run's nDCG@10 interval on ``relevant``, and the fine-tuned model's paired lead over the base model.
+
+    Returns ``{prefix}<variant>/ndcg_at_10_ci_low`` and ``_ci_high`` for each run (the point value is the
+    ``<variant>/ndcg_at_10`` the evaluation logs), and, when ``base`` and ``finetuned`` are both in ``runs``,
+    ``{prefix}finetuned_vs_base_ndcg_delta`` with its paired ``_ci_low`` / ``_ci_high``: the same resampled
+    queries for both, so the per-query variance they share cancels.
+    """
+    per_query = {variant: per_query_scores(run, relevant) for variant, run in runs.items()}
+    out: dict[str, float] = {}
+    for variant, scores in per_query.items():
+        _, low, high = mean_interval(scores, resamples=resamples, seed=seed)
+        out.update({f"{prefix}{variant}/ndcg_at_10_ci_low": low, f"{prefix}{variant}/ndcg_at_10_ci_high": high})
+    if "base" in per_query and "finetuned" in per_query:
+        d = paired_bootstrap(per_query["finetuned"], per_query["base"], resamples=resamples, seed=seed)
+        key = f"{prefix}finetuned_vs_base_ndcg_delta"
+        out.update({key: d.delta, f"{key}_ci_low": d.ci_low, f"{key}_ci_high": d.ci_high})
+    return out
 
 
 def compare_runs(

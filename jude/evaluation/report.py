@@ -114,10 +114,14 @@ def truths_table(
     by_truth: Mapping[str, Mapping[str, Mapping[str, float]]],
     absent: Mapping[str, str] | None = None,
     metric: str = "ndcg_at_10",
+    intervals: Mapping[str, float] | None = None,
 ) -> str:
     """Variants as rows, one ``metric`` column per truth (``judge`` first), rounded; an absent truth's column
-    says ``absent`` (the reason is in :func:`absent_notes`); a variant not ranked on a truth gets a dash."""
-    absent = absent or {}
+    says ``absent`` (the reason is in :func:`absent_notes`); a variant not ranked on a truth gets a dash.
+
+    ``intervals``: flat metrics as the pipeline logs them (``[<truth>/]<variant>/<metric>_ci_low`` and
+    ``_ci_high``, no prefix for the judge's); where both ends are there the cell reads ``value [low, high]``."""
+    absent, intervals = absent or {}, intervals or {}
     truths = [t for t in ("judge", "truth", "applies", "unseen") if t in by_truth or t in absent]
     truths += [t for t in by_truth if t not in truths]
     variants = list(dict.fromkeys(v for t in truths for v in by_truth.get(t, {})))
@@ -129,7 +133,11 @@ def truths_table(
                 row.append("absent")
             else:
                 m = by_truth[t].get(v)
-                row.append(hr.fmt(None if m is None or metric not in m else float(m[metric])))
+                cell = hr.fmt(None if m is None or metric not in m else float(m[metric]))
+                key = f"{'' if t == 'judge' else t + '/'}{v}/{metric}"
+                if m is not None and f"{key}_ci_low" in intervals and f"{key}_ci_high" in intervals:
+                    cell += f" [{intervals[key + '_ci_low']:.3f}, {intervals[key + '_ci_high']:.3f}]"
+                row.append(cell)
         rows.append(row)
     label = METRIC_LABELS.get(metric, metric)
     return hr.table(["variant", *(f"{TRUTH_COLUMNS.get(t, t)} {label}" for t in truths)], rows)
@@ -157,6 +165,7 @@ def render_html(
     absent: Mapping[str, str] | None = None,
     truth_queries: Mapping[str, int] | None = None,
     closure: Mapping[str, str] | None = None,
+    intervals: Mapping[str, float] | None = None,
 ) -> str:
     """A self-contained HTML page: the headline, one row per variant (best value per column in bold), a bar
     chart, then the details.
@@ -169,7 +178,8 @@ def render_html(
     ``truths`` (truth -> variant -> metrics: ``truth``, ``applies``, ``unseen``), ``absent`` (truth -> why it is
     missing), ``truth_queries`` (truth -> queries scored) and ``closure`` (truth -> the distillation gap closure
     or why it is undefined): with them the page leads with the ratio on the generator's truth when there is one,
-    and the first table puts every truth side by side.
+    and the first table puts every truth side by side, with each nDCG@10's bootstrap interval where
+    ``intervals`` (the flat ``..._ci_low``/``_ci_high`` metrics) has it.
     """
     notes = notes or VARIANT_NOTES
     truth = truth or (POOLED_TRUTH if labelled else LABELLED_TRUTH)
@@ -221,7 +231,8 @@ def render_html(
     closure_text = "; ".join(f"{TRUTH_COLUMNS.get(t, t)}: {c}" for t, c in (closure or {}).items())
     body = (
         hr.headline(lead, sub)
-        + truths_table(by_truth, absent)
+        + truths_table(by_truth, absent, intervals=intervals)
+        + ("<p><small>[low, high]: 95 % bootstrap interval over the test members.</small></p>" if intervals else "")
         + (f"<p><small>Distillation, per truth: {html.escape(closure_text)}.</small></p>" if closure_text else "")
         + f"<h3>On {html.escape(truth)}</h3>"
         + _table_html(results, notes)
@@ -244,9 +255,14 @@ def variants_headline(table: VariantTable) -> str:
     return headline(table.results, _truth(table), len(table.eval_set.queries))
 
 
-def render_variants(table: VariantTable, title: str = "jude: offline retrieval evaluation") -> str:
+def render_variants(
+    table: VariantTable,
+    title: str = "jude: offline retrieval evaluation",
+    intervals: Mapping[str, float] | None = None,
+) -> str:
     """The pipeline's evaluation page for ``table``: the judged table, the labelled one when pooled, and a
-    context list (judgements, evaluation set size, pooling counts, the summary metrics without a ``/``)."""
+    context list (judgements, evaluation set size, pooling counts, the summary metrics without a ``/``).
+    ``intervals``: the flat bootstrap-interval metrics (``jude.evaluation.paired.variant_intervals``)."""
     context: dict[str, object] = {"qrels": "pooled" if table.pooled else "labels", **table.eval_set.summary()}
     if table.pool is not None:
         context.update({k if k.startswith("pool_") else f"pool_{k}": v for k, v in table.pool.counts.items()})
@@ -262,6 +278,7 @@ def render_variants(table: VariantTable, title: str = "jude: offline retrieval e
         absent=table.absent,
         truth_queries=table.truth_queries,
         closure=table.closure_notes(),
+        intervals=intervals,
     )
 
 

@@ -6,8 +6,10 @@ import pytest
 from jude.evaluation.paired import (
     compare_runs,
     distillation_vs_controls,
+    mean_interval,
     paired_bootstrap,
     per_query_scores,
+    variant_intervals,
 )
 from jude.evaluation.retrieval import EvaluationError, ranking_metrics
 
@@ -99,3 +101,35 @@ def test_distilled_wins_only_when_it_beats_both_controls_beyond_noise():
     )
     # no controls (the default chain): nothing to log
     assert distillation_vs_controls({"distilled": GOOD, "finetuned": BAD}, RELEVANT) == {}
+
+
+def test_a_variant_interval_brackets_its_logged_metric_and_widens_with_the_spread_over_queries():
+    out = variant_intervals({"base": BAD, "finetuned": MIXED, "teacher": GOOD}, RELEVANT, prefix="truth/")
+    for variant, run in (("base", BAD), ("finetuned", MIXED), ("teacher", GOOD)):
+        logged = ranking_metrics(run, RELEVANT)["ndcg_at_10"]
+        assert out[f"truth/{variant}/ndcg_at_10_ci_low"] <= logged <= out[f"truth/{variant}/ndcg_at_10_ci_high"]
+
+    # GOOD and BAD place the first relevant job alike on every query; MIXED puts it at the top on half the
+    # queries and at rank 13 on the others: the widest spread over queries, the widest interval
+    def width(v):
+        return out[f"truth/{v}/ndcg_at_10_ci_high"] - out[f"truth/{v}/ndcg_at_10_ci_low"]
+
+    assert width("finetuned") > 2 * max(width("teacher"), width("base"))
+    # the fine-tuned lead over base is paired: the delta of the means, its interval above zero here
+    delta = ranking_metrics(MIXED, RELEVANT)["ndcg_at_10"] - ranking_metrics(BAD, RELEVANT)["ndcg_at_10"]
+    assert out["truth/finetuned_vs_base_ndcg_delta"] == pytest.approx(delta, abs=1e-9)
+    lead = "truth/finetuned_vs_base_ndcg_delta"
+    assert 0 < out[f"{lead}_ci_low"] < delta < out[f"{lead}_ci_high"]
+
+
+def test_without_a_base_run_there_is_no_lead_over_base():
+    out = variant_intervals({"finetuned": MIXED}, RELEVANT)
+    assert set(out) == {"finetuned/ndcg_at_10_ci_low", "finetuned/ndcg_at_10_ci_high"}
+
+
+def test_a_mean_interval_is_seeded_and_refuses_nothing_to_resample():
+    scores = per_query_scores(MIXED, RELEVANT)
+    assert mean_interval(scores, seed=3) == mean_interval(scores, seed=3)
+    assert mean_interval(scores, seed=3) != mean_interval(scores, seed=4)
+    with pytest.raises(EvaluationError, match="no queries"):
+        mean_interval({})

@@ -61,3 +61,19 @@ def test_mlflow_records_and_figure_hold_every_variant_on_each_truth():
     fig = comparison_figure(table)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["nDCG@10", "recall@10", "recall@100", "MRR@10"]
     assert len(fig.axes[0].patches) == 2 * len(METRICS)  # one bar per variant and metric
+
+
+def test_the_truths_table_shows_each_interval_it_is_given_and_only_those():
+    truths = {"truth": {"base": {"ndcg_at_10": 0.25}, "finetuned": {"ndcg_at_10": 0.35}}}
+    intervals = {
+        "finetuned/ndcg_at_10_ci_low": 0.21,  # the judge's truth has no prefix
+        "finetuned/ndcg_at_10_ci_high": 0.39,
+        "truth/finetuned/ndcg_at_10_ci_low": 0.301,
+        "truth/finetuned/ndcg_at_10_ci_high": 0.402,
+        "truth/base/ndcg_at_10_ci_low": 0.2,  # one end only: not shown
+    }
+    page = render_html(RESULTS, labelled=RESULTS, truths=truths, intervals=intervals)
+    assert "0.3000 [0.210, 0.390]" in page and "0.3500 [0.301, 0.402]" in page
+    assert "0.2500 [" not in page and "0.2000 [" not in page
+    assert "95 % bootstrap interval over the test members" in page
+    assert "bootstrap interval" not in render_html(RESULTS, labelled=RESULTS, truths=truths)

@@ -214,7 +214,12 @@ def test_full_table_pipeline_trains_and_evaluates_every_variant(tmp_path):
     for variant in ("base", "finetuned", "bce", "vp", "distilled", "teacher", "control_anchor", "control_steps"):
         assert 0.0 <= metrics[f"{variant}/ndcg_at_10"] <= 1.0, variant
         assert 0.0 <= metrics[f"unseen/{variant}/ndcg_at_10"] <= 1.0, variant  # the unseen world too
+        for prefix in ("", "truth/", "applies/", "unseen/"):  # each figure with its interval over queries
+            key = f"{prefix}{variant}/ndcg_at_10"
+            assert metrics[f"{key}_ci_low"] <= metrics[key] <= metrics[f"{key}_ci_high"], key
     for prefix in ("", "truth/", "applies/", "unseen/"):  # a closure only where the teacher leads, else deltas
+        lead = f"{prefix}finetuned_vs_base_ndcg_delta"
+        assert metrics[f"{lead}_ci_low"] <= metrics[lead] <= metrics[f"{lead}_ci_high"], prefix
         assert f"{prefix}distill_gap_closure" in metrics or f"{prefix}teacher_vs_finetuned_delta" in metrics
     # the distilled row against each control: the paired difference and its bootstrap interval
     for control in ("control_anchor", "control_steps"):
