@@ -1,0 +1,212 @@
+"""The headline table over seeds: ``configs/train.yaml``'s whole chain for every data seed x training seed.
+
+    .venv/bin/python bench/seed_table.py                      # 3 data seeds x 3 training seeds (~9 x 21 min, 2 cores)
+    .venv/bin/python bench/seed_table.py --cells 1:0 2:0      # only these cells (data:train); the rest are kept
+    .venv/bin/python bench/seed_table.py --report             # the table from the cells measured so far
+
+Each cell is one ``python run.py --pipeline train`` run of the config (labels, fine-tuning, teacher,
+distillation, evaluation, selection on the validation members, registration), with
+
+- the **data seed** in ``data.synthetic.seed``, ``labels.seed`` and ``labels.judge_errors.seed``: the
+  marketplace, hence the test and validation members, the judged pairs and the judge's mistakes;
+- the **training seed** in ``train.seed``, ``teacher.seed`` and ``distill.seed``: LoRA initialisation, batch
+  order, negatives, the teacher's and the student's.
+
+The cells share one ZenML and MLflow home (``--home``), so the training seeds of a data seed reuse its cached
+marketplace and labels. A finished cell's figures (nDCG@10 of every variant on every truth with the
+pipeline's 95 % bootstrap interval over queries, the fine-tuned lead over base with its paired interval, the
+registered candidate and why, the wall time, the load average before it) are written to
+``<out>/d<data>_t<train>.json``; a rerun skips finished cells, so the table can be filled over several
+sittings. The report gives every cell's figure with its interval, then the mean and standard deviation over
+the cells: the interval is the spread from the test members, the standard deviation the spread from the seeds.
+Nothing in it is chosen on test members: the registered candidate is the pipeline's validation winner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("base", "finetuned", "teacher", "distilled")
+TRUTHS = {  # metric prefix -> what the truth is
+    "": "judge (pooled grades of the rubric judge with its errors)",
+    "truth/": "truth (the generator's latent fit, every job)",
+    "applies/": "applies (test-period applies only)",
+    "unseen/": "unseen world (role families, titles, cities never trained on)",
+}
+KEEP = ("/ndcg_at_10", "/ndcg_at_10_ci_low", "/ndcg_at_10_ci_high", "finetuned_vs_base_ndcg_delta")
+
+
+def cell_name(data_seed: int, train_seed: int) -> str:
+    return f"d{data_seed}_t{train_seed}"
+
+
+def cell_parameters(base: dict, data_seed: int, train_seed: int) -> dict:
+    """The config file ``base`` (a train YAML's whole mapping) with the cell's seeds set; ``base`` unchanged."""
+    doc = json.loads(json.dumps(base))  # a deep copy of plain YAML data
+    p = doc.setdefault("parameters", {})
+    data = p.setdefault("data", {})
+    data.setdefault("synthetic", {})["seed"] = data_seed
+    labels = p.setdefault("labels", {})
+    labels["seed"] = data_seed
+    labels.setdefault("judge_errors", {})["seed"] = data_seed
+    for section in ("train", "teacher", "distill"):
+        p.setdefault(section, {})["seed"] = train_seed
+    return doc
+
+
+def kept_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """What the table needs from a run's MLflow metrics: every nDCG@10, its interval ends, the lead over base,
+    the validation selection's scores."""
+    return {k: v for k, v in sorted(metrics.items()) if k.endswith(KEEP) or k.startswith("select/")}
+
+
+def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Path) -> dict:
+    """One pipeline run of the cell; its figures, also written to ``out``."""
+    import mlflow
+
+    cfg_path = home / "configs" / f"{cell_name(data_seed, train_seed)}.yaml"
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(yaml.safe_dump(cell_parameters(yaml.safe_load(config.read_text()), data_seed, train_seed)))
+    env = {
+        **os.environ,
+        "JUDE_HOME": str(home),
+        "ZENML_CONFIG_PATH": str(home / "zenml"),
+        "ZENML_LOCAL_STORES_PATH": str(home / "zenml" / "local_stores"),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    load = os.getloadavg()[0]
+    t0 = time.time()
+    log = home / "logs" / f"{cell_name(data_seed, train_seed)}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"cell data {data_seed} train {train_seed}: run.py (log {log}), load average {load:.2f}", flush=True)
+    with log.open("w") as fh:
+        res = subprocess.run(
+            [sys.executable, "run.py", "--pipeline", "train", "--config", str(cfg_path)],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    seconds = time.time() - t0
+    if res.returncode != 0:
+        raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: run.py exited {res.returncode}; see {log}")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / '.jude' / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, order_by=["attribute.start_time DESC"], max_results=50)
+    run = next((r for r in runs if "truth/finetuned/ndcg_at_10" in r.data.metrics), None)
+    if run is None:
+        raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: no MLflow run with evaluation metrics in {home}")
+    figures = {
+        "data_seed": data_seed,
+        "train_seed": train_seed,
+        "config": str(config),
+        "mlflow_run_id": run.info.run_id,
+        "seconds": round(seconds, 1),
+        "load_average_before": round(load, 2),
+        "tags": {k: v for k, v in run.data.tags.items() if k.startswith(("select", "distillation"))},
+        "metrics": kept_metrics(run.data.metrics),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{cell_name(data_seed, train_seed)}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"cell data {data_seed} train {train_seed}: {seconds / 60:.1f} min, run {run.info.run_id}", flush=True)
+    return figures
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f} (1 cell)"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def report(cells: list[dict]) -> str:
+    """The markdown table: per truth and variant, every cell's nDCG@10 [95 % interval], mean ± std over cells."""
+    if not cells:
+        return "no cells measured yet\n"
+    cells = sorted(cells, key=lambda c: (c["data_seed"], c["train_seed"]))
+    names = [f"d{c['data_seed']} t{c['train_seed']}" for c in cells]
+    lines = [
+        f"{len(cells)} cell(s) (d = data seed, t = training seed); nDCG@10 [95 % bootstrap interval over the test "
+        "members]; last column: mean ± standard deviation over the cells",
+        "",
+    ]
+    for prefix, what in TRUTHS.items():
+        lines += [f"**{what}**", "", "| variant | " + " | ".join(names) + " | mean ± std |"]
+        lines.append("| --- " * (len(names) + 2) + "|")
+        for variant in VARIANTS:
+            key = f"{prefix}{variant}/ndcg_at_10"
+            row, values = [], []
+            for c in cells:
+                m = c["metrics"]
+                if key not in m:
+                    row.append("–")
+                    continue
+                values.append(m[key])
+                row.append(f"{m[key]:.4f} [{m[key + '_ci_low']:.3f}, {m[key + '_ci_high']:.3f}]")
+            lines.append(f"| {variant} | " + " | ".join(row) + f" | {_mean_std(values) if values else '–'} |")
+        ratio, ratios, lead = [], [], []
+        for c in cells:
+            m = c["metrics"]
+            b, f = m.get(f"{prefix}base/ndcg_at_10"), m.get(f"{prefix}finetuned/ndcg_at_10")
+            ratios += [f / b] if b and f is not None else []
+            ratio.append(f"{f / b:.2f}x" if b and f is not None else "–")
+            d = f"{prefix}finetuned_vs_base_ndcg_delta"
+            lead.append(f"{m[d]:+.4f} [{m[d + '_ci_low']:+.3f}, {m[d + '_ci_high']:+.3f}]" if d in m else "–")
+        spread = f"{statistics.mean(ratios):.2f}x ± {statistics.stdev(ratios):.2f}" if len(ratios) > 1 else "–"
+        lines.append("| fine-tuned / base | " + " | ".join(ratio) + f" | {spread} |")
+        lines.append("| fine-tuned − base (paired) | " + " | ".join(lead) + " | |")
+        lines.append("")
+    lines.append("registered (the validation winner) and the time of each cell:")
+    lines.append("")
+    for name, c in zip(names, cells, strict=True):
+        tags = c["tags"]
+        lines.append(
+            f"- {name}: {tags.get('selected_candidate', '?')} ({tags.get('selection_reason', 'no reason logged')}); "
+            f"teacher ahead on validation: {tags.get('distillation_meaningful', '?')}; "
+            f"{c['seconds'] / 60:.1f} min at load {c['load_average_before']:.2f}; "
+            f"MLflow run {c['mlflow_run_id']}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "train.yaml")
+    ap.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--cells", nargs="+", help="data:train pairs to run (default: every pair of the seeds)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "seed_table", help="the cells' JSON")
+    ap.add_argument("--home", type=Path, default=ROOT / ".jude" / "bench" / "seed_table", help="ZenML/MLflow home")
+    ap.add_argument("--report", action="store_true", help="only print the table of the cells in --out")
+    args = ap.parse_args()
+    if args.cells:
+        try:
+            todo = [tuple(int(x) for x in c.split(":")) for c in args.cells]
+        except ValueError:
+            raise SystemExit(f"--cells: expected data:train pairs of integers such as 1:0, got {args.cells}") from None
+    else:
+        todo = [(d, t) for d in args.data_seeds for t in args.train_seeds]
+    if not args.report:
+        for d, t in todo:
+            if (args.out / f"{cell_name(d, t)}.json").exists():
+                print(f"cell data {d} train {t}: measured already ({args.out})", flush=True)
+                continue
+            run_cell(args.config.resolve(), d, t, args.home.resolve(), args.out)
+    cells = [json.loads(p.read_text()) for p in sorted(args.out.glob("d*_t*.json"))] if args.out.exists() else []
+    print(report(cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""bench/seed_table.py: the cells' configs carry their seeds, and the report's spread is over the cells."""
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jude.config import TrainPipelineConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("seed_table", ROOT / "bench" / "seed_table.py")
+seed_table = importlib.util.module_from_spec(_spec)
+sys.modules["seed_table"] = seed_table
+_spec.loader.exec_module(seed_table)
+
+
+def test_a_cell_config_is_the_train_config_with_its_seeds_and_validates():
+    base = yaml.safe_load((ROOT / "configs" / "train.yaml").read_text())
+    before = copy.deepcopy(base)
+    doc = seed_table.cell_parameters(base, data_seed=2, train_seed=1)
+    assert base == before  # the config read is not changed
+    cfg = TrainPipelineConfig.model_validate(doc["parameters"])
+    assert (cfg.data.synthetic.seed, cfg.labels.seed, cfg.labels.judge_errors.seed) == (2, 2, 2)
+    assert (cfg.train.seed, cfg.teacher.seed, cfg.distill.seed) == (1, 1, 1)
+    # everything else is the config's own
+    assert cfg.train.max_steps == base["parameters"]["train"]["max_steps"]
+    assert cfg.distill.max_steps == base["parameters"]["distill"]["max_steps"]
+    assert doc["enable_cache"] == base["enable_cache"]
+
+
+def _cell(d, t, ft, base=0.3):
+    m = {}
+    for prefix in seed_table.TRUTHS:
+        for variant, v in (("base", base), ("finetuned", ft)):
+            m |= {f"{prefix}{variant}/ndcg_at_10": v, f"{prefix}{variant}/ndcg_at_10_ci_low": v - 0.05}
+            m[f"{prefix}{variant}/ndcg_at_10_ci_high"] = v + 0.05
+        lead = f"{prefix}finetuned_vs_base_ndcg_delta"
+        m |= {lead: ft - base, f"{lead}_ci_low": ft - base - 0.02, f"{lead}_ci_high": ft - base + 0.02}
+    tags = {"selected_candidate": "finetuned", "selection_reason": "higher validation nDCG@10"}
+    return {"data_seed": d, "train_seed": t, "metrics": m, "tags": tags, "seconds": 1260.0,
+            "load_average_before": 0.3, "mlflow_run_id": f"run{d}{t}"}  # fmt: skip
+
+
+def test_the_report_gives_each_cell_with_its_interval_and_the_spread_over_cells():
+    text = seed_table.report([_cell(1, 0, 0.42), _cell(0, 0, 0.40)])
+    assert "2 cell(s)" in text
+    assert text.index("d0 t0") < text.index("d1 t0")  # cells in seed order
+    assert "0.4000 [0.350, 0.450]" in text and "0.4200 [0.370, 0.470]" in text
+    assert "0.4100 ± 0.0141" in text  # mean and sample standard deviation of 0.40 and 0.42
+    assert "1.37x ± 0.05" in text  # the ratio's spread over the cells
+    assert "+0.1000 [+0.080, +0.120]" in text
+    assert "finetuned (higher validation nDCG@10)" in text
+    assert "| distilled | – | – | – |" in text  # a variant a cell lacks is shown as missing, not as zero
+
+
+def test_kept_metrics_are_the_table_s_and_the_selection_s():
+    kept = seed_table.kept_metrics(
+        {
+            "truth/finetuned/ndcg_at_10": 0.4,
+            "truth/finetuned/recall_at_100": 1.0,
+            "select/finetuned/val_ndcg_at_10": 0.5,
+        }
+    )
+    assert kept == {"select/finetuned/val_ndcg_at_10": 0.5, "truth/finetuned/ndcg_at_10": 0.4}
+
+
+def test_no_cells_is_said_plainly():
+    assert seed_table.report([]) == "no cells measured yet\n"
+
+
+def test_bad_cells_argument_names_the_value(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["seed_table.py", "--cells", "1-0", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="1-0"):
+        seed_table.main()
