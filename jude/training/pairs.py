@@ -90,11 +90,14 @@ def split_and_pair(
     rel_train = relevance[~relevance["member_id"].isin(held_out)]
     parts = [rel_train[PAIR_COLUMNS]]
     if use_engagement and len(engagement):
-        # an engagement label may be trained on only if its decisive action came before t_val
+        # an engagement label may be trained on only if its decisive action came before t_val, and never one of a
+        # held-out member: the validation members choose the teacher and the registered model, so they are held
+        # out like the test members (their pre-t_val engagement once reached fine-tuning, the teacher and the
+        # distillation's scored candidates, and the validation scores favoured whatever learnt them)
         decisive = interactions[interactions["action"].isin(["apply", "dismiss"])]
         last = decisive.groupby(["member_id", "job_id"])["ts"].max().rename("decided_at").reset_index()
         eng = engagement.merge(last, on=["member_id", "job_id"], how="inner")
-        eng = eng[(eng["decided_at"] < t_val) & ~eng["member_id"].isin(test_members)]
+        eng = eng[(eng["decided_at"] < t_val) & ~eng["member_id"].isin(held_out)]
         parts.append(eng[PAIR_COLUMNS])
     pairs = pd.concat(parts, ignore_index=True)
     # one row per (member, job): relevance wins over engagement when both exist

@@ -22,6 +22,20 @@ def test_test_members_relevance_labels_are_not_trained_on(small_market, small_la
     assert not (set(trained["member_id"]) & set(split.val.queries))
 
 
+def test_no_held_out_member_is_in_any_training_pair(small_market, small_labels):
+    """Validation members choose the teacher and the registered model: like the test members, no training pair
+    of either source (relevance or engagement) may be theirs, so nothing trained on them, distillation's scored
+    candidates included (those are the training pairs' members)."""
+    m = small_market
+    split = split_and_pair(m.jobs, m.members, m.interactions, small_labels, 0.15, 0.2, max_queries=50)
+    held_out = set(split.val.queries) | set(split.test.queries)
+    assert split.val.queries and split.test.queries
+    # the small market's validation members do have engagement before t_val: the rule has something to exclude
+    applies = m.interactions[(m.interactions["action"] == "apply") & (m.interactions["ts"] < split.t_val)]
+    assert set(applies["member_id"]) & set(split.val.queries)
+    assert not set(split.pairs["member_id"]) & held_out
+
+
 def test_engagement_pairs_decided_after_t_val_are_excluded(small_market, small_labels):
     m = small_market
     split = split_and_pair(m.jobs, m.members, m.interactions, small_labels, 0.15, 0.2, max_queries=50)
