@@ -44,6 +44,7 @@ TRUTHS = {  # metric prefix -> what the truth is
     "unseen/": "unseen world (role families, titles, cities never trained on)",
 }
 KEEP = ("/ndcg_at_10", "/ndcg_at_10_ci_low", "/ndcg_at_10_ci_high", "finetuned_vs_base_ndcg_delta")
+KEEP += tuple(f"finetuned_vs_base_ndcg_delta{end}" for end in ("_ci_low", "_ci_high"))
 
 
 def cell_name(data_seed: int, train_seed: int) -> str:
@@ -72,8 +73,6 @@ def kept_metrics(metrics: dict[str, float]) -> dict[str, float]:
 
 def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Path) -> dict:
     """One pipeline run of the cell; its figures, also written to ``out``."""
-    import mlflow
-
     cfg_path = home / "configs" / f"{cell_name(data_seed, train_seed)}.yaml"
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(yaml.safe_dump(cell_parameters(yaml.safe_load(config.read_text()), data_seed, train_seed)))
@@ -103,7 +102,7 @@ def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Pat
     seconds = time.time() - t0
     if res.returncode != 0:
         raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: run.py exited {res.returncode}; see {log}")
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / '.jude' / 'mlflow.db'}")
+    client = _client(home)
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiments, order_by=["attribute.start_time DESC"], max_results=50)
     run = next((r for r in runs if "truth/finetuned/ndcg_at_10" in r.data.metrics), None)
@@ -123,6 +122,22 @@ def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Pat
     (out / f"{cell_name(data_seed, train_seed)}.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"cell data {data_seed} train {train_seed}: {seconds / 60:.1f} min, run {run.info.run_id}", flush=True)
     return figures
+
+
+def _client(home: Path):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{home / '.jude' / 'mlflow.db'}")
+
+
+def reread(out: Path, home: Path) -> None:
+    """Read every finished cell's metrics again from its MLflow run (after ``KEEP`` grew)."""
+    client = _client(home)
+    for path in sorted(out.glob("d*_t*.json")):
+        cell = json.loads(path.read_text())
+        cell["metrics"] = kept_metrics(client.get_run(cell["mlflow_run_id"]).data.metrics)
+        path.write_text(json.dumps(cell, indent=2) + "\n")
+        print(f"{path.name}: {len(cell['metrics'])} metrics re-read from run {cell['mlflow_run_id']}")
 
 
 def _mean_std(values: list[float]) -> str:
@@ -190,7 +205,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "seed_table", help="the cells' JSON")
     ap.add_argument("--home", type=Path, default=ROOT / ".jude" / "bench" / "seed_table", help="ZenML/MLflow home")
     ap.add_argument("--report", action="store_true", help="only print the table of the cells in --out")
+    ap.add_argument("--reread", action="store_true", help="re-read the cells' metrics from their MLflow runs")
     args = ap.parse_args()
+    if args.reread:
+        reread(args.out, args.home.resolve())
+        args.report = True
     if args.cells:
         try:
             todo = [tuple(int(x) for x in c.split(":")) for c in args.cells]

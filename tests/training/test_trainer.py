@@ -8,6 +8,7 @@ import pytest
 
 from jude.config import LoRAConfig, ModelConfig, TrainConfig
 from jude.modeling.embedder import Embedder
+from jude.modeling.model_dir import packaged_minilm_path
 from jude.training.trainer import TrainingDataError, TrainResult, pick_negatives, train_embedder
 
 
@@ -16,18 +17,20 @@ def _cfgs(base, **train):
     return model, LoRAConfig(r=4, alpha=8), TrainConfig(batch_size=8, learning_rate=5e-3, **train)
 
 
-def test_training_lowers_the_loss_and_round_trips(tmp_path, tiny_bert_dir, small_market, split):
-    model, lora, train = _cfgs(tiny_bert_dir, max_steps=12, warmup_ratio=0.0, member_views=["profile"])
+def test_training_lowers_the_loss_and_round_trips(tmp_path, small_market, split):
+    """On the packaged MiniLM: the 2-layer random BERT the other tests use does not learn in 12 steps (its
+    InfoNCE stays at about ln 8 whatever the rate; measured), so a loss check there passes or fails by chance."""
+    model, lora, train = _cfgs(packaged_minilm_path(), max_steps=12, warmup_ratio=0.0, member_views=["profile"])
     res = train_embedder(
         split.pairs, small_market.jobs, small_market.members, model, lora, train, tmp_path / "m", show_progress=False
     )
     losses = [h["train/loss"] for h in res.history if "train/loss" in h]
     assert len(losses) == 12
-    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    assert np.mean(losses[-4:]) < 0.9 * np.mean(losses[:4])  # measured: 1.54 -> 1.02 (seed 0)
     reloaded = Embedder.load(tmp_path / "m")
     assert reloaded.meta.extra["lora"]["r"] == 4 and (tmp_path / "m" / "adapter").is_dir()
     texts = reloaded.render("job", small_market.jobs.head(3))
-    assert reloaded.encode(texts).shape == (3, 32)
+    assert reloaded.encode(texts).shape == (3, 384)
 
 
 def test_same_seed_same_model(tmp_path, tiny_bert_dir, small_market, split):
