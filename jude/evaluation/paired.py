@@ -90,10 +90,6 @@ def paired_bootstrap(
         )
     if not a:
         raise EvaluationError("paired bootstrap: no queries")
-    if resamples <= 0:
-        raise ValueError(f"resamples must be > 0, got {resamples}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     queries = sorted(a)
     diff = np.array([a[q] - b[q] for q in queries], dtype=np.float64)  # (Q,)
     low, high = _percentile_interval(diff, resamples, seed, confidence)
@@ -114,10 +110,6 @@ def mean_interval(
     queries (the spread one would see with another draw of test members of the same kind)."""
     if not scores:
         raise EvaluationError("bootstrap interval: no queries")
-    if resamples <= 0:
-        raise ValueError(f"resamples must be > 0, got {resamples}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     values = np.array([scores[q] for q in sorted(scores)], dtype=np.float64)  # (Q,)
     low, high = _percentile_interval(values, resamples, seed, confidence)
     return float(values.mean()), low, high
@@ -125,6 +117,10 @@ def mean_interval(
 
 def _percentile_interval(values: np.ndarray, resamples: int, seed: int, confidence: float) -> tuple[float, float]:
     """The ``confidence`` percentile interval of the mean of ``values`` (Q,) over ``resamples`` seeded resamples."""
+    if resamples <= 0:
+        raise ValueError(f"resamples must be > 0, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(values), size=(resamples, len(values)))  # (R, Q) resampled queries
     means = values[idx].mean(axis=1)  # (R,)
