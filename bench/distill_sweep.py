@@ -1,15 +1,17 @@
 """Choose the teacher's and the distillation's hyper-parameters on the VALIDATION members, and time every stage.
 
-    .venv/bin/python bench/distill_sweep.py --config configs/train.yaml --n-jobs 300 --n-members 200 \\
-        --finetune-steps 20 --teacher-steps 20 --teacher-lrs 5e-5 1e-4 --distill-steps 16 --distill-lrs 2e-4 5e-4 1e-3
+    .venv/bin/python bench/distill_sweep.py --config configs/train.yaml \\
+        --teacher-lrs 5e-5 1e-4 2e-4 --distill-lrs 3e-4 1e-3 3e-3 --out bench/results/distill_sweep
 
 What the default chain runs (``configs/train.yaml``: fine-tune -> teacher on the fine-tuned hard negatives ->
-offline scoring -> distillation), at the sizes given, with a small grid: one teacher per ``--teacher-lrs``
-(the best by the validation check, teacher reranking the fine-tuned top ``ablation.rerank_k``), then one
-distillation per ``--distill-lrs`` from that teacher. Every model is scored on the validation members only
-(``split.val``, judge nDCG@10, pooled over every row), never on the test members, so what it picks can be put
-in a config without tuning on the test set. It also prints the measured seconds per step of each stage, the
-basis of the time budget of ``make train``. Writes ``results.json`` under ``--out``.
+offline scoring -> distillation), at the config's sizes (or those given), with a small grid: one teacher per
+``--teacher-lrs`` (each reranking the fine-tuned top ``ablation.rerank_k``, and the top ``--rerank-ks``), then
+one distillation per ``--distill-lrs`` from the chosen teacher. The choice follows a rule fixed before any
+run: the config's rate stays unless another rate beats it on the validation members with the paired 95 %
+bootstrap interval of the nDCG@10 difference above zero (then the best of those). Every model is scored on
+the validation members only (``split.val``, judge nDCG@10, pooled over every row), never on the test members,
+so what it picks can be put in a config without tuning on the test set. It also prints the measured seconds
+per step of each stage, the basis of the time budget of ``make train``. Writes ``results.json`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from quality_common import prepare, start  # noqa: E402
 
+from jude.evaluation.paired import compare_runs, mean_interval, per_query_scores  # noqa: E402
 from jude.evaluation.retrieval import retrieve  # noqa: E402
 from jude.evaluation.variants import evaluate_variants  # noqa: E402
 from jude.labels.judges import make_judge  # noqa: E402
@@ -43,6 +46,7 @@ def _arguments(ap) -> None:
     ap.add_argument("--teacher-lrs", type=float, nargs="+", help="teacher learning rates to try")
     ap.add_argument("--distill-steps", type=int, help="distillation steps (default: the config's)")
     ap.add_argument("--distill-lrs", type=float, nargs="+", help="distillation learning rates to try")
+    ap.add_argument("--rerank-ks", type=int, nargs="*", default=[20], help="teacher rerank depths beside the config's")
 
 
 def main() -> None:
@@ -78,8 +82,11 @@ def main() -> None:
     t = time.time()
     mined = finetuned_top_k(finetuned, split.pairs, m.jobs, m.members, cfg.teacher.hard_negatives_k)
     times["mine_s"] = time.time() - t
-    teachers = {}
-    for lr in args.teacher_lrs or [cfg.teacher.learning_rate]:
+    ft_run = retrieve(finetuned, val, k=100)
+    runs = {"finetuned": ft_run}
+    teacher_lrs = args.teacher_lrs or [cfg.teacher.learning_rate]
+    teachers, checks = {}, {}
+    for lr in teacher_lrs:
         tcfg = cfg.teacher.model_copy(update={"learning_rate": lr, "max_steps": args.teacher_steps or None})
         t = time.time()
         tres = train_cross_encoder(
@@ -87,27 +94,37 @@ def main() -> None:
             template_style=cfg.model.template_style, show_progress=False, mined=mined,
         )  # fmt: skip
         times["teacher_s_per_step"] = (time.time() - t) / tres.stats["steps"]
+        teachers[lr] = CrossEncoderTeacher.load(tres.model_dir)
         t = time.time()
-        check = check_teacher(
-            finetuned, CrossEncoderTeacher.load(tres.model_dir), val, judge, cfg.eval, cfg.labels.relevant_grade, rk
-        )
+        checks[lr] = check_teacher(finetuned, teachers[lr], val, judge, cfg.eval, cfg.labels.relevant_grade, rk)
         times["teacher_check_s"] = time.time() - t
-        teachers[lr] = (tres, check)
+        for k in sorted({rk, *args.rerank_ks}):
+            runs[f"teacher_lr{lr:g}_top{k}"] = rerank(teachers[lr], ft_run, val, k=k, show_progress=False)
         origins = {k: v for k, v in tres.stats.items() if "negatives" in k}
         lap(f"teacher lr {lr:g} ({tres.stats['steps']} steps, {times['teacher_s_per_step']:.2f} s/step): "
-            f"{check.summary()}; negatives {json.dumps(origins)}")  # fmt: skip
-    best_lr = max(teachers, key=lambda lr: teachers[lr][1].teacher_ndcg)
-    teacher = CrossEncoderTeacher.load(teachers[best_lr][0].model_dir)
-    lap(f"teacher chosen on validation: lr {best_lr:g}")
+            f"{checks[lr].summary()}; negatives {json.dumps(origins)}")  # fmt: skip
+
+    def pooled_table():
+        return evaluate_variants(runs, val, judge, cfg.eval.model_copy(update={"qrels": "pooled"}), 2)
+
+    teacher_default = cfg.teacher.learning_rate
+    best_teacher = _choose(
+        pooled_table(),
+        runs,
+        {lr: f"teacher_lr{lr:g}_top{rk}" for lr in teacher_lrs},
+        teacher_default,
+        "teacher lr",
+        lap,
+    )
+    teacher = teachers[best_teacher]
 
     t = time.time()
     scores = teacher_candidate_scores(finetuned, teacher, split.pairs, m.jobs, m.members, cfg.distill.candidates_k)
     times["teacher_scoring_pairs_per_s"] = len(scores) / (time.time() - t)
     lap(f"teacher scored {len(scores)} pairs: {times['teacher_scoring_pairs_per_s']:.1f} pairs/s")
 
-    ft_run = retrieve(finetuned, val, k=100)
-    runs = {"finetuned": ft_run, "teacher": rerank(teacher, ft_run, val, k=rk, show_progress=False)}
-    for lr in args.distill_lrs or [cfg.distill.learning_rate]:
+    distill_lrs = args.distill_lrs or [cfg.distill.learning_rate]
+    for lr in distill_lrs:
         dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": args.distill_steps or None})
         t = time.time()
         dres = distill_embedder(
@@ -118,17 +135,30 @@ def main() -> None:
         runs[f"distilled_lr{lr:g}"] = retrieve(Embedder.load(dres.model_dir), val, k=100)
         lap(f"distilled lr {lr:g}: {dres.stats['steps']} steps, {times['distill_s_per_step']:.2f} s/step")
 
-    table = evaluate_variants(runs, val, judge, cfg.eval.model_copy(update={"qrels": "pooled"}), 2)
-    print(f"\nvalidation members: {len(val.queries)} (judge nDCG@10, pooled over every row)")
+    table = pooled_table()
+    best_distill = _choose(
+        table, runs, {lr: f"distilled_lr{lr:g}" for lr in distill_lrs}, cfg.distill.learning_rate, "distill lr", lap
+    )
+    relevant = table.judged.relevant
+    intervals = {}
+    print(f"\nvalidation members: {len(val.queries)} (judge nDCG@10 pooled over every row, its 95 % interval over")
+    print("members, and the paired difference against the fine-tuned model)")
     for name, metrics in table.results.items():
-        print(f"{name:24s} {metrics['ndcg_at_10']:.4f}")
+        _, low, high = mean_interval(per_query_scores(runs[name], relevant))
+        d = compare_runs(runs[name], runs["finetuned"], relevant)
+        intervals[name] = {"ci_low": low, "ci_high": high, "vs_finetuned": vars(d)}
+        print(f"{name:24s} {metrics['ndcg_at_10']:.4f} [{low:.4f}, {high:.4f}]  "
+              f"vs fine-tuned {d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]")  # fmt: skip
     print("seconds:", json.dumps({k: round(v, 2) for k, v in times.items()}))
     (out / "results.json").write_text(
         json.dumps(
             {
                 "val_queries": len(val.queries),
                 "val_ndcg_at_10": {k: v["ndcg_at_10"] for k, v in table.results.items()},
-                "teacher_checks": {str(lr): vars(c) for lr, (_, c) in teachers.items()},
+                "intervals": intervals,
+                "teacher_checks": {str(lr): vars(c) for lr, c in checks.items()},
+                "chosen": {"teacher_lr": best_teacher, "distill_lr": best_distill},
+                "config": {"teacher_lr": teacher_default, "distill_lr": cfg.distill.learning_rate},
                 "times": times,
                 "split": split.stats,
             },
@@ -136,6 +166,30 @@ def main() -> None:
             default=str,
         )
     )
+
+
+def _choose(table, runs, names: dict[float, str], default: float, what: str, lap) -> float:
+    """The rule, fixed before any run: keep the config's rate ``default`` unless another rate beats it on the
+    validation members with the paired 95 % interval of the nDCG@10 difference above zero; among those, the
+    best by nDCG@10. Without ``default`` among the rates tried, the best by nDCG@10."""
+    ndcg = {lr: table.results[name]["ndcg_at_10"] for lr, name in names.items()}
+    if default not in names:
+        choice = max(ndcg, key=ndcg.get)
+        lap(f"{what}: {choice:g} (best on validation; the config's {default:g} was not tried)")
+        return choice
+    relevant = table.judged.relevant
+    winners = {}
+    for lr, name in names.items():
+        if lr == default:
+            continue
+        d = compare_runs(runs[name], runs[names[default]], relevant)
+        lap(f"{what} {lr:g} vs {default:g} (validation nDCG@10): {d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]")
+        if d.above_zero:
+            winners[lr] = ndcg[lr]
+    choice = max(winners, key=winners.get) if winners else default
+    why = "beats the config's rate on validation" if winners else "the config's rate kept: no rate beats it"
+    lap(f"{what}: {choice:g} ({why})")
+    return choice
 
 
 if __name__ == "__main__":

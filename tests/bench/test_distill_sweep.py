@@ -1,0 +1,62 @@
+"""bench/distill_sweep.py: the rate rule keeps the config's rate unless another beats it with the paired
+interval above zero on the validation members."""
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+_spec = importlib.util.spec_from_file_location("distill_sweep", ROOT / "bench" / "distill_sweep.py")
+distill_sweep = importlib.util.module_from_spec(_spec)
+sys.modules["distill_sweep"] = distill_sweep
+_spec.loader.exec_module(distill_sweep)
+
+from jude.evaluation.retrieval import ranking_metrics  # noqa: E402
+
+QUERIES = [f"q{i}" for i in range(40)]
+RELEVANT = {q: {f"{q}-hit": 3} for q in QUERIES}
+
+
+def _run(rank_of_hit):
+    """Every query's relevant job at ``rank_of_hit(query index)`` (1-based) among 10 jobs."""
+    run = {}
+    for i, q in enumerate(QUERIES):
+        others = [f"{q}-other{k}" for k in range(9)]
+        others.insert(rank_of_hit(i) - 1, f"{q}-hit")
+        run[q] = {doc: 10.0 - r for r, doc in enumerate(others)}
+    return run
+
+
+def _choose(runs, default):
+    table = SimpleNamespace(
+        results={name: ranking_metrics(run, RELEVANT) for name, run in runs.items()},
+        judged=SimpleNamespace(relevant=RELEVANT),
+    )
+    names = {float(name.removeprefix("lr")): name for name in runs}
+    said = []
+    return distill_sweep._choose(table, runs, names, default, "distill lr", said.append), said
+
+
+def test_a_rate_that_beats_the_config_rate_on_every_member_is_chosen():
+    runs = {"lr0.001": _run(lambda i: 5), "lr0.0003": _run(lambda i: 1), "lr0.003": _run(lambda i: 8)}
+    choice, said = _choose(runs, default=0.001)
+    assert choice == 0.0003
+    assert said[-1] == "distill lr: 0.0003 (beats the config's rate on validation)"
+
+
+def test_a_lead_inside_the_noise_keeps_the_config_rate():
+    # better on 2 of 40 members only: higher nDCG@10, but the paired interval reaches zero
+    runs = {"lr0.001": _run(lambda i: 5), "lr0.0003": _run(lambda i: 1 if i < 2 else 5)}
+    table_ndcg = {n: ranking_metrics(r, RELEVANT)["ndcg_at_10"] for n, r in runs.items()}
+    assert table_ndcg["lr0.0003"] > table_ndcg["lr0.001"]
+    choice, said = _choose(runs, default=0.001)
+    assert choice == 0.001
+    assert "the config's rate kept" in said[-1]
+
+
+def test_without_the_config_rate_the_best_rate_is_chosen():
+    runs = {"lr0.0003": _run(lambda i: 3), "lr0.003": _run(lambda i: 2)}
+    choice, said = _choose(runs, default=0.001)
+    assert choice == 0.003 and "was not tried" in said[-1]
