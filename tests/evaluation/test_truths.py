@@ -92,7 +92,7 @@ def test_gap_closure_only_where_the_teacher_leads_else_the_raw_deltas():
     assert flat["truth/distill_vs_finetuned_delta"] == ndcg["distilled"] - ndcg["finetuned"]
     notes = table.closure_notes()
     assert notes["judge"].startswith("gap closure 0.") and "undefined" in notes["truth"]
-    assert "undefined: the teacher does not beat the fine-tuned model" in render_variants(table)
+    assert "undefined: the teacher does not lead the fine-tuned model by 0.01" in render_variants(table)
 
 
 def test_the_report_leads_with_the_truths_ratio_and_puts_the_truths_side_by_side():

@@ -7,7 +7,7 @@ import pytest
 from jude.config import EvalConfig
 from jude.evaluation.report import render_variants
 from jude.evaluation.retrieval import METRICS, EvalSet, ranking_metrics
-from jude.evaluation.variants import evaluate_variants, gap_closure
+from jude.evaluation.variants import MIN_TEACHER_LEAD, evaluate_variants, gap_closure
 from tests.evaluation.table_judge import TableJudge
 
 # the label budget judged only 'a' for q1 and 'e' for q2; the judge knows d (q1) and g (q2) are relevant too
@@ -31,6 +31,9 @@ def _set():
     )
 
 
+DISTILL_KEYS = {"distill_gap_closure", "distill_vs_finetuned_delta", "teacher_vs_finetuned_delta"}
+
+
 def _keys(variants, prefix=""):
     return {f"{prefix}{v}/{m}" for v in variants for m in METRICS}
 
@@ -38,8 +41,7 @@ def _keys(variants, prefix=""):
 def test_pooled_flat_metrics_hold_judged_and_labelled_scores_gap_closure_and_ratios():
     table = evaluate_variants(RUNS, _set(), TableJudge(GRADES), POOLED_CFG, relevant_grade=2)
     flat = table.flat_metrics()
-    assert set(flat) == _keys(RUNS) | _keys(RUNS, "labelled/") | {
-        "distill_gap_closure",
+    assert set(flat) == _keys(RUNS) | _keys(RUNS, "labelled/") | DISTILL_KEYS | {
         "finetuned_vs_base_ndcg_ratio",
         "labelled/finetuned_vs_base_ndcg_ratio",
     }
@@ -65,7 +67,7 @@ def test_labelled_judgements_only_log_no_labelled_keys_and_need_no_judge():
     table = evaluate_variants(RUNS, es, None, EvalConfig(qrels="labels"), relevant_grade=2)
     flat = table.flat_metrics()
     assert not table.pooled and table.judged is es
-    assert set(flat) == _keys(RUNS) | {"distill_gap_closure", "finetuned_vs_base_ndcg_ratio"}
+    assert set(flat) == _keys(RUNS) | DISTILL_KEYS | {"finetuned_vs_base_ndcg_ratio"}
     assert flat["base/ndcg_at_10"] == 1.0 and flat["finetuned/mrr_at_10"] == pytest.approx(1 / 3)
 
 
@@ -73,7 +75,7 @@ def test_labelled_judgements_only_log_no_labelled_keys_and_need_no_judge():
 def test_gap_closure_needs_both_the_distilled_model_and_the_teacher(dropped):
     runs = {v: r for v, r in RUNS.items() if v != dropped}
     flat = evaluate_variants(runs, _set(), TableJudge(GRADES), POOLED_CFG, relevant_grade=2).flat_metrics()
-    assert "distill_gap_closure" not in flat
+    assert not DISTILL_KEYS & set(flat)
     assert not any(k.startswith((f"{dropped}/", f"labelled/{dropped}/")) for k in flat)
     assert "finetuned_vs_base_ndcg_ratio" in flat
 
@@ -95,6 +97,24 @@ def test_gap_closure_is_the_share_of_the_teachers_lead_recovered():
     assert gap_closure(finetuned=0.30, distilled=0.35, teacher=0.40) == pytest.approx(0.5)
     assert gap_closure(finetuned=0.30, distilled=0.28, teacher=0.40) < 0
     assert math.isnan(gap_closure(finetuned=0.30, distilled=0.35, teacher=0.29))
+
+
+@pytest.mark.parametrize(("lead", "defined"), [(0.001, False), (MIN_TEACHER_LEAD - 1e-9, False), (0.05, True)])
+def test_gap_closure_needs_a_teacher_lead_above_noise_and_the_deltas_are_always_logged(lead, defined):
+    table = evaluate_variants(RUNS, _set(), TableJudge(GRADES), POOLED_CFG, relevant_grade=2)
+    ft = table.results["finetuned"]["ndcg_at_10"]
+    table.results["teacher"] = {**table.results["teacher"], "ndcg_at_10": ft + lead}
+    table.results["distilled"] = {**table.results["distilled"], "ndcg_at_10": ft - 0.02}
+    flat = table.flat_metrics()
+    assert flat["teacher_vs_finetuned_delta"] == pytest.approx(lead)
+    assert flat["distill_vs_finetuned_delta"] == pytest.approx(-0.02)
+    note = table.closure_notes()["judge"]
+    if defined:
+        assert flat["distill_gap_closure"] == pytest.approx(-0.02 / lead)
+        assert note.startswith("gap closure -0.40") and "teacher - fine-tuned nDCG@10 +0.050" in note
+    else:  # a lead of 0.001 would have made the closure -20
+        assert "distill_gap_closure" not in flat
+        assert note.startswith("gap closure undefined: the teacher does not lead the fine-tuned model by 0.01")
 
 
 def test_report_shows_pool_counts_summary_metrics_and_the_labelled_table():
