@@ -42,9 +42,9 @@ def _arguments(ap) -> None:
     ap.add_argument("--n-members", type=int, help="synthetic members (default: the config's)")
     ap.add_argument("--budget", type=int, help="judged pairs (default: the config's)")
     ap.add_argument("--finetune-steps", type=int, help="fine-tuning steps (default: the config's)")
-    ap.add_argument("--teacher-steps", type=int, help="teacher steps (default: the config's)")
+    ap.add_argument("--teacher-steps", type=int, help="teacher steps (default: the config's; 0: its epochs)")
     ap.add_argument("--teacher-lrs", type=float, nargs="+", help="teacher learning rates to try")
-    ap.add_argument("--distill-steps", type=int, help="distillation steps (default: the config's)")
+    ap.add_argument("--distill-steps", type=int, help="distillation steps (default: the config's; 0: its epochs)")
     ap.add_argument("--distill-lrs", type=float, nargs="+", help="distillation learning rates to try")
     ap.add_argument("--rerank-ks", type=int, nargs="*", default=[20], help="teacher rerank depths beside the config's")
 
@@ -87,7 +87,8 @@ def main() -> None:
     teacher_lrs = args.teacher_lrs or [cfg.teacher.learning_rate]
     teachers, checks = {}, {}
     for lr in teacher_lrs:
-        tcfg = cfg.teacher.model_copy(update={"learning_rate": lr, "max_steps": args.teacher_steps or None})
+        steps = _steps(args.teacher_steps, cfg.teacher)
+        tcfg = cfg.teacher.model_copy(update={"learning_rate": lr, "max_steps": steps})
         t = time.time()
         tres = train_cross_encoder(
             split.pairs, m.jobs, m.members, tcfg, out / f"teacher_lr{lr:g}",
@@ -125,7 +126,8 @@ def main() -> None:
 
     distill_lrs = args.distill_lrs or [cfg.distill.learning_rate]
     for lr in distill_lrs:
-        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": args.distill_steps or None})
+        steps = _steps(args.distill_steps, cfg.distill)
+        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": steps})
         t = time.time()
         dres = distill_embedder(
             ft.model_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
@@ -166,6 +168,14 @@ def main() -> None:
             default=str,
         )
     )
+
+
+def _steps(given: int | None, section) -> int | None:
+    """max_steps for a stage: the config's when not given, None (the section's epochs) for 0, else ``given``.
+    (Until 2026-11-28 a missing flag meant None, so the sweep trained a full epoch, not the config's steps.)"""
+    if given is None:
+        return section.max_steps
+    return given or None
 
 
 def _choose(table, runs, names: dict[float, str], default: float, what: str, lap) -> float:

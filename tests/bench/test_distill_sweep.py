@@ -60,3 +60,10 @@ def test_without_the_config_rate_the_best_rate_is_chosen():
     runs = {"lr0.0003": _run(lambda i: 3), "lr0.003": _run(lambda i: 2)}
     choice, said = _choose(runs, default=0.001)
     assert choice == 0.003 and "was not tried" in said[-1]
+
+
+def test_a_stage_keeps_the_configs_steps_unless_told():
+    section = SimpleNamespace(max_steps=24)
+    assert distill_sweep._steps(None, section) == 24  # not the section's epochs, as it was before
+    assert distill_sweep._steps(0, section) is None
+    assert distill_sweep._steps(7, section) == 7
