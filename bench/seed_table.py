@@ -1,6 +1,6 @@
 """The headline table over seeds: ``configs/train.yaml``'s whole chain for every data seed x training seed.
 
-    .venv/bin/python bench/seed_table.py                      # 3 data seeds x 3 training seeds (~9 x 21 min, 2 cores)
+    .venv/bin/python bench/seed_table.py                      # 3 data seeds x 3 training seeds (~9 x 12 min, 2 cores)
     .venv/bin/python bench/seed_table.py --cells 1:0 2:0      # only these cells (data:train); the rest are kept
     .venv/bin/python bench/seed_table.py --report             # the table from the cells measured so far
 
