@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from quality_common import prepare, start  # noqa: E402
 
-from jude.evaluation.paired import compare_runs, mean_interval, per_query_scores  # noqa: E402
+from jude.evaluation.paired import compare_runs, mean_interval, paired_bootstrap, per_query_scores  # noqa: E402
 from jude.evaluation.retrieval import retrieve  # noqa: E402
 from jude.evaluation.variants import evaluate_variants  # noqa: E402
 from jude.labels.judges import make_judge  # noqa: E402
@@ -86,9 +86,9 @@ def main() -> None:
     runs = {"finetuned": ft_run}
     teacher_lrs = args.teacher_lrs or [cfg.teacher.learning_rate]
     teachers, checks = {}, {}
+    teacher_steps = _steps(args.teacher_steps, cfg.teacher)
     for lr in teacher_lrs:
-        steps = _steps(args.teacher_steps, cfg.teacher)
-        tcfg = cfg.teacher.model_copy(update={"learning_rate": lr, "max_steps": steps})
+        tcfg = cfg.teacher.model_copy(update={"learning_rate": lr, "max_steps": teacher_steps})
         t = time.time()
         tres = train_cross_encoder(
             split.pairs, m.jobs, m.members, tcfg, out / f"teacher_lr{lr:g}",
@@ -125,9 +125,9 @@ def main() -> None:
     lap(f"teacher scored {len(scores)} pairs: {times['teacher_scoring_pairs_per_s']:.1f} pairs/s")
 
     distill_lrs = args.distill_lrs or [cfg.distill.learning_rate]
+    distill_steps = _steps(args.distill_steps, cfg.distill)
     for lr in distill_lrs:
-        steps = _steps(args.distill_steps, cfg.distill)
-        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": steps})
+        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": distill_steps})
         t = time.time()
         dres = distill_embedder(
             ft.model_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
@@ -141,13 +141,13 @@ def main() -> None:
     best_distill = _choose(
         table, runs, {lr: f"distilled_lr{lr:g}" for lr in distill_lrs}, cfg.distill.learning_rate, "distill lr", lap
     )
-    relevant = table.judged.relevant
+    per_query = {name: per_query_scores(run, table.judged.relevant) for name, run in runs.items()}
     intervals = {}
     print(f"\nvalidation members: {len(val.queries)} (judge nDCG@10 pooled over every row, its 95 % interval over")
     print("members, and the paired difference against the fine-tuned model)")
     for name, metrics in table.results.items():
-        _, low, high = mean_interval(per_query_scores(runs[name], relevant))
-        d = compare_runs(runs[name], runs["finetuned"], relevant)
+        _, low, high = mean_interval(per_query[name])
+        d = paired_bootstrap(per_query[name], per_query["finetuned"])
         intervals[name] = {"ci_low": low, "ci_high": high, "vs_finetuned": vars(d)}
         print(f"{name:24s} {metrics['ndcg_at_10']:.4f} [{low:.4f}, {high:.4f}]  "
               f"vs fine-tuned {d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]")  # fmt: skip
