@@ -42,6 +42,7 @@ def _arguments(ap) -> None:
     ap.add_argument("--finetune-seed", type=int, default=1)
     ap.add_argument("--teacher-seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--teacher-bases", nargs="+", default=["minilm"], help="teacher.base_model values to compare")
+    ap.add_argument("--teacher-lrs", type=float, nargs="+", help="teacher.learning_rate values (default: the config's)")
     ap.add_argument("--finetuned", type=Path, help="reuse this fine-tuned model (an earlier run's <out>/finetuned)")
 
 
@@ -73,34 +74,34 @@ def main() -> None:
     mined = finetuned_top_k(finetuned, split.pairs, m.jobs, m.members, cfg.teacher.hard_negatives_k)
     judge = make_judge(cfg.labels)
     results = {}
-    for base in args.teacher_bases:
-        for seed in args.teacher_seeds:
-            name = f"{Path(base).name}/seed{seed}"
-            tcfg = cfg.teacher.model_copy(update={"seed": seed, "base_model": base})
-            t = time.time()
-            tres = train_cross_encoder(
-                split.pairs, m.jobs, m.members, tcfg, out / name,
-                template_style=cfg.model.template_style, show_progress=False, mined=mined,
-            )  # fmt: skip
-            s_per_step = (time.time() - t) / tres.stats["steps"]
-            losses = [h["teacher/loss"] for h in tres.history if "teacher/loss" in h]
-            t = time.time()
-            check = check_teacher(
-                finetuned, CrossEncoderTeacher.load(tres.model_dir), split.val, judge, cfg.eval,
-                cfg.labels.relevant_grade, cfg.ablation.rerank_k,
-            )  # fmt: skip
-            check_s = time.time() - t
-            first, last = statistics.mean(losses[:10]), statistics.mean(losses[-10:])
-            results[name] = {
-                "s_per_step": s_per_step,
-                "check_s": check_s,
-                "loss_first10": first,
-                "loss_last10": last,
-                **check.metrics(),
-                "meaningful": check.meaningful,
-            }
-            lap(f"teacher {name}: {s_per_step:.2f} s/step, check {check_s:.0f} s; loss {first:.4f} -> {last:.4f} "
-                f"(mean of the first/last 10 steps); {check.summary()}")  # fmt: skip
+    lrs = args.teacher_lrs or [cfg.teacher.learning_rate]
+    for base, lr, seed in [(b, r, s) for b in args.teacher_bases for r in lrs for s in args.teacher_seeds]:
+        name = f"{Path(base).name}/lr{lr:g}/seed{seed}"
+        tcfg = cfg.teacher.model_copy(update={"seed": seed, "base_model": base, "learning_rate": lr})
+        t = time.time()
+        tres = train_cross_encoder(
+            split.pairs, m.jobs, m.members, tcfg, out / name,
+            template_style=cfg.model.template_style, show_progress=False, mined=mined,
+        )  # fmt: skip
+        s_per_step = (time.time() - t) / tres.stats["steps"]
+        losses = [h["teacher/loss"] for h in tres.history if "teacher/loss" in h]
+        t = time.time()
+        check = check_teacher(
+            finetuned, CrossEncoderTeacher.load(tres.model_dir), split.val, judge, cfg.eval,
+            cfg.labels.relevant_grade, cfg.ablation.rerank_k,
+        )  # fmt: skip
+        check_s = time.time() - t
+        first, last = statistics.mean(losses[:10]), statistics.mean(losses[-10:])
+        results[name] = {
+            "s_per_step": s_per_step,
+            "check_s": check_s,
+            "loss_first10": first,
+            "loss_last10": last,
+            **check.metrics(),
+            "meaningful": check.meaningful,
+        }
+        lap(f"teacher {name}: {s_per_step:.2f} s/step, check {check_s:.0f} s; loss {first:.4f} -> {last:.4f} "
+            f"(mean of the first/last 10 steps); {check.summary()}")  # fmt: skip
     (out / "results.json").write_text(
         json.dumps({"data_seed": ds, "finetune_seed": args.finetune_seed, "teachers": results}, indent=2) + "\n"
     )
