@@ -19,6 +19,7 @@ never the test members. Prints, per teacher, its seconds per step, first and las
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import sys
@@ -28,8 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+import yaml  # noqa: E402
 from quality_common import prepare, start  # noqa: E402
+from seed_table import cell_parameters  # noqa: E402
 
+from jude.config import TrainPipelineConfig  # noqa: E402
 from jude.labels.judges import make_judge  # noqa: E402
 from jude.modeling.cross_encoder import CrossEncoderTeacher  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
@@ -48,17 +52,11 @@ def _arguments(ap) -> None:
 
 def main() -> None:
     run = start(__doc__, "configs/train.yaml", "/tmp/jude-teacher-seeds", _arguments)
-    args, out, lap, cfg = run.args, run.out, run.lap, run.cfg
+    args, out, lap = run.args, run.out, run.lap
     ds = args.data_seed
-    cfg = cfg.model_copy(
-        update={
-            "data": cfg.data.model_copy(update={"synthetic": cfg.data.synthetic.model_copy(update={"seed": ds})}),
-            "labels": cfg.labels.model_copy(
-                update={"seed": ds, "judge_errors": cfg.labels.judge_errors.model_copy(update={"seed": ds})}
-            ),
-            "train": cfg.train.model_copy(update={"seed": args.finetune_seed}),
-        }
-    )
+    # the seeds go where the seed table puts them (teacher.seed is set again per teacher below)
+    cell = cell_parameters(yaml.safe_load(Path(args.config).read_text()), ds, args.finetune_seed)
+    cfg = TrainPipelineConfig.model_validate(cell["parameters"])
     m, split, _ = prepare(cfg)
     lap(f"data seed {ds}: {split.stats}")
     if args.finetuned:
@@ -75,7 +73,7 @@ def main() -> None:
     judge = make_judge(cfg.labels)
     results = {}
     lrs = args.teacher_lrs or [cfg.teacher.learning_rate]
-    for base, lr, seed in [(b, r, s) for b in args.teacher_bases for r in lrs for s in args.teacher_seeds]:
+    for base, lr, seed in itertools.product(args.teacher_bases, lrs, args.teacher_seeds):
         name = f"{Path(base).name}/lr{lr:g}/seed{seed}"
         tcfg = cfg.teacher.model_copy(update={"seed": seed, "base_model": base, "learning_rate": lr})
         t = time.time()
