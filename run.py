@@ -6,6 +6,10 @@ python run.py --pipeline monitor [--config configs/monitor.yaml]
 python run.py --pipeline bootstrap [--config configs/bootstrap.yaml]
 python run.py --pipeline ranker [--config configs/ranker.yaml]
 
+The train pipeline's last line says what was registered: "registered ... as champion", "as challenger only,
+NO CHAMPION" (with the version's promotion tag and how to promote it by hand), or "NOTHING REGISTERED" (no
+candidate passed the promotion rule against the base model on the validation members, with the figures).
+
 Exit codes: 0 done; 2 bad input (a config, data file or model that jude refuses;
 the error is the last line, the traceback only with --debug); 1 any other
 failure; 130 / 143 stopped by SIGINT / SIGTERM (the ZenML and MLflow runs are
@@ -31,7 +35,7 @@ from jude.env import apply_offline_env  # noqa: E402
 
 apply_offline_env()  # before zenml / transformers are imported
 
-from pipelines import stop  # noqa: E402  (imports neither zenml nor mlflow)
+from zenml_glue import stop  # noqa: E402  (imports neither zenml nor mlflow)
 
 DEFAULT_CONFIGS = {
     "train": ROOT / "configs" / "train.yaml",
@@ -156,7 +160,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         return 2
 
     from jude.registry.mlflow_registry import fail_stale_runs
-    from pipelines.stack import EXPERIMENT, ensure_local_stack
+    from zenml_glue.stack import EXPERIMENT, ensure_local_stack
 
     tracking = ensure_local_stack()
     print(f"jude: pipeline={args.pipeline} config={config} mlflow={tracking}")
@@ -169,8 +173,28 @@ def run_pipeline(args: argparse.Namespace) -> int:
         if args.output:
             extra["output_dir"] = str(args.output.resolve())
     pipeline = get_pipeline(args.pipeline).with_options(config_path=str(config), enable_cache=not args.no_cache)
-    pipeline(**extra)
+    run = pipeline(**extra)
+    if args.pipeline == "train":
+        outcome = training_outcome(run)
+        sys.stdout.flush()
+        print(outcome or "jude: the run left no registration record (see the register_embedder step's log)")
     return 0
+
+
+def training_outcome(run) -> str | None:
+    """The train run's last word: what ``register_embedder`` registered, as champion or challenger, and why; or
+    why nothing was registered (``jude.registry.champion.training_outcome`` wrote it into the step's output)."""
+    if run is None:
+        return None
+    step = run.steps.get("register_embedder")
+    if step is None:
+        return None
+    out = step.outputs.get("registered_version")
+    if isinstance(out, list):
+        out = out[0] if out else None
+    if out is None:
+        return None
+    return out.load().get("outcome")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,12 @@ def _arguments(ap) -> None:
     ap.add_argument("--distill-steps", type=int, help="distillation steps (default: the config's; 0: its epochs)")
     ap.add_argument("--distill-lrs", type=float, nargs="+", help="distillation learning rates to try")
     ap.add_argument("--rerank-ks", type=int, nargs="*", default=[20], help="teacher rerank depths beside the config's")
+    ap.add_argument(
+        "--distill-variants",
+        nargs="+",
+        metavar="LR:W",
+        help="distillations to try as rate:infonce_weight pairs (e.g. 3e-3:0.1 3e-3:1); replaces --distill-lrs",
+    )
 
 
 def main() -> None:
@@ -64,7 +70,7 @@ def main() -> None:
         }
     )
     times: dict[str, float] = {}
-    m, split, _ = prepare(cfg)
+    m, split, base = prepare(cfg)
     val = split.val
     lap(f"data and labels: {split.stats}")
 
@@ -83,7 +89,7 @@ def main() -> None:
     mined = finetuned_top_k(finetuned, split.pairs, m.jobs, m.members, cfg.teacher.hard_negatives_k)
     times["mine_s"] = time.time() - t
     ft_run = retrieve(finetuned, val, k=100)
-    runs = {"finetuned": ft_run}
+    runs = {"base": retrieve(base, val, k=100), "finetuned": ft_run}
     teacher_lrs = args.teacher_lrs or [cfg.teacher.learning_rate]
     teachers, checks = {}, {}
     teacher_steps = _steps(args.teacher_steps, cfg.teacher)
@@ -124,43 +130,69 @@ def main() -> None:
     times["teacher_scoring_pairs_per_s"] = len(scores) / (time.time() - t)
     lap(f"teacher scored {len(scores)} pairs: {times['teacher_scoring_pairs_per_s']:.1f} pairs/s")
 
-    distill_lrs = args.distill_lrs or [cfg.distill.learning_rate]
+    w0 = cfg.distill.infonce_weight
+    variants = _variants(args.distill_variants, args.distill_lrs, cfg.distill.learning_rate, w0)
     distill_steps = _steps(args.distill_steps, cfg.distill)
-    for lr in distill_lrs:
-        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": distill_steps})
+    names = {}
+    for lr, w in variants:
+        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": distill_steps, "infonce_weight": w})
+        name = f"distilled_lr{lr:g}" + (f"_w{w:g}" if args.distill_variants else "")
         t = time.time()
         dres = distill_embedder(
             ft.model_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
-            out / f"distilled_lr{lr:g}", pairs=split.pairs, measure=False, show_progress=False,
+            out / name, pairs=split.pairs, measure=False, show_progress=False,
         )  # fmt: skip
         times["distill_s_per_step"] = (time.time() - t) / dres.stats["steps"]
-        runs[f"distilled_lr{lr:g}"] = retrieve(Embedder.load(dres.model_dir), val, k=100)
-        lap(f"distilled lr {lr:g}: {dres.stats['steps']} steps, {times['distill_s_per_step']:.2f} s/step")
+        runs[name] = retrieve(Embedder.load(dres.model_dir), val, k=100)
+        names[(lr, w)] = name
+        lap(f"{name}: {dres.stats['steps']} steps, {times['distill_s_per_step']:.2f} s/step")
 
     table = pooled_table()
-    best_distill = _choose(
-        table, runs, {lr: f"distilled_lr{lr:g}" for lr in distill_lrs}, cfg.distill.learning_rate, "distill lr", lap
-    )
-    per_query = {name: per_query_scores(run, table.judged.relevant) for name, run in runs.items()}
+    if args.distill_variants:
+        best_distill = _choose_keeping_the_tail(table, runs, names, (cfg.distill.learning_rate, w0), cfg, lap)
+    else:
+        best_distill = _choose(
+            table, runs, {lr: names[(lr, w0)] for lr, _ in variants}, cfg.distill.learning_rate, "distill lr", lap
+        )
+    relevant = table.judged.relevant
+    per_query = {name: per_query_scores(run, relevant) for name, run in runs.items()}
+    recall = {name: per_query_scores(run, relevant, "recall@100") for name, run in runs.items()}
     intervals = {}
-    print(f"\nvalidation members: {len(val.queries)} (judge nDCG@10 pooled over every row, its 95 % interval over")
-    print("members, and the paired difference against the fine-tuned model)")
+    print(f"\nvalidation members: {len(val.queries)} (judge nDCG@10 and recall@100 pooled over every row, the 95 %")
+    print("interval over members, and the paired difference against the fine-tuned model)")
     for name, metrics in table.results.items():
         _, low, high = mean_interval(per_query[name])
         d = paired_bootstrap(per_query[name], per_query["finetuned"])
-        intervals[name] = {"ci_low": low, "ci_high": high, "vs_finetuned": vars(d)}
-        print(f"{name:24s} {metrics['ndcg_at_10']:.4f} [{low:.4f}, {high:.4f}]  "
-              f"vs fine-tuned {d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]")  # fmt: skip
+        _, rlow, rhigh = mean_interval(recall[name])
+        rd = paired_bootstrap(recall[name], recall["finetuned"])
+        intervals[name] = {
+            "ci_low": low,
+            "ci_high": high,
+            "vs_finetuned": vars(d),
+            "recall_at_100": metrics["recall_at_100"],
+            "recall_ci": [rlow, rhigh],
+            "recall_vs_finetuned": vars(rd),
+        }
+        print(f"{name:24s} nDCG@10 {metrics['ndcg_at_10']:.4f} [{low:.4f}, {high:.4f}] "
+              f"vs fine-tuned {d.delta:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}] | recall@100 "
+              f"{metrics['recall_at_100']:.4f} [{rlow:.4f}, {rhigh:.4f}] vs fine-tuned {rd.delta:+.4f} "
+              f"[{rd.ci_low:+.4f}, {rd.ci_high:+.4f}]")  # fmt: skip
     print("seconds:", json.dumps({k: round(v, 2) for k, v in times.items()}))
     (out / "results.json").write_text(
         json.dumps(
             {
                 "val_queries": len(val.queries),
                 "val_ndcg_at_10": {k: v["ndcg_at_10"] for k, v in table.results.items()},
+                "val_recall_at_100": {k: v["recall_at_100"] for k, v in table.results.items()},
                 "intervals": intervals,
                 "teacher_checks": {str(lr): vars(c) for lr, c in checks.items()},
-                "chosen": {"teacher_lr": best_teacher, "distill_lr": best_distill},
-                "config": {"teacher_lr": teacher_default, "distill_lr": cfg.distill.learning_rate},
+                "chosen": {"teacher_lr": best_teacher, "distill": best_distill},
+                "config": {
+                    "teacher_lr": teacher_default,
+                    "distill_lr": cfg.distill.learning_rate,
+                    "infonce_weight": w0,
+                    "candidates_k": cfg.distill.candidates_k,
+                },
                 "times": times,
                 "split": split.stats,
             },
@@ -176,6 +208,45 @@ def _steps(given: int | None, section) -> int | None:
     if given is None:
         return section.max_steps
     return given or None
+
+
+def _variants(given: list[str] | None, lrs: list[float] | None, lr0: float, w0: float) -> list[tuple[float, float]]:
+    """(rate, infonce_weight) pairs: ``--distill-variants`` as ``LR:W``, else ``--distill-lrs`` at the config's
+    weight, else the config's own pair."""
+    if not given:
+        return [(lr, w0) for lr in (lrs or [lr0])]
+    out = []
+    for g in given:
+        lr, sep, w = g.partition(":")
+        try:
+            out.append((float(lr), float(w) if sep else w0))
+        except ValueError:
+            raise SystemExit(f"--distill-variants: {g!r} is not RATE:WEIGHT (e.g. 3e-3:0.1)") from None
+    return out
+
+
+def _choose_keeping_the_tail(table, runs, names: dict, default: tuple, cfg, lap):
+    """The rule for distillation that keeps the tail, fixed before the run (issue: the distilled model lost
+    recall@100 to the base and fine-tuned models): a variant qualifies when it passes the promotion rule against
+    the base model on validation (jude.evaluation.rule: nDCG@10 gain, recall@100 guard) and its recall@100 is not
+    below the fine-tuned model's beyond the paired 95 % interval (the interval's top is >= 0). Among those, the
+    highest nDCG@10; none qualifying, None (selection would then register the fine-tuned model)."""
+    from jude.evaluation.rule import decide, judged_queries
+
+    relevant = table.judged.relevant
+    queries = judged_queries(relevant)
+    ok = {}
+    for key, name in names.items():
+        passes, why = decide(table.results[name], table.results["base"], cfg.promotion, queries, "base model", "val")
+        rd = compare_runs(runs[name], runs["finetuned"], relevant, metric="recall@100")
+        keeps = rd.ci_high >= 0
+        lap(f"{name}: rule vs base {'passes' if passes else 'fails'} ({why}); recall@100 vs fine-tuned "
+            f"{rd.delta:+.4f} [{rd.ci_low:+.4f}, {rd.ci_high:+.4f}] ({'kept' if keeps else 'lost'})")  # fmt: skip
+        if passes and keeps:
+            ok[key] = table.results[name]["ndcg_at_10"]
+    choice = max(ok, key=ok.get) if ok else None
+    lap(f"distillation: {names[choice] if choice else 'none qualifies'} (config: {names.get(default, default)})")
+    return choice
 
 
 def _choose(table, runs, names: dict[float, str], default: float, what: str, lap) -> float:

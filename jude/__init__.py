@@ -1,7 +1,7 @@
 """jude: fine-tuned LLM embeddings for matching jobs with members.
 
-The core library. Plain Python; it never imports zenml (the ZenML layer lives in
-``steps/``, ``pipelines/`` and ``materializers/``).
+The core library. Plain Python; it never imports zenml, nor the ZenML layer, which lives in
+``zenml_glue/``, ``steps/``, ``pipelines/`` and ``materializers/``.
 """
 
 __version__ = "0.1.0"

@@ -289,6 +289,33 @@ def cmd_nearline_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    """Make a version champion by hand; who and why go into its ``promotion`` tag (jude.registry.champion)."""
+    from jude.registry.champion import promote_by_hand
+    from jude.registry.mlflow_registry import configure
+
+    uri = configure(args.tracking_uri)
+    try:
+        tag = promote_by_hand(args.model, args.version, args.reason)
+    except ValueError as e:
+        raise SystemExit(f"jude registry promote: {e}") from e
+    print(f"{args.model} v{args.version} at {uri}: {tag}")
+    print("the ZenML Model stages follow with `make sync-stages` (every pipeline also syncs them by itself)")
+    return 0
+
+
+def cmd_registry_status(args: argparse.Namespace) -> int:
+    """The newest versions with their aliases and promotion tags."""
+    from mlflow.tracking import MlflowClient
+
+    from jude.registry.champion import describe_versions
+    from jude.registry.mlflow_registry import configure
+
+    uri = configure(args.tracking_uri)
+    print(f"{uri}: {describe_versions(MlflowClient(), args.model, limit=args.limit)}")
+    return 0
+
+
 def _add_local_rank(parser: argparse.ArgumentParser) -> None:
     """The deepspeed launcher adds ``--local_rank=N`` right after the module name; the rank is read from
     ``$LOCAL_RANK`` instead, so the flag is accepted (before or after the subcommand) and ignored."""
@@ -374,6 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
     ng.add_argument("--version", default=None, help="an embedding version; default: the active one")
     ng.add_argument("--vectors", action="store_true", help="print whole vectors (default: the first 4 values)")
     ng.set_defaults(func=cmd_nearline_get)
+    rg = sub.add_parser("registry", help="the MLflow registry: versions, promotion by hand").add_subparsers(
+        dest="registry_command", required=True
+    )
+    rp = rg.add_parser("promote", help="make VERSION the champion by hand (the former champion becomes 'previous')")
+    rp.add_argument("version", help="the registered version number")
+    rp.add_argument("--reason", required=True, help="why; written with who into the version's promotion tag")
+    rs = rg.add_parser("status", help="the newest versions, their aliases and promotion tags")
+    rs.add_argument("--limit", type=int, default=5)
+    for p in (rp, rs):
+        p.add_argument("--model", default="jude-embedder", help="the registered model name")
+        p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else .jude/mlflow.db")
+    rp.set_defaults(func=cmd_registry_promote)
+    rs.set_defaults(func=cmd_registry_status)
     _add_local_rank(parser)
     return parser
 

@@ -856,9 +856,12 @@ class DistillConfig(_Section):
         "to meet the teacher's logit scale (20 = 1 / 0.05).",
     )
     infonce_weight: float = Field(
-        0.1,
+        1.0,
         ge=0,
-        description="Weight of an InfoNCE term on the labelled positives that keeps the student anchored (0 = off).",
+        description="Weight of an InfoNCE term on the labelled positives (in-batch negatives) beside the teacher's "
+        "terms: it keeps the student anchored where the teacher is wrong and keeps the tail (recall@100) that "
+        "distillation on the top candidates alone loses (0.1 lost 0.10 of it on validation; "
+        "bench/results/distill_tail/). 0 = off.",
     )
     infonce_temperature: float = Field(
         0.05, gt=0, le=1, description="Temperature of that InfoNCE term (0.05 = scale 20, as in fine-tuning)."
@@ -998,8 +1001,10 @@ class AblationConfig(_Section):
     )
     register_model: Literal["finetuned", "distilled", "selected"] = Field(
         "finetuned",
-        description="Which model the pipeline registers as the challenger; 'selected': the fine-tuned or the "
-        "distilled model, whichever has the higher judge nDCG@10 on the validation members (select_candidate).",
+        description="Which model the pipeline registers as the challenger; 'selected': of the fine-tuned and the "
+        "distilled model, those that pass the promotion rule against the base model on the validation members "
+        "(nDCG@10 gain, recall@100 guard: jude/evaluation/rule.py), the higher judge nDCG@10; none passing, "
+        "nothing is registered (jude/training/selection.py).",
     )
     rerank_k: int = Field(
         100,

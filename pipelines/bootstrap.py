@@ -6,12 +6,12 @@ load -> resolve the model -> select + embed + write (resumable) -> flip the acti
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
-from pipelines.stop import before_each_step
 from steps.bootstrap_embeddings import bootstrap_embeddings
 from steps.flip_active_version import flip_active_version
 from steps.load_marketplace import load_marketplace
 from steps.report_bootstrap import report_bootstrap
 from steps.resolve_bootstrap_model import resolve_bootstrap_model
+from zenml_glue.stop import before_each_step
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, on_start=before_each_step)

@@ -3,9 +3,9 @@
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
-from pipelines.stop import before_each_step
 from steps.deploy_embedder import deploy_embedder
 from steps.promote_challenger import promote_challenger
+from zenml_glue.stop import before_each_step
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, on_start=before_each_step)

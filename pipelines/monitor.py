@@ -3,11 +3,11 @@
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
-from pipelines.stop import before_each_step
 from steps.alert_on_drift import alert_on_drift
 from steps.detect_drift import detect_drift
 from steps.embed_windows import embed_windows
 from steps.load_marketplace import load_marketplace
+from zenml_glue.stop import before_each_step
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, on_start=before_each_step)

@@ -8,13 +8,13 @@ model per feature set, test-period metrics with member bootstrap intervals -> ML
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
-from pipelines.stop import before_each_step
 from steps.build_ranker_rows import build_ranker_rows
 from steps.evaluate_ranker import evaluate_ranker
 from steps.fill_ranker_history import fill_ranker_history
 from steps.join_embedding_features import join_embedding_features
 from steps.load_marketplace import load_marketplace
 from steps.resolve_ranker_models import resolve_ranker_models
+from zenml_glue.stop import before_each_step
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, on_start=before_each_step)

@@ -5,14 +5,14 @@ members) -> distil -> [controls] -> evaluate -> select (validation members) -> r
 
 The ``ablation`` section decides the DAG: ``distill`` adds the teacher and the distilled model,
 ``controls`` distillation's two control rows, ``loss_variants`` the loss-suite rows, ``register_model``
-which model is registered ('selected': the winner on the validation members).
+which model is registered ('selected': the best candidate that passes the promotion rule against the base model
+on the validation members, or none).
 """
 
 from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
 
 from jude.config import AblationConfig
-from pipelines.stop import before_each_step
 from steps.distill_embedder import distill_embedder
 from steps.evaluate_retrieval import evaluate_retrieval
 from steps.finetune_embedder import finetune_embedder
@@ -25,6 +25,7 @@ from steps.split_pairs import split_pairs
 from steps.train_distill_controls import train_distill_controls
 from steps.train_loss_variants import train_loss_variants
 from steps.train_teacher import train_teacher
+from zenml_glue.stop import before_each_step
 
 
 @pipeline(
@@ -35,7 +36,7 @@ from steps.train_teacher import train_teacher
         tags=["embeddings", "jude"],
     ),
     execution_mode=ExecutionMode.FAIL_FAST,  # a failed step ends the run: every branch feeds register_embedder
-    on_start=before_each_step,  # no step starts after SIGTERM/SIGINT (pipelines/stop.py)
+    on_start=before_each_step,  # no step starts after SIGTERM/SIGINT (zenml_glue/stop.py)
 )
 def train_pipeline(
     data: dict | None = None,
@@ -86,11 +87,15 @@ def train_pipeline(
         control_steps=control_steps,
         teacher_check=teacher_check,
     )
-    if abl.register_model == "selected":  # chosen on the validation members, never the test members
-        registered, variant, _ = select_candidate(embedder, distilled, val_set, labels, eval, teacher_check)
+    selection = None
+    if abl.register_model == "selected":  # the promotion rule against the base model on the validation members
+        registered, variant, selection = select_candidate(
+            embedder, distilled, val_set, model, labels, eval, promotion, teacher_check
+        )
     elif abl.register_model == "distilled":
         registered, variant = distilled, "distilled"
     else:
         registered, variant = embedder, "finetuned"
-    # a first version becomes champion only if it beats the base model (promotion's rule on these metrics)
-    register_embedder(registered, metrics, judged_test_set, registry, promotion, variant=variant)
+    # nothing is registered when no candidate passes the rule on validation; a first version becomes champion
+    # only if it also passes it against the base model on the held-out test set
+    register_embedder(registered, metrics, judged_test_set, registry, promotion, variant=variant, selection=selection)

@@ -10,8 +10,8 @@ from zenml.enums import ArtifactType
 
 from jude.config import DistillConfig, LoRAConfig, ModelConfig, TrainConfig
 from jude.modeling.model_dir import ModelDir
-from jude.training.distill import distill_from_teacher
-from pipelines.stack import EXPERIMENT_TRACKER
+from jude.training.distill import DistillInputs, distill_from_teacher
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)
@@ -39,16 +39,10 @@ def distill_embedder(
     cfg = DistillConfig.model_validate(distill_cfg or {})
     mlflow.log_params({f"distill.{k}": v for k, v in cfg.model_dump().items()})
     out = tempfile.mkdtemp(prefix="jude-distilled-") + "/model"
+    inputs = DistillInputs(jude_embedder.path, training_pairs, jobs, members, model_cfg, lora_cfg, train_cfg, cfg)
     res = distill_from_teacher(
-        jude_embedder.path,
+        inputs,
         jude_teacher.path,
-        training_pairs,
-        jobs,
-        members,
-        model_cfg,
-        lora_cfg,
-        train_cfg,
-        cfg,
         out,
         log=lambda metrics, step: mlflow.log_metrics(
             {f"distill/{k.split('/')[-1]}": v for k, v in metrics.items()}, step=step

@@ -10,7 +10,7 @@ from zenml.types import HTMLString
 from jude.config import RankerConfig
 from jude.ranker.report import calibration_figure, headline, records, render_html
 from jude.ranker.run import evaluate_ranker as evaluate
-from pipelines.stack import EXPERIMENT_TRACKER
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)

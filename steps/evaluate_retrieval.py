@@ -8,16 +8,14 @@ from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from jude.config import AblationConfig, EvalConfig, LabelConfig, ModelConfig
-from jude.evaluation.paired import distillation_vs_controls, variant_intervals
+from jude.evaluation.assemble import evaluate_all
 from jude.evaluation.report import comparison_figure, render_variants, variant_records, variants_headline
 from jude.evaluation.retrieval import EvalSet
-from jude.evaluation.variants import VariantTable, evaluate_variants, rank_variants
+from jude.evaluation.variants import VariantTable
 from jude.labels.judges import make_judge
 from jude.modeling.embedder import Embedder
 from jude.modeling.model_dir import ModelDir
-from pipelines.stack import EXPERIMENT_TRACKER
-
-UNSEEN_PREFIX = "unseen/"  # variant_runs keys "unseen/<variant>": a loss variant's run on the unseen world
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)
@@ -54,9 +52,6 @@ def evaluate_retrieval(
     eval_cfg = EvalConfig.model_validate(eval or {})
     abl = AblationConfig.model_validate(ablation or {})
     label_cfg = LabelConfig.model_validate(labels or {})
-    eval_set = EvalSet.from_dict(test_set)
-    unseen = eval_set.unseen
-    k = max(100, abl.rerank_k)
     models = {"base": Embedder.from_base(model_cfg), "finetuned": jude_embedder.load()}
     for variant, model_dir in (
         ("distilled", distilled),
@@ -65,36 +60,25 @@ def evaluate_retrieval(
     ):
         if model_dir is not None:
             models[variant] = model_dir.load()
-    runs, unseen_runs = rank_variants(models, eval_set, k=k, batch_size=eval_cfg.batch_size, show_progress=True)
-    for variant, run in (variant_runs or {}).items():  # the loss-suite rows, ranked by train_loss_variants
-        if variant.startswith(UNSEEN_PREFIX):
-            unseen_runs[variant[len(UNSEEN_PREFIX) :]] = run
-        else:
-            runs[variant] = run
-    runs = {v: runs[v] for v in ("base", "finetuned", *(variant_runs or {}), *models) if v in runs}  # table order
+    cross = None
     if teacher is not None:
-        from jude.modeling.cross_encoder import CrossEncoderTeacher, rerank
+        from jude.modeling.cross_encoder import CrossEncoderTeacher
 
         cross = CrossEncoderTeacher.load(teacher.path)
-        runs["teacher"] = rerank(cross, runs["finetuned"], eval_set, k=abl.rerank_k)
-        if unseen is not None:
-            unseen_runs["teacher"] = rerank(cross, unseen_runs["finetuned"], unseen, k=abl.rerank_k)
-
     judge = make_judge(label_cfg) if eval_cfg.qrels == "pooled" else None
-    table = evaluate_variants(runs, eval_set, judge, eval_cfg, label_cfg.relevant_grade, unseen_runs=unseen_runs)
-    flat = table.flat_metrics()
-    # bootstrap over queries (jude/evaluation/paired.py), on the judge's pooled judgements, every truth of the
-    # test set, and the unseen world: every variant's nDCG@10 interval, the fine-tuned lead over base (paired),
-    # and distilled vs each control (paired; nothing without the control rows)
-    truth_sets = [("", runs, table.judged.relevant)]
-    truth_sets += [(f"{t}/", runs, eval_set.truths[t]) for t in sorted(table.truths.keys() & eval_set.truths.keys())]
-    if unseen is not None and "unseen" in table.truths:
-        truth_sets.append(("unseen/", unseen_runs, unseen.relevant))
-    for prefix, truth_runs, relevant in truth_sets:
-        flat.update(variant_intervals(truth_runs, relevant, prefix=prefix))
-        flat.update(distillation_vs_controls(truth_runs, relevant, prefix=prefix))
-    if teacher_check is not None:  # train_teacher's check on the validation members
-        flat["distillation_meaningful"] = float(bool(teacher_check["meaningful"]))
+    result = evaluate_all(
+        models,
+        EvalSet.from_dict(test_set),
+        eval_cfg,
+        label_cfg.relevant_grade,
+        judge=judge,
+        variant_runs=variant_runs,
+        teacher=cross,
+        rerank_k=abl.rerank_k,
+        teacher_check=teacher_check,
+        show_progress=True,
+    )
+    table, flat = result.table, result.metrics
     if table.pool is not None:
         log_metadata({"pooling": table.pool.stats})
     if getattr(judge, "errors", None) is not None:

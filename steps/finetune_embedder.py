@@ -12,7 +12,7 @@ from jude.config import LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainC
 from jude.evaluation.retrieval import EvalSet
 from jude.modeling.model_dir import ModelDir
 from jude.training.fit import fit
-from pipelines.stack import EXPERIMENT_TRACKER
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)

@@ -7,7 +7,7 @@ from zenml import log_metadata, step
 from jude.config import PromotionConfig, RegistryConfig
 from jude.registry.mlflow_registry import configure
 from jude.registry.promotion import promote_challenger as gate
-from pipelines.model_stages import sync_model_stages
+from zenml_glue.model_stages import sync_model_stages
 
 
 @step

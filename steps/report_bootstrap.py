@@ -7,7 +7,7 @@ from zenml import step
 from zenml.types import HTMLString
 
 from jude.bootstrap.report import bootstrap_html
-from pipelines.stack import EXPERIMENT_TRACKER
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 COUNTS = ("rows", "entities", "distinct_texts", "inferences", "reused_from_history", "skipped_stored")
 

@@ -7,7 +7,7 @@ from zenml import log_metadata, step
 
 from jude.config import DataConfig, EvalConfig, TrainConfig
 from jude.evaluation.truths import attach_truths
-from jude.training.pairs import split_and_pair
+from jude.training.pairs import split_from_config
 
 
 @step
@@ -32,18 +32,7 @@ def split_pairs(
     data_cfg = DataConfig.model_validate(data or {})
     train_cfg = TrainConfig.model_validate(train or {})
     eval_cfg = EvalConfig.model_validate(eval or {})
-    split = split_and_pair(
-        jobs,
-        members,
-        interactions,
-        labels,
-        data_cfg.val_fraction,
-        data_cfg.test_fraction,
-        max_queries=eval_cfg.max_queries,
-        query_entity=eval_cfg.member_view,
-        use_engagement=train_cfg.use_engagement,
-        seed=train_cfg.seed,
-    )
+    split = split_from_config(jobs, members, interactions, labels, data_cfg, eval_cfg, train_cfg)
     test = attach_truths(split.test, jobs, members, interactions, split.t_test, data_cfg, eval_cfg)
     truth_stats = {name: sum(1 for r in rel.values() if r) for name, rel in test.truths.items()}
     if test.unseen is not None:

@@ -10,12 +10,8 @@ from zenml.enums import ArtifactType
 
 from jude.config import DistillConfig, LoRAConfig, ModelConfig, TrainConfig
 from jude.modeling.model_dir import ModelDir
-from jude.training.distill import train_controls
-from pipelines.stack import EXPERIMENT_TRACKER
-
-
-class ControlMismatchError(RuntimeError):
-    """A control did not train on the distilled student's batches: its row would not be a control."""
+from jude.training.distill import DistillInputs, check_controls, train_controls
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)
@@ -42,25 +38,13 @@ def train_distill_controls(
     train_cfg = TrainConfig.model_validate(train or {})
     cfg = DistillConfig.model_validate(distill_cfg or {})
     out = tempfile.mkdtemp(prefix="jude-controls-")
+    inputs = DistillInputs(jude_embedder.path, training_pairs, jobs, members, model_cfg, lora_cfg, train_cfg, cfg)
     results = train_controls(
-        jude_embedder.path,
+        inputs,
         teacher_scores,
-        training_pairs,
-        jobs,
-        members,
-        model_cfg,
-        lora_cfg,
-        train_cfg,
-        cfg,
         out,
         log=lambda metrics, step: mlflow.log_metrics(metrics, step=step),
     )
-    student = jude_embedder_distilled.meta.extra["distill"]["batch_schedule_sha256"]
-    for run, res in results.items():
-        if res.stats["batch_schedule_sha256"] != student:
-            raise ControlMismatchError(
-                f"{run} trained on batch schedule {res.stats['batch_schedule_sha256'][:12]}, the distilled "
-                f"student on {student[:12]}: not the same batches"
-            )
+    student = check_controls(jude_embedder_distilled.meta.extra["distill"], results)
     log_metadata({"controls": {run: res.stats for run, res in results.items()}, "batch_schedule_sha256": student})
     return ModelDir(str(results["control_anchor"].model_dir)), ModelDir(str(results["control_steps"].model_dir))

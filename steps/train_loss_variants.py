@@ -7,10 +7,11 @@ import pandas as pd
 from zenml import log_metadata, step
 
 from jude.config import LOSS_VARIANTS, AblationConfig, LoRAConfig, LossConfig, ModelConfig, ScaleConfig, TrainConfig
+from jude.evaluation.assemble import UNSEEN_PREFIX
 from jude.evaluation.retrieval import EvalSet, retrieve
 from jude.modeling.embedder import Embedder
 from jude.training.fit import fit
-from pipelines.stack import EXPERIMENT_TRACKER
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 
 @step(experiment_tracker=EXPERIMENT_TRACKER)
@@ -49,7 +50,7 @@ def train_loss_variants(
         embedder = Embedder.load(res.model_dir)
         runs[variant] = retrieve(embedder, eval_set, k=100)
         if eval_set.unseen is not None:  # evaluate_retrieval scores it under unseen/<variant>
-            runs[f"unseen/{variant}"] = retrieve(embedder, eval_set.unseen, k=100)
+            runs[f"{UNSEEN_PREFIX}{variant}"] = retrieve(embedder, eval_set.unseen, k=100)
         stats[variant] = res.stats
     log_metadata({"variants": stats})
     return runs

@@ -15,7 +15,7 @@ from jude.labels.judges import make_judge
 from jude.modeling.cross_encoder import CrossEncoderTeacher
 from jude.modeling.model_dir import ModelDir
 from jude.training.teacher import check_teacher, finetuned_top_k, train_cross_encoder
-from pipelines.stack import EXPERIMENT_TRACKER
+from zenml_glue.stack import EXPERIMENT_TRACKER
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""The core library stays free of the orchestration layer, and its imports run one way."""
+"""The core library stays free of the orchestration layer, and its imports run one way, without cycles.
+
+Outside ``jude/``: ``steps/`` never import ``pipelines/`` (the pipelines wire the steps, not the other way),
+``zenml_glue/`` (the ZenML glue both use) imports neither, and ``jude/`` imports none of the three.
+"""
 
 import ast
 import subprocess
@@ -36,12 +40,18 @@ LAYERS = [
     ("jude.data", "jude.stores"),  # entity tables; where vectors are kept (online, offline)
     ("jude.modeling",),  # templates, the embedder and its format, losses, the cross-encoder
     ("jude.labels",),  # judges render pairs with modeling.templates
-    ("jude.evaluation",),  # retrieval metrics, pooling, reports
+    ("jude.evaluation",),  # retrieval metrics, pooling, reports, the promotion rule
     ("jude.training",),  # validates with evaluation.retrieval
     ("jude.registry",),  # MLflow, the promotion gate (evaluates, judges)
-    # monitoring cuts windows like training; the bootstrap reuses the nearline's hashing and stores; the ranker
-    # reuses the bootstrap's backfill, the training split and the registry's resolver
-    ("jude.serving", "jude.deploy", "jude.monitoring", "jude.nearline", "jude.bootstrap", "jude.ranker"),
+    # the real-time chain, one layer each: the nearline embeds through the server (its engine in process, or its
+    # gRPC API) and checks events with its schemas; the bootstrap reuses the nearline's hashing and the stores;
+    # the ranker reuses the bootstrap's backfill (and the training split and the registry's resolver). deploy
+    # (serves a registry version) and monitoring (cuts windows like training, embeds with the champion) need
+    # nothing above the registry: they sit with serving.
+    ("jude.serving", "jude.deploy", "jude.monitoring"),
+    ("jude.nearline",),
+    ("jude.bootstrap",),
+    ("jude.ranker",),
     ("jude.cli", "jude.dashboard"),  # entry points
 ]
 LAYER_OF = {unit: n for n, units in enumerate(LAYERS) for unit in units}
@@ -64,23 +74,29 @@ def _jude_imports(path: Path, root: Path) -> list[tuple[int, str]]:
     module = _module_name(path, root)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = []
+    for line, source, names in _import_nodes(path, package):
+        if source == "jude" and names:  # `from jude import config` imports jude.config; `__version__` is jude
+            is_module = {name: (root / name).is_dir() or (root / f"{name}.py").exists() for name in names}
+            found += [(line, f"jude.{name}" if mod else "jude") for name, mod in is_module.items()]
+        else:
+            found.append((line, source))
+    return [(line, name) for line, name in found if name == "jude" or name.startswith("jude.")]
+
+
+def _import_nodes(path: Path, package: str) -> list[tuple[int, str, list[str]]]:
+    """(line, module, names) of every import in the file, at any depth; relative ones made absolute from
+    ``package`` (the file's); ``names`` are a ``from`` import's names (empty for a plain ``import``)."""
+    found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
+            found += [(node.lineno, alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             source = node.module or ""
             if node.level:  # relative: the file's package, up (level - 1) packages
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
                 source = ".".join(base + ([node.module] if node.module else []))
-            if source == "jude":  # `from jude import config` imports jude.config; `__version__` is jude itself
-                is_module = {
-                    alias.name: (root / alias.name).is_dir() or (root / f"{alias.name}.py").exists()
-                    for alias in node.names
-                }
-                found += [(node.lineno, f"jude.{name}" if mod else "jude") for name, mod in is_module.items()]
-            else:
-                found.append((node.lineno, source))
-    return [(line, name) for line, name in found if name == "jude" or name.startswith("jude.")]
+            found.append((node.lineno, source, [alias.name for alias in node.names]))
+    return found
 
 
 def _upward_imports(root: Path) -> list[str]:
@@ -117,4 +133,127 @@ def test_the_layer_check_sees_function_level_and_relative_imports(tmp_path):
     assert _upward_imports(root) == [
         "jude.modeling.bad (line 4) imports jude.training.trainer",
         "jude.modeling.bad (line 5) imports jude.training",
+    ]
+
+
+# ---- the layers above jude/ ------------------------------------------------------------------
+REPO = JUDE.parent
+
+
+def _imported(path: Path, package: str) -> list[tuple[int, str]]:
+    """(line, module) of every import in the file, relative ones made absolute from ``package`` (the file's)."""
+    return [(line, source) for line, source, _ in _import_nodes(path, package)]
+
+
+def _imports_of(root: Path, forbidden: set[str]) -> list[str]:
+    """Every import under ``root`` of a module whose top-level package is in ``forbidden``."""
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        module = _module_name(path, root)
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for line, imported in _imported(path, package):
+            if imported.split(".")[0] in forbidden:
+                offenders.append(f"{path.relative_to(root.parent)} (line {line}) imports {imported}")
+    return offenders
+
+
+def test_steps_never_import_pipelines():
+    """The pipelines wire the steps; a step that needs something a pipeline module has belongs in zenml_glue/."""
+    assert _imports_of(REPO / "steps", {"pipelines"}) == []
+
+
+def test_jude_never_imports_the_orchestration_layers():
+    assert _imports_of(JUDE, {"steps", "pipelines", "zenml_glue", "materializers"}) == []
+
+
+def test_zenml_glue_imports_neither_steps_nor_pipelines():
+    assert _imports_of(REPO / "zenml_glue", {"steps", "pipelines"}) == []
+
+
+def test_the_orchestration_checks_see_function_level_and_relative_imports(tmp_path):
+    root = tmp_path / "steps"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "bad.py").write_text(
+        "import os\nfrom zenml_glue.stack import EXPERIMENT\ndef f():\n    import pipelines.train\n"
+        "    from pipelines import stop\n"
+    )
+    (root / "worse.py").write_text("from .bad import f\nfrom pipelines.train import train_pipeline as p\n")
+    assert _imports_of(root, {"pipelines"}) == [
+        "steps/bad.py (line 4) imports pipelines.train",
+        "steps/bad.py (line 5) imports pipelines",
+        "steps/worse.py (line 2) imports pipelines.train",
+    ]
+
+
+# ---- no import cycles ------------------------------------------------------------------------
+# A cycle hidden by a function-level import is still a cycle: the two modules cannot be understood, tested or
+# moved apart. Break one by moving what both need into a module lower down, not by importing it lazily.
+def _module_graph(root: Path) -> dict[str, dict[str, int]]:
+    """jude module -> {jude module it imports: the line of the first such import}, counting every import
+    (module level, in functions, under TYPE_CHECKING). ``from p import m`` imports the module ``p.m`` when there
+    is one, else ``p``; a name resolves to the longest module of ``root`` that prefixes it."""
+    paths = {_module_name(p, root): p for p in sorted(root.rglob("*.py"))}
+
+    def module_of(name: str) -> str | None:
+        parts = name.split(".")
+        return next((m for m in (".".join(parts[:n]) for n in range(len(parts), 0, -1)) if m in paths), None)
+
+    graph: dict[str, dict[str, int]] = {m: {} for m in paths}
+    for module, path in paths.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets = [module_of(alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                source = node.module or ""
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    source = ".".join(base + ([node.module] if node.module else []))
+                targets = [
+                    f"{source}.{alias.name}" if f"{source}.{alias.name}" in paths else module_of(source)
+                    for alias in node.names
+                ]
+            else:
+                continue
+            for target in targets:
+                if target is not None and target != module:
+                    graph[module].setdefault(target, node.lineno)
+    return graph
+
+
+def _import_cycles(root: Path) -> list[str]:
+    """Every elementary import cycle between modules under ``root``, each as 'a (line n) -> b (line m) -> a'."""
+    graph = _module_graph(root)
+    cycles = []
+
+    def walk(start: str, path: list[str]) -> None:
+        for nxt in sorted(graph[path[-1]]):
+            if nxt == start:
+                hops = [f"{m} (line {graph[m][n]})" for m, n in zip(path, path[1:] + [start])]
+                cycles.append(" -> ".join(hops + [start]))
+            elif nxt > start and nxt not in path:  # each cycle once: from its smallest module
+                walk(start, path + [nxt])
+
+    for start in sorted(graph):
+        walk(start, [start])
+    return cycles
+
+
+def test_no_import_cycles_between_jude_modules():
+    assert _import_cycles(JUDE) == []
+
+
+def test_the_cycle_check_sees_function_level_relative_and_type_checking_imports(tmp_path):
+    root = tmp_path / "jude"
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "__init__.py").write_text("")
+    (root / "labels" / "judges.py").write_text("def make():\n    from jude.labels.rubric import RubricJudge\n")
+    (root / "labels" / "rubric.py").write_text("from .judges import make\n")
+    (root / "labels" / "report.py").write_text("from jude.labels import judges\n")  # one way: no cycle
+    (root / "a.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from jude import b\n")
+    (root / "b.py").write_text("import jude.a\n")
+    assert _import_cycles(root) == [
+        "jude.a (line 3) -> jude.b (line 1) -> jude.a",
+        "jude.labels.judges (line 2) -> jude.labels.rubric (line 1) -> jude.labels.judges",
     ]

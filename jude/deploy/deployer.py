@@ -38,6 +38,7 @@ def run_deployment(
       cluster; otherwise apply them to the kubeconfig context and await the rollout.
     """
     decision = decision or {}
+    _require_champion(cfg, decision)
     model_uri, version = _model_to_deploy(cfg, decision)
     if cfg.only_if_promoted and not decision.get("promoted", False):
         return DeploymentRecord(
@@ -91,6 +92,28 @@ def run_deployment(
         manifests=names,
         actions=result.actions,
         detail=f"rolled out (revision {result.revision})",
+    )
+
+
+class NoChampionToDeploy(RuntimeError):
+    """The gate left no champion and the deploy config names no other model: nothing is started or applied."""
+
+
+def _require_champion(cfg: DeployConfig, decision: dict[str, Any]) -> None:
+    """Stop before any server starts or manifest is applied when the decision leaves no champion to deploy.
+
+    Only when the model comes from the decision (no ``deploy.model_uri``): the gate's ``champion_version`` None
+    means the alias points at nothing, and ``jude serve --model models:/...@champion`` could not load.
+    """
+    if "model_uri" in cfg.model_fields_set or not decision or decision.get("champion_version") is not None:
+        return
+    from jude.registry.champion import REMEDY
+
+    challenger = decision.get("challenger_version")
+    raise NoChampionToDeploy(
+        f"nothing deployed: {decision.get('model_name', 'the model')} has no champion; the promotion gate kept "
+        f"v{challenger} as challenger — {decision.get('reason', 'no reason recorded')}. To fix: {REMEDY}; or set "
+        "deploy.model_uri to serve another model"
     )
 
 

@@ -1,7 +1,8 @@
 """Labels: relevance (judged, scarce, strict) and engagement (behaviour, plentiful, noisy).
 
-- :mod:`jude.labels.judges`: the shared ``Judge`` interface (``Judgement``,
-  ``JudgeStats``, ``JudgeError``) and ``make_judge``.
+- :mod:`jude.labels.judge_interface`: the shared ``Judge`` interface (``Judgement``,
+  ``JudgeStats``, ``JudgeError``), which both judges build on.
+- :mod:`jude.labels.judges`: ``make_judge`` (and the interface, re-exported).
 - :mod:`jude.labels.rubric`: ``RUBRIC``, ``rubric_grade``, ``RubricJudge`` (default).
 - :mod:`jude.labels.llm_judge`: ``LLMJudge`` (OpenAI-compatible endpoint: retries,
   on-disk cache, malformed answers counted).

@@ -1,4 +1,4 @@
-"""Relevance judges: what every judge shares, and :func:`make_judge`.
+"""Relevance judges: the two judges and :func:`make_judge`, which picks one.
 
 JUDE's relevance labels come from a judge that checks role, location and
 qualifications strictly; they are scarce and high quality (engagement labels are
@@ -13,95 +13,28 @@ the same rubric (:data:`jude.labels.rubric.RUBRIC`):
   chat-completions endpoint (vLLM, Ollama, OpenAI) shown the rubric and both
   entity texts.
 
-A judge returns one :class:`Judgement` per pair, in the order of the pairs; a
-judgement with ``grade=None`` is a failure and carries ``error``.
+What every judge shares (the :class:`Judge` interface, :class:`Judgement`,
+:class:`JudgeStats`, :class:`JudgeError`, ``Pair``, ``GRADES``) lives one module
+down, in :mod:`jude.labels.judge_interface`, which both judges import; it is
+re-exported here, so ``from jude.labels.judges import Judge`` keeps working.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from jude.config import LabelConfig
+from jude.labels.judge_interface import GRADES, Judge, JudgeError, Judgement, JudgeStats, Pair
+from jude.labels.llm_judge import LLMJudge
+from jude.labels.rubric import RubricJudge
 
-GRADES = (0, 1, 2, 3)
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """A judge's verdict on one (member, job) pair.
-
-    ``grade`` is 0-3, or None when the judge failed (then ``error`` says why and
-    the pair must not become a label).
-    """
-
-    grade: int | None
-    rationale: str = ""
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.grade is not None
-
-
-@dataclass
-class JudgeStats:
-    """Counters a judge keeps across calls (logged as step metadata).
-
-    ``requests`` counts HTTP requests sent (retries included), ``retries`` the
-    re-sends, ``malformed`` answers that were not a valid grade, ``failed`` pairs
-    that got no answer at all (retries exhausted, or a non-retryable error), ``misread`` pairs the rubric
-    judge graded with a deliberate mistake (``labels.judge_errors``).
-    """
-
-    pairs: int = 0
-    graded: int = 0
-    requests: int = 0
-    cache_hits: int = 0
-    retries: int = 0
-    malformed: int = 0
-    failed: int = 0
-    misread: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-
-class JudgeError(RuntimeError):
-    """The judge could not grade anything (e.g. the endpoint is unreachable)."""
-
-
-Pair = tuple[Mapping[str, Any], Mapping[str, Any]]  # (member record, job record)
-
-
-class Judge(ABC):
-    """Grades (member, job) pairs by :data:`jude.labels.rubric.RUBRIC`.
-
-    Records are dicts (or pandas rows) with the columns of
-    :data:`jude.data.schema.MEMBERS` and :data:`jude.data.schema.JOBS`.
-    """
-
-    name: str = "judge"
-
-    def __init__(self) -> None:
-        self.stats = JudgeStats()
-
-    @abstractmethod
-    def grade_pairs(self, pairs: Sequence[Pair]) -> list[Judgement]:
-        """One judgement per pair, in the order given."""
+__all__ = ["GRADES", "Judge", "JudgeError", "JudgeStats", "Judgement", "LLMJudge", "Pair", "RubricJudge", "make_judge"]
 
 
 def make_judge(cfg: LabelConfig, **llm_options: Any) -> Judge:
     """The judge ``cfg.judge`` names: ``"rubric"`` or ``"llm"`` (``llm_options`` go to ``LLMJudge``)."""
-    # imported here: both judge modules build on the interface above
     if cfg.judge == "rubric":
-        from jude.labels.rubric import RubricJudge
-
         return RubricJudge(cfg.judge_errors)
     if cfg.judge == "llm":
-        from jude.labels.llm_judge import LLMJudge
-
         return LLMJudge(cfg.llm, **llm_options)
     raise ValueError(f"labels.judge must be 'rubric' or 'llm', got {cfg.judge!r}")

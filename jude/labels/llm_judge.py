@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from jude.config import LLMJudgeConfig
 from jude.fsutils import atomic_write_text
-from jude.labels.judges import GRADES, Judge, JudgeError, Judgement, Pair
+from jude.labels.judge_interface import GRADES, Judge, JudgeError, Judgement, Pair
 from jude.labels.rubric import RUBRIC
 from jude.modeling.templates import render
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from jude.config import JUDGE_ERROR_MODES, JudgeErrorConfig
 from jude.data import vocab
-from jude.labels.judges import Judge, Judgement, Pair
+from jude.labels.judge_interface import Judge, Judgement, Pair
 
 # The qualification thresholds of the rubric. They appear in RUBRIC's text and in
 # RubricJudge's code from these constants, so the LLM and the rule agree.

@@ -7,7 +7,7 @@ LoRA on the attention Q/K/V projections.
 
 :meth:`Embedder.save` writes a sentence-transformers directory (LoRA merged),
 the adapter and ``jude.json``; the format itself, readable without torch, is
-``jude.modeling.model_dir``. Pooling is ``jude.modeling.pooling``.
+``jude.modeling.model_format``. Pooling is ``jude.modeling.pooling``.
 
 Scale switches (GPU set-ups; see docs/gpu.md) live here too, because they are
 properties of the model rather than of a training loop:
@@ -32,7 +32,7 @@ from torch import nn
 from jude.config import POOLINGS, LoRAConfig, ModelConfig, ScaleConfig, check_scale
 from jude.fsutils import atomic_directory
 from jude.modeling import templates
-from jude.modeling.model_dir import (
+from jude.modeling.model_format import (
     ADAPTER_DIR,
     META_FILE,
     EmbedderMeta,

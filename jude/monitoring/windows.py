@@ -210,13 +210,15 @@ def load_monitored_model(monitor: MonitorConfig, registry: Any) -> tuple[Any, st
     """
     from jude.modeling.embedder import Embedder
     from jude.registry.mlflow_registry import configure, download_model
-    from jude.registry.uri import ModelNotFoundError, resolve
+    from jude.registry.uri import ModelNotFoundError, NoChampionError, resolve
 
     configure(registry.tracking_uri)
     uri = monitor.model_uri or f"models:/{registry.model_name}@champion"
     try:
         model = resolve(uri, registry.tracking_uri)
     except ModelNotFoundError as e:
-        hint = "; run the train pipeline first" if monitor.model_uri is None else ""
-        raise ModelNotFoundError(f"monitor.model_uri: {e}{hint}") from e
+        hint = (
+            "; run the train pipeline first" if monitor.model_uri is None and not isinstance(e, NoChampionError) else ""
+        )
+        raise type(e)(f"monitor.model_uri: {e}{hint}") from e  # a NoChampionError stays one
     return Embedder.load(download_model(model, tracking_uri=registry.tracking_uri)), model.label

@@ -5,7 +5,7 @@ afterwards (a view, an apply, a dismiss): each such event belongs to the pair's 
 before it (``pd.merge_asof``), so a repeated impression owns only what followed it.
 
 **Split.** The training pipeline's cut points and held-out test members
-(:func:`jude.training.pairs.split_and_pair` with the same arguments: ``data`` fractions,
+(:func:`jude.training.pairs.split_from_config` with the same configs: ``data`` fractions,
 ``eval.max_queries``, ``train.seed``), so the embedder never trained on a label of a test member:
 
 - *train*: impressions before ``t_test`` of every other member, whose outcome was known before ``t_test``;
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from jude.config import RANKER_STANDARD_FEATURES
+from jude.config import RANKER_STANDARD_FEATURES, DataConfig, EvalConfig, TrainConfig
 from jude.data.vocab import SENIORITIES, seniority_for_years
 
 OUTCOMES = ("viewed", "applied", "dismissed")
@@ -53,41 +53,29 @@ def member_split(
     jobs: pd.DataFrame,
     members: pd.DataFrame,
     interactions: pd.DataFrame,
-    val_fraction: float,
-    test_fraction: float,
-    max_queries: int,
-    member_view: str = "profile",
-    seed: int = 0,
+    data: DataConfig,
+    eval: EvalConfig,
+    train: TrainConfig,
 ) -> MemberSplit:
-    """The cut points and test members of :func:`jude.training.pairs.split_and_pair` for these arguments.
+    """The cut points and test members the train pipeline's split gives for these configs
+    (:func:`jude.training.pairs.split_from_config`, the one mapping from config to split).
 
-    The test members depend only on the interactions, ``max_queries`` and ``seed`` (never on the labels),
-    so the split runs here without labels and picks the same members as the training run did.
+    The test members depend only on the interactions, ``eval.max_queries`` and ``train.seed`` (never on the
+    labels), so the split runs here without labels and picks the same members as the training run did.
     """
     from jude.evaluation.retrieval import EvaluationError
-    from jude.training.pairs import PAIR_COLUMNS, cut_points, split_and_pair
+    from jude.training.pairs import PAIR_COLUMNS, cut_points, split_from_config
 
-    t_val, t_test = cut_points(interactions, val_fraction, test_fraction)
+    t_val, t_test = cut_points(interactions, data.val_fraction, data.test_fraction)
     applies = interactions[interactions["action"] == "apply"]
     if not (applies["ts"] >= t_test).any():
         raise RankerError(
-            f"the test period (from {t_test}, the last data.test_fraction={test_fraction} of the interactions) "
+            f"the test period (from {t_test}, the last data.test_fraction={data.test_fraction} of the interactions) "
             f"has no applies: nothing to predict ({len(applies)} applies in all)"
         )
     no_labels = pd.DataFrame({c: pd.Series(dtype=object) for c in PAIR_COLUMNS})
     try:
-        split = split_and_pair(
-            jobs,
-            members,
-            interactions,
-            no_labels,
-            val_fraction,
-            test_fraction,
-            max_queries=max_queries,
-            query_entity=member_view,
-            use_engagement=False,
-            seed=seed,
-        )
+        split = split_from_config(jobs, members, interactions, no_labels, data, eval, train, use_engagement=False)
     except EvaluationError as e:
         raise RankerError(f"cannot split the members as the training pipeline does: {e}") from None
     return MemberSplit(split.t_val, split.t_test, frozenset(split.test.queries))

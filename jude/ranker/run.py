@@ -63,16 +63,7 @@ def build_rows(
     ranker: RankerConfig,
 ) -> tuple[pd.DataFrame, dict]:
     """Impression rows (train and test) with outcomes, truth grade and the standard features; and their counts."""
-    split = member_split(
-        jobs,
-        members,
-        interactions,
-        data.val_fraction,
-        data.test_fraction,
-        max_queries=eval.max_queries,
-        member_view=eval.member_view,
-        seed=train.seed,
-    )
+    split = member_split(jobs, members, interactions, data, eval, train)
     rows = with_truth(impression_rows(interactions, split), jobs, members)
     feats = standard_features(rows, jobs, members, interactions, ranker.features)
     out = pd.concat([rows, feats], axis=1)
@@ -102,10 +93,12 @@ def resolve_models(
 ) -> dict[str, EmbeddingModel]:
     """The champion (``ranker.model_uri``, resolved and downloaded pinned) and the base model (``model``)."""
     from jude.registry.mlflow_registry import download_model
-    from jude.registry.uri import ModelNotFoundError, resolve
+    from jude.registry.uri import ModelNotFoundError, NoChampionError, resolve
 
     try:
         resolved = resolve(ranker.model_uri, tracking_uri)
+    except NoChampionError as e:
+        raise RankerError(f"ranker.model_uri={ranker.model_uri!r}: {e}") from None
     except ModelNotFoundError as e:
         raise RankerError(
             f"ranker.model_uri={ranker.model_uri!r} does not resolve: {e}. Run `make train` first (it registers "

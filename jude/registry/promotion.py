@@ -42,12 +42,17 @@ worse challenger. The gate does two things about it:
   the comparison may rest on them. A judge that fails on every pair aborts the
   gate (:class:`jude.evaluation.retrieval.EvaluationError`).
 
-The challenger is then promoted only when all of these hold (:func:`decide`):
+The challenger is then promoted only when all of these hold (:func:`jude.evaluation.rule.decide`, the one
+rule: the train pipeline's selection applies it on the validation members against the base model, so the
+registered candidate is one this gate's conditions pass):
 
 - every compared metric is a finite number (NaN or inf never promotes);
 - at least ``min_queries`` held-out queries (default 50) have judgements;
 - nDCG@10 improves by at least ``min_ndcg_gain``, and recall@100 falls by at
-  most ``max_recall_drop``.
+  most ``max_recall_drop``;
+- and the guard (:func:`jude.evaluation.rule.foreign_veto`): the challenger's training run did not find it
+  below the base model on the foreign set beyond the paired interval (``foreign/<variant>_vs_base_delta``);
+  the same veto stops a first version from becoming champion at registration.
 
 Promotion moves ``champion`` to the challenger and ``previous`` to the version it
 beat (the base model is no version: ``previous`` is left as it is). The decision
@@ -70,11 +75,11 @@ import mlflow
 from jude.config import ModelConfig, PromotionConfig
 from jude.evaluation.pooling import pooled_relevance
 from jude.evaluation.retrieval import EvalSet, ranking_metrics, retrieve
+from jude.evaluation.rule import RULE_METRICS, decide, foreign_veto, judged_queries
 from jude.registry import mlflow_registry as reg
 
 Run = dict[str, dict[str, float]]  # query -> {job: score}
 Model = reg.ModelVersionInfo | ModelConfig  # a registered version, or the base model (its config)
-RULE_METRICS = ("ndcg_at_10", "recall_at_100")
 
 
 class PromotionError(RuntimeError):
@@ -103,51 +108,6 @@ class PromotionDecision:
         return {**asdict(self), "model_uri": self.model_uri}
 
 
-def decide(
-    challenger: Mapping[str, float],
-    reference: Mapping[str, float],
-    cfg: PromotionConfig,
-    queries: int,
-    against: str = "champion",
-) -> tuple[bool, str]:
-    """The rule itself, on two metric dicts (unprefixed names) scored on ``queries`` judged queries.
-
-    ``against`` names the reference in the reason ("champion v3", "base model").
-    Fails closed: a metric that is NaN or infinite, or fewer than
-    ``cfg.min_queries`` queries, never promotes.
-    """
-    broken = [
-        f"{side}'s {m} is {values[m]}"
-        for side, values in (("the challenger", challenger), (against, reference))
-        for m in RULE_METRICS
-        if not math.isfinite(values[m])
-    ]
-    if broken:
-        return False, f"{', '.join(broken)}: a metric that is not a finite number never promotes"
-    if queries < cfg.min_queries:
-        return False, (
-            f"only {queries} held-out queries have judgements, fewer than promotion.min_queries={cfg.min_queries}: "
-            "too few to tell the models apart"
-        )
-    ch_ndcg, ref_ndcg = challenger["ndcg_at_10"], reference["ndcg_at_10"]
-    ch_recall, ref_recall = challenger["recall_at_100"], reference["recall_at_100"]
-    gain, drop = ch_ndcg - ref_ndcg, ref_recall - ch_recall
-    scores = f"nDCG@10 {ch_ndcg:.4f} vs {against} {ref_ndcg:.4f} on {queries} held-out queries"
-    if gain < cfg.min_ndcg_gain:
-        return False, f"{scores}: the gain {gain:+.4f} is below the required {cfg.min_ndcg_gain:.4f}"
-    if drop > cfg.max_recall_drop:
-        return False, (
-            f"{scores}, but recall@100 falls by {drop:.4f} ({ch_recall:.4f} vs {ref_recall:.4f}), "
-            f"more than the allowed {cfg.max_recall_drop:.4f}"
-        )
-    return True, f"{scores}: {gain:+.4f} (>= {cfg.min_ndcg_gain:.4f}), recall@100 {ch_recall - ref_recall:+.4f}"
-
-
-def judged_queries(relevant: Mapping[str, Mapping[str, int]]) -> int:
-    """The queries with at least one relevant judgement: those the ranking metrics average over."""
-    return sum(1 for r in relevant.values() if r)
-
-
 def first_version_verdict(
     metrics: Mapping[str, float], eval_set: Mapping[str, Any], variant: str, cfg: PromotionConfig
 ) -> tuple[bool, str]:
@@ -170,7 +130,11 @@ def first_version_verdict(
         return {m: float(metrics[f"{prefix}/{m}"]) for m in RULE_METRICS}
 
     queries = judged_queries(eval_set.get("relevant", {}))
-    return decide(side(variant), side("base"), cfg, queries, against="base model")
+    passes, why = decide(side(variant), side("base"), cfg, queries, against="base model")
+    veto = foreign_veto(metrics, variant)
+    if passes and veto is not None:
+        return False, f"{why}; but {veto}"
+    return passes, why
 
 
 def condense(run: Mapping[str, Mapping[str, float]], unjudged: Mapping[str, set[str]]) -> Run:
@@ -238,6 +202,13 @@ def _reference(model_name: str, challenger: reg.ModelVersionInfo) -> tuple[Model
     return base, label, f"{why}, so compared with the base model, which a first champion must beat"
 
 
+def _foreign_veto(model_name: str, version: reg.ModelVersionInfo) -> str | None:
+    """The foreign-set guard on the challenger, from its training run's ``foreign/<variant>_vs_base_*`` figures
+    (the version's ``variant`` tag names the row): see :func:`jude.evaluation.rule.foreign_veto`."""
+    tags = mlflow.tracking.MlflowClient().get_model_version(model_name, version.version).tags or {}
+    return foreign_veto(version.metrics, tags.get("variant", "finetuned"))
+
+
 def promote_challenger(
     model_name: str,
     cfg: PromotionConfig,
@@ -299,10 +270,13 @@ def promote_challenger(
     queries = judged_queries(relevant)
     ch_metrics = ranking_metrics(runs["challenger"], relevant)
     ref_metrics = ranking_metrics(runs["reference"], relevant)
+    veto = _foreign_veto(model_name, challenger)
     if refusal is not None:
         promoted, verdict = False, refusal
     else:
         promoted, verdict = decide(ch_metrics, ref_metrics, cfg, queries, against=label)
+        if promoted and veto is not None:
+            promoted, verdict = False, f"{verdict}; but {veto}"
     reason = f"{why}; {verdict} ({evidence})" if why else f"{verdict} ({evidence})"
 
     previous = reference.version if promoted and isinstance(reference, reg.ModelVersionInfo) else None

@@ -26,6 +26,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from jude.registry.standing import no_champion_message
+from jude.registry.tracking import resolve_tracking_uri
+
 MODELS_SCHEME = "models:/"
 RUNS_SCHEME = "runs:/"
 PACKAGED_MODEL = "minilm"  # the packaged all-MiniLM-L6-v2 (jude.modeling.model_dir.packaged_minilm_path)
@@ -41,6 +44,11 @@ class ModelURIError(ValueError):
 
 class ModelNotFoundError(FileNotFoundError):
     """A well-formed model URI that points at nothing: no such directory, model, version or alias."""
+
+
+class NoChampionError(ModelNotFoundError):
+    """``models:/<name>@champion`` while the model has no champion: the message gives each version's ``promotion``
+    tag (why it is not champion) and what to do (:func:`jude.registry.standing.no_champion_message`)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ def resolve(uri: str, tracking_uri: str | None = None) -> ResolvedModel:
     """Resolve ``uri`` to one immutable model (see the module docstring).
 
     Registry URIs are looked up in ``tracking_uri`` (default: ``$MLFLOW_TRACKING_URI``,
-    else sqlite under ``.jude/``, see :func:`jude.registry.mlflow_registry.resolve_tracking_uri`).
+    else sqlite under ``.jude/``, see :func:`jude.registry.tracking.resolve_tracking_uri`).
     Raises :class:`ModelURIError` for a malformed URI and :class:`ModelNotFoundError`
     for an unknown directory, registered model, version or alias; both name the URI.
     """
@@ -132,8 +140,6 @@ def resolve(uri: str, tracking_uri: str | None = None) -> ResolvedModel:
 def _resolve_registered(ref: ModelRef, tracking_uri: str | None) -> ResolvedModel:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
-
-    from jude.registry.mlflow_registry import resolve_tracking_uri
 
     assert ref.name is not None
     tracking = resolve_tracking_uri(tracking_uri)
@@ -156,6 +162,8 @@ def _resolve_registered(ref: ModelRef, tracking_uri: str | None) -> ResolvedMode
             aliases = dict(getattr(registered, "aliases", None) or {})
             if ref.alias in aliases:  # the alias exists: this is another failure, not a missing alias
                 raise
+            if ref.alias == "champion":
+                raise NoChampionError(f"model {ref.uri!r}: {no_champion_message(client, ref.name, where)}") from e
             known = ", ".join(f"{a} -> {v}" for a, v in sorted(aliases.items())) or "none"
             raise ModelNotFoundError(
                 f"model {ref.uri!r}: registered model {ref.name!r} has no alias {ref.alias!r} {where} "

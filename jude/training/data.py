@@ -24,7 +24,7 @@ from jude.data.schema import Marketplace
 from jude.evaluation.retrieval import top_k_candidates
 from jude.fsutils import atomic_directory
 from jude.labels.build import LabelSet, build_labels
-from jude.training.pairs import SplitData, split_and_pair
+from jude.training.pairs import SplitData, split_from_config
 
 CACHE_TABLES = ("jobs", "members", "pairs")
 CACHE_DONE = "pairs.parquet"  # the directory is renamed into place whole: this file there means it is complete
@@ -68,17 +68,8 @@ def build_training_data(
         )
         del model
     labels = build_labels(market.jobs, market.members, market.interactions, cfg.labels, candidates=candidates)
-    split = split_and_pair(
-        market.jobs,
-        market.members,
-        market.interactions,
-        labels.table,
-        cfg.data.val_fraction,
-        cfg.data.test_fraction,
-        max_queries=cfg.eval.max_queries,
-        query_entity=cfg.eval.member_view,
-        use_engagement=cfg.train.use_engagement,
-        seed=cfg.train.seed,
+    split = split_from_config(
+        market.jobs, market.members, market.interactions, labels.table, cfg.data, cfg.eval, cfg.train
     )
     return TrainingData(market=market, labels=labels, split=split)
 

@@ -287,6 +287,94 @@ def _parameters_digest(params: list[torch.nn.Parameter]) -> str:
     return h.hexdigest()
 
 
+@dataclass
+class _Run:
+    """What every distillation run shares once prepared: the model, its texts and the batch schedule."""
+
+    embedder: Embedder
+    cfg: DistillConfig
+    member_texts: dict[str, dict[str, str]]  # view -> member -> text
+    job_texts: dict[str, str]
+    positive_sets: dict[str, set[str]]
+    max_job: int
+
+    def jobs(self, ids: list[str]) -> torch.Tensor:
+        return self.embedder.embed_texts([self.job_texts[j] for j in ids], self.max_job)
+
+    def anchor(self, b: DistillBatch, q: torch.Tensor, hard_negatives: bool) -> torch.Tensor | None:
+        """InfoNCE on the batch's labelled positives (in-batch negatives; with ``hard_negatives`` also the
+        batch's judged negatives), or None when fewer than two members of the batch have a positive."""
+        rows = b.anchor_rows
+        if len(rows) < 2:
+            return None
+        hard = None
+        if hard_negatives and b.anchor_negatives and b.anchor_negatives[0]:
+            K = len(b.anchor_negatives[0])
+            flat = [j for row in b.anchor_negatives for j in row]
+            hard = self.jobs(flat).view(len(rows), K, -1)  # (A, K, D)
+        return info_nce(
+            q[rows],
+            self.jobs(b.anchor_jobs),  # (A, D)
+            self.cfg.infonce_temperature,
+            hard_negatives=hard,
+            query_ids=[b.member_ids[k] for k in rows],
+            doc_ids=b.anchor_jobs,
+            positives=self.positive_sets,
+            hard_negative_ids=b.anchor_negatives if hard is not None else None,
+        )
+
+
+# Each run's loss on one batch: (run, batch, member embeddings (B, D)) -> the named parts, summed into the loss.
+def _distilled_parts(r: _Run, b: DistillBatch, q: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The student: the teacher's terms (KL / MarginMSE) + ``infonce_weight`` x the anchor."""
+    d = r.jobs([j for row in b.candidates for j in row])  # (B*C, D)
+    student = torch.einsum("bd,bcd->bc", q, d.view(len(b.member_ids), r.cfg.group_size, -1))  # (B, C) cosines
+    parts = distill_loss(student, torch.from_numpy(b.teacher).to(student.device), r.cfg)
+    if r.cfg.infonce_weight > 0 and (anchor := r.anchor(b, q, hard_negatives=False)) is not None:
+        parts["infonce"] = anchor
+    return parts
+
+
+def _anchor_parts(r: _Run, b: DistillBatch, q: torch.Tensor) -> dict[str, torch.Tensor]:
+    """control_anchor: the student's run with the teacher's terms off (``infonce_weight`` x the anchor alone)."""
+    anchor = r.anchor(b, q, hard_negatives=False)
+    return {} if anchor is None else {"infonce": anchor}
+
+
+def _steps_parts(r: _Run, b: DistillBatch, q: torch.Tensor) -> dict[str, torch.Tensor]:
+    """control_steps: fine-tuning continued, InfoNCE at weight 1 with the judged hard negatives."""
+    anchor = r.anchor(b, q, hard_negatives=True)
+    return {} if anchor is None else {"infonce": anchor}
+
+
+_PARTS: dict[str, Callable[[_Run, DistillBatch, torch.Tensor], dict[str, torch.Tensor]]] = {
+    "distilled": _distilled_parts,
+    "control_anchor": _anchor_parts,
+    "control_steps": _steps_parts,
+}
+
+
+def _infonce_weight(run: str, cfg: DistillConfig) -> float:
+    return 1.0 if run == "control_steps" else cfg.infonce_weight
+
+
+def _check_run(run: str, cfg: DistillConfig, pairs: pd.DataFrame | None) -> None:
+    if run not in RUNS:
+        raise ValueError(f"run must be one of {RUNS}, got {run!r}")
+    if run != "distilled" and pairs is None:
+        raise ValueError(f"run {run!r} trains on the labelled positives: it needs the training pairs (pairs=)")
+    if cfg.infonce_weight > 0 and pairs is None:
+        raise ValueError(
+            f"distill.infonce_weight={cfg.infonce_weight} needs the training pairs; "
+            "pass pairs= or set distill.infonce_weight to 0"
+        )
+    if run == "control_anchor" and cfg.infonce_weight <= 0:
+        raise ValueError(
+            "run 'control_anchor' is the distillation run with only its InfoNCE anchor, but "
+            f"distill.infonce_weight={cfg.infonce_weight}: there is no anchor to train"
+        )
+
+
 def distill_embedder(
     student_dir: str | Path,
     teacher_scores: pd.DataFrame,
@@ -322,28 +410,17 @@ def distill_embedder(
         run: ``distilled`` (the teacher's terms + ``infonce_weight`` x the InfoNCE anchor),
             ``control_anchor`` (the same run with the KL and MarginMSE terms off: the anchor alone) or
             ``control_steps`` (fine-tuning continued: InfoNCE at weight 1 with ``train.hard_negatives``
-            judged hard negatives per pair, ``distill.infonce_temperature``). All three read the same
-            :func:`batch_schedule`, start from the same fresh LoRA (``torch.manual_seed(distill.seed)``
-            right before it is added) and use the same optimiser, rate and steps; the stats record
-            ``batch_schedule_sha256`` and ``lora_init_sha256`` so that can be checked.
+            judged hard negatives per pair, ``distill.infonce_temperature``). Each is one loss function
+            (``_distilled_parts``, ``_anchor_parts``, ``_steps_parts``); everything else is shared: all
+            three read the same :func:`batch_schedule`, start from the same fresh LoRA
+            (``torch.manual_seed(distill.seed)`` right before it is added) and use the same optimiser, rate
+            and steps; the stats record ``batch_schedule_sha256`` and ``lora_init_sha256`` so that can be
+            checked (:func:`check_controls`).
         on_batch: called with each step's :class:`DistillBatch` as it is trained.
 
     Returns a ``TrainResult`` (model_dir, per-step history, stats).
     """
-    if run not in RUNS:
-        raise ValueError(f"run must be one of {RUNS}, got {run!r}")
-    if run != "distilled" and pairs is None:
-        raise ValueError(f"run {run!r} trains on the labelled positives: it needs the training pairs (pairs=)")
-    if distill_cfg.infonce_weight > 0 and pairs is None:
-        raise ValueError(
-            f"distill.infonce_weight={distill_cfg.infonce_weight} needs the training pairs; "
-            "pass pairs= or set distill.infonce_weight to 0"
-        )
-    if run == "control_anchor" and distill_cfg.infonce_weight <= 0:
-        raise ValueError(
-            "run 'control_anchor' is the distillation run with only its InfoNCE anchor, but "
-            f"distill.infonce_weight={distill_cfg.infonce_weight}: there is no anchor to train"
-        )
+    _check_run(run, distill_cfg, pairs)
     seed_everything(distill_cfg.seed)
     lists, stats = candidate_lists(teacher_scores, jobs, members, min_candidates=distill_cfg.group_size)
     embedder = Embedder.load(student_dir)
@@ -371,7 +448,14 @@ def distill_embedder(
         known = pairs[pairs["member_id"].isin(set(lists.member_ids)) & pairs["job_id"].isin(set(job_texts))]
         for m, j, label in zip(known["member_id"], known["job_id"], known["label"]):
             (positives if label == 1 else negatives)[m].append(j)
-    positive_sets = {m: set(js) for m, js in positives.items()}
+    r = _Run(
+        embedder,
+        distill_cfg,
+        member_texts,
+        job_texts,
+        {m: set(js) for m, js in positives.items()},
+        embedder.meta.max_lengths["job"],
+    )
     schedule = batch_schedule(
         lists, positives, negatives, views, distill_cfg, train_cfg.hard_negatives, list(job_texts)
     )
@@ -380,9 +464,6 @@ def distill_embedder(
     params = embedder.trainable_parameters()
     stats["lora_init_sha256"] = _parameters_digest(params)
     stats["batch_schedule_sha256"] = schedule_digest(schedule)
-    max_job = embedder.meta.max_lengths["job"]
-    teacher_terms = run == "distilled"
-
     loop = OptimLoop(
         params,
         lr=distill_cfg.learning_rate,
@@ -395,37 +476,13 @@ def distill_embedder(
         log=log,
         show_progress=show_progress,
     )
+    parts_of, weight = _PARTS[run], _infonce_weight(run, distill_cfg)
     for b in schedule:
         if on_batch is not None:
             on_batch(b)
-        mids = b.member_ids
-        q = embedder.embed_texts([member_texts[b.view][m] for m in mids], embedder.meta.max_lengths[b.view])  # (B, D)
-        parts: dict[str, torch.Tensor] = {}
-        if teacher_terms:
-            d = embedder.embed_texts([job_texts[j] for row in b.candidates for j in row], max_job)  # (B*C, D)
-            student = torch.einsum("bd,bcd->bc", q, d.view(len(mids), distill_cfg.group_size, -1))  # (B, C) cosines
-            parts.update(distill_loss(student, torch.from_numpy(b.teacher).to(student.device), distill_cfg))
-        loss = sum(parts.values()) if parts else None
-        if len(b.anchor_rows) >= 2 and (distill_cfg.infonce_weight > 0 or run == "control_steps"):
-            rows = b.anchor_rows
-            hard = None
-            if run == "control_steps" and b.anchor_negatives and b.anchor_negatives[0]:
-                K = len(b.anchor_negatives[0])
-                flat = [j for row in b.anchor_negatives for j in row]
-                hard = embedder.embed_texts([job_texts[j] for j in flat], max_job).view(len(rows), K, -1)  # (A, K, D)
-            dp = embedder.embed_texts([job_texts[j] for j in b.anchor_jobs], max_job)  # (A, D)
-            parts["infonce"] = info_nce(
-                q[rows],
-                dp,
-                distill_cfg.infonce_temperature,
-                hard_negatives=hard,
-                query_ids=[mids[k] for k in rows],
-                doc_ids=b.anchor_jobs,
-                positives=positive_sets,
-                hard_negative_ids=b.anchor_negatives if hard is not None else None,
-            )
-            weight = 1.0 if run == "control_steps" else distill_cfg.infonce_weight
-            loss = parts["infonce"] * weight if loss is None else loss + weight * parts["infonce"]
+        q = embedder.embed_texts([member_texts[b.view][m] for m in b.member_ids], embedder.meta.max_lengths[b.view])
+        parts = parts_of(r, b, q)  # (B, D) member embeddings in, the loss's named parts out
+        loss = sum((weight if k == "infonce" else 1.0) * v for k, v in parts.items()) if parts else None
         if loss is not None:
             loss.backward()
         # a step with nothing to learn (a control batch with < 2 anchored members) still steps the schedule
@@ -449,16 +506,17 @@ def distill_embedder(
         "run": run,
         "student_dir": str(student_dir),
         "parent_lora": parent_lora,
-        "loss": distill_cfg.loss if teacher_terms else "infonce",
+        "loss": distill_cfg.loss if run == "distilled" else "infonce",
         "steps": loop.steps,
         "learning_rate": distill_cfg.learning_rate,
-        "infonce_weight": 1.0 if run == "control_steps" else distill_cfg.infonce_weight,
+        "infonce_weight": weight,
         "infonce_temperature": distill_cfg.infonce_temperature,
         "student_temperature": distill_cfg.student_temperature,
         "teacher_temperature": distill_cfg.teacher_temperature,
         "margin_scale": distill_cfg.margin_scale,
         "seed": distill_cfg.seed,
         "batch_schedule_sha256": stats["batch_schedule_sha256"],
+        "lora_init_sha256": stats["lora_init_sha256"],
     }
     out = embedder.save(out_dir)
     return TrainResult(model_dir=Path(out), history=loop.history, stats=stats)
@@ -483,6 +541,49 @@ def teacher_candidate_scores(
     return score_candidates(teacher, candidates, jobs, members, show_progress=show_progress)
 
 
+@dataclass(frozen=True)
+class DistillInputs:
+    """What every distillation run of one chain reads: the fine-tuned student, the training data, the configs.
+
+    The student and its two controls are trained through :meth:`train`, so nothing but the ``run`` (and where
+    it is saved) can differ between them.
+    """
+
+    student_dir: str | Path  # the fine-tuned model directory
+    pairs: pd.DataFrame  # the training pairs: the members to score, the InfoNCE anchor's positives
+    jobs: pd.DataFrame
+    members: pd.DataFrame
+    model_cfg: ModelConfig | None
+    lora_cfg: LoRAConfig
+    train_cfg: TrainConfig
+    distill_cfg: DistillConfig
+
+    def train(
+        self,
+        teacher_scores: pd.DataFrame,
+        out_dir: str | Path,
+        run: str = "distilled",
+        log: LogFn | None = None,
+        show_progress: bool = True,
+    ) -> TrainResult:
+        """:func:`distill_embedder` on these inputs."""
+        return distill_embedder(
+            self.student_dir,
+            teacher_scores,
+            self.jobs,
+            self.members,
+            self.model_cfg,
+            self.lora_cfg,
+            self.train_cfg,
+            self.distill_cfg,
+            out_dir,
+            pairs=self.pairs,
+            log=log,
+            show_progress=show_progress,
+            run=run,
+        )
+
+
 @dataclass
 class Distillation:
     teacher_scores: pd.DataFrame  # [member_id, job_id, teacher_score], the distillation's training data
@@ -490,61 +591,60 @@ class Distillation:
 
 
 def distill_from_teacher(
-    student_dir: str | Path,
+    inputs: DistillInputs,
     teacher_dir: str | Path,
-    pairs: pd.DataFrame,
-    jobs: pd.DataFrame,
-    members: pd.DataFrame,
-    model_cfg: ModelConfig | None,
-    lora_cfg: LoRAConfig,
-    train_cfg: TrainConfig,
-    distill_cfg: DistillConfig,
     out_dir: str | Path,
     log: LogFn | None = None,
     show_progress: bool = True,
 ) -> Distillation:
-    """Score the fine-tuned student's candidates with the teacher, then distil those scores into the student.
-
-    ``student_dir`` is the fine-tuned model directory, ``teacher_dir`` the cross-encoder's; ``pairs`` the
-    training pairs (they pick the members to score and anchor the InfoNCE term). The other arguments are
-    those of :func:`distill_embedder`.
-    """
+    """Score the fine-tuned student's candidates with the teacher (``teacher_dir``, the cross-encoder's
+    directory), then distil those scores into the student (:meth:`DistillInputs.train`), saved to ``out_dir``."""
     scores = teacher_candidate_scores(
-        Embedder.load(student_dir),
+        Embedder.load(inputs.student_dir),
         CrossEncoderTeacher.load(teacher_dir),
-        pairs,
-        jobs,
-        members,
-        distill_cfg.candidates_k,
+        inputs.pairs,
+        inputs.jobs,
+        inputs.members,
+        inputs.distill_cfg.candidates_k,
         show_progress=show_progress,
     )
-    result = distill_embedder(
-        student_dir,
-        scores,
-        jobs,
-        members,
-        model_cfg,
-        lora_cfg,
-        train_cfg,
-        distill_cfg,
-        out_dir,
-        pairs=pairs,
-        log=log,
-        show_progress=show_progress,
-    )
+    result = inputs.train(scores, out_dir, log=log, show_progress=show_progress)
     return Distillation(teacher_scores=scores, result=result)
 
 
+class ControlMismatchError(RuntimeError):
+    """A control did not train on the distilled student's batches or from its fresh LoRA: not a control."""
+
+
+def check_controls(student: dict, controls: dict[str, TrainResult]) -> str:
+    """Each control trained on the student's batch schedule and started from its fresh LoRA, or an error.
+
+    ``student`` is the distilled model's ``jude.json`` ``extra.distill`` (its ``batch_schedule_sha256`` and
+    ``lora_init_sha256``); ``controls`` the :func:`train_controls` results. Returns the schedule digest.
+    """
+    schedule, lora = student["batch_schedule_sha256"], student.get("lora_init_sha256")
+    for run, res in controls.items():
+        if res.stats["batch_schedule_sha256"] != schedule:
+            raise ControlMismatchError(
+                f"{run} trained on batch schedule {res.stats['batch_schedule_sha256'][:12]}, the distilled "
+                f"student on {schedule[:12]}: not the same batches"
+            )
+        if lora is None:
+            raise ControlMismatchError(
+                "the distilled student records no lora_init_sha256 (distilled before it was recorded): "
+                "its controls cannot be checked to start from the same fresh LoRA; distil it again"
+            )
+        if res.stats["lora_init_sha256"] != lora:
+            raise ControlMismatchError(
+                f"{run} started from LoRA {res.stats['lora_init_sha256'][:12]}, the distilled student from "
+                f"{lora[:12]}: not the same fresh LoRA"
+            )
+    return schedule
+
+
 def train_controls(
-    student_dir: str | Path,
+    inputs: DistillInputs,
     teacher_scores: pd.DataFrame,
-    pairs: pd.DataFrame,
-    jobs: pd.DataFrame,
-    members: pd.DataFrame,
-    model_cfg: ModelConfig | None,
-    lora_cfg: LoRAConfig,
-    train_cfg: TrainConfig,
-    distill_cfg: DistillConfig,
     out_root: str | Path,
     log: LogFn | None = None,
     show_progress: bool = True,
@@ -558,20 +658,6 @@ def train_controls(
     """
     out_root = Path(out_root)
     return {
-        run: distill_embedder(
-            student_dir,
-            teacher_scores,
-            jobs,
-            members,
-            model_cfg,
-            lora_cfg,
-            train_cfg,
-            distill_cfg,
-            out_root / run,
-            pairs=pairs,
-            log=log,
-            show_progress=show_progress,
-            run=run,
-        )
+        run: inputs.train(teacher_scores, out_root / run, run=run, log=log, show_progress=show_progress)
         for run in RUNS[1:]
     }

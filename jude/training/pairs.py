@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from jude.config import DataConfig, EvalConfig, TrainConfig
 from jude.evaluation.retrieval import EvalSet, build_eval_set
 
 PAIR_COLUMNS = ["member_id", "job_id", "label", "grade", "source"]
@@ -56,6 +57,37 @@ def _relevant_map(members: set[str], applies: pd.DataFrame, relevance: pd.DataFr
         if m in rel:
             rel[m][j] = max(2, rel[m].get(j, 0))
     return rel
+
+
+def split_from_config(
+    jobs: pd.DataFrame,
+    members: pd.DataFrame,
+    interactions: pd.DataFrame,
+    labels: pd.DataFrame,
+    data: DataConfig,
+    eval: EvalConfig,
+    train: TrainConfig,
+    use_engagement: bool | None = None,
+) -> SplitData:
+    """:func:`split_and_pair` with the arguments a run config gives it: the one mapping from config to split.
+
+    The train pipeline, the quality benchmarks and the ranker (which must hold out the same test members the
+    embedder never trained on) all split through here: ``data.val_fraction``/``test_fraction``,
+    ``eval.max_queries``/``member_view``, ``train.seed``, and ``train.use_engagement`` unless
+    ``use_engagement`` is given (the ranker splits without labels).
+    """
+    return split_and_pair(
+        jobs,
+        members,
+        interactions,
+        labels,
+        data.val_fraction,
+        data.test_fraction,
+        max_queries=eval.max_queries,
+        query_entity=eval.member_view,
+        use_engagement=train.use_engagement if use_engagement is None else use_engagement,
+        seed=train.seed,
+    )
 
 
 def split_and_pair(

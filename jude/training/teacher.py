@@ -38,7 +38,6 @@ import os
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,17 +50,12 @@ from jude.evaluation.retrieval import EvalSet, retrieve, top_k_candidates
 from jude.evaluation.variants import evaluate_variants
 from jude.modeling.cross_encoder import CrossEncoderTeacher, TeacherDataError, rerank
 from jude.optim import OptimLoop
+from jude.training.trainer import TrainResult
 
 NEGATIVE_TIERS = ("finetuned_judged", "judged", "finetuned_unjudged", "random")  # the order groups fill from
 
 
-@dataclass
-class TeacherTrainResult:
-    """Where the teacher went, and its per-step losses."""
-
-    model_dir: Path
-    history: list[dict] = field(default_factory=list)
-    stats: dict = field(default_factory=dict)
+TeacherTrainResult = TrainResult  # the teacher's run is a training run like the embedder's: one result type
 
 
 @dataclass
@@ -230,7 +224,7 @@ def train_cross_encoder(
     log: Any = None,
     show_progress: bool = True,
     mined: Mapping[str, Sequence[str]] | None = None,
-) -> TeacherTrainResult:
+) -> TrainResult:
     """Train the cross-encoder teacher on the labelled training pairs; save it to ``out_dir``.
 
     ``pairs`` are the training pairs of ``jude.training.pairs.split_and_pair``
@@ -302,7 +296,7 @@ def train_cross_encoder(
     }
     teacher.meta.train = {**stats, "learning_rate": cfg.learning_rate, "seed": cfg.seed}
     out = teacher.save(out_dir)
-    return TeacherTrainResult(model_dir=out, history=loop.history, stats=stats)
+    return TrainResult(model_dir=out, history=loop.history, stats=stats)
 
 
 @dataclass

@@ -85,3 +85,28 @@ def test_shipped_k8s_config_renders(tmp_path):
     config = Path(__file__).resolve().parents[2] / "configs" / "deploy_k8s.yaml"
     assert main(["k8s", "render", "--config", str(config), "--output", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*.yaml"))) == 6  # the server's four, the nearline worker's Deployment and PDB
+
+
+@pytest.mark.parametrize("target", ["local", "kubernetes"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_no_champion_stops_before_anything_starts_with_the_gates_reason(target, dry_run, tmp_path):
+    """The fresh clone's case: the gate kept v1 as challenger; nothing is started, rendered or applied."""
+    from jude.deploy.deployer import NoChampionToDeploy
+
+    kept = {
+        "promoted": False,
+        "champion_version": None,
+        "challenger_version": "1",
+        "model_name": "jude-embedder",
+        "model_uri": "models:/jude-embedder@champion",
+        "reason": "the first version, so compared with the base model: recall@100 falls by 0.0787",
+    }
+    cfg = DeployConfig(target=target)
+    with pytest.raises(NoChampionToDeploy) as e:
+        run_deployment(cfg, kept, dry_run=dry_run, output_dir=str(tmp_path), api_client=object(), log=print)
+    msg = str(e.value)
+    assert "kept v1 as challenger" in msg and "recall@100 falls by 0.0787" in msg
+    assert "jude registry promote VERSION --reason TEXT" in msg
+    assert list(tmp_path.iterdir()) == []  # no manifest written
+    # a model named in the deploy config is still deployed without a champion
+    assert run_deployment(DeployConfig(model_uri="minilm"), kept, dry_run=True).status == "rendered"

@@ -1,8 +1,8 @@
-"""ZenML Model version stages follow the MLflow aliases (pipelines/model_stages.py), on private stores."""
+"""ZenML Model version stages follow the MLflow aliases (zenml_glue/model_stages.py), on private stores."""
 
 import pytest
 
-from pipelines.model_stages import ARCHIVED, PRODUCTION, STAGING, main, sync_model_stages, target_stage
+from zenml_glue.model_stages import ARCHIVED, PRODUCTION, STAGING, main, sync_model_stages, target_stage
 
 NAME = "jude-embedder"
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from support import free_port
 
+from tests.stores.conftest import redis_client, redis_prefix  # noqa: F401 (fixtures)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,9 +61,17 @@ def _assert_the_chain_ran_and_the_validation_winner_was_registered(client, mv, t
     assert (metrics["val/teacher/ndcg_at_10"] > metrics["val/finetuned/ndcg_at_10"]) == (
         tags["distillation_meaningful"] == "true"
     )
+    # the promotion rule against the base model on validation, then the best that passes by nDCG@10
     scores = {c: metrics[f"select/{c}/val_ndcg_at_10"] for c in ("finetuned", "distilled")}
+    passing = {c: v for c, v in scores.items() if metrics[f"select/{c}/passes_rule"] == 1.0}
+    for c in scores:
+        gain = scores[c] - metrics["select/base/val_ndcg_at_10"]
+        drop = metrics["select/base/val_recall_at_100"] - metrics[f"select/{c}/val_recall_at_100"]
+        assert (c in passing) == (gain >= 0.005 and drop <= 0.0), (c, gain, drop)  # promotion's defaults
     chosen = tags["selected_candidate"]
-    assert chosen == ("distilled" if scores["distilled"] > scores["finetuned"] else "finetuned"), (chosen, scores)
+    assert passing, f"no candidate passed the rule on validation: {tags['selection_reason']}"
+    best = "distilled" if passing.get("distilled", -1) > passing.get("finetuned", -1) else "finetuned"
+    assert chosen == best, (chosen, scores, passing)
     assert params["select.variant"] == chosen and chosen in tags["selection_reason"]
     # the registered model is the chosen one: only a distilled model records its distillation
     assert ("distill" in _registered_extra(tmp_path)) == (chosen == "distilled")
@@ -147,36 +157,75 @@ def test_missing_config_file_is_named(tmp_path):
     assert res.returncode == 2 and "nope.yaml" in res.stderr
 
 
-@pytest.mark.slow
-def test_deploy_pipeline_gates_and_serves_the_champion_locally(trained):
-    import httpx
+def _smoke_config(tmp_path, name: str, source: str, parameters: dict) -> str:
+    """``configs/<source>`` with its parameters updated section by section (the README path on smoke data)."""
     import yaml
 
-    port = free_port()
-    state = trained / "deploy-state"
-    cfg = trained / "deploy_local.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "enable_cache": False,
-                "parameters": {"deploy": {"target": "local", "local": {"port": port, "state_dir": str(state)}}},
-            }
-        )
+    doc = yaml.safe_load((ROOT / "configs" / source).read_text())
+    for section, values in parameters.items():
+        doc["parameters"].setdefault(section, {}).update(values)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_the_readme_path_runs_in_sequence_from_empty_stores(trained, redis_client, redis_prefix):  # noqa: F811
+    """make train -> make deploy -> make monitor -> bootstrap -> ranker -> a nearline get of what bootstrap wrote,
+    one after the other on the stores ``trained`` started empty (the smoke data in place of the default's). A
+    fresh clone once ended make train without a champion, and every later step failed; each pipeline's own test
+    registers its own champion, so only this one sees the chain."""
+    import json
+
+    import httpx
+
+    smoke_data = {"synthetic": {"n_jobs": 120, "n_members": 80, "days": 30, "impressions_per_member": 20, "seed": 0}}
+    port, state = free_port(), trained / "deploy-state"
+    deploy = _smoke_config(
+        trained, "deploy.yaml", "deploy_local.yaml", {"deploy": {"local": {"port": port, "state_dir": str(state)}}}
     )
-    res = _run(["--pipeline", "deploy", "--config", str(cfg)], trained)
+    res = _run(["--pipeline", "deploy", "--config", deploy], trained)
     try:
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-        import json
-
         record = json.loads((state / "local.json").read_text())
         base = record["address"].rstrip("/")
         assert httpx.get(f"{base}/ready", timeout=10).status_code == 200
-        info = httpx.get(f"{base}/info", timeout=10).json()
-        assert "jude-embedder" in json.dumps(info)
+        assert "jude-embedder" in json.dumps(httpx.get(f"{base}/info", timeout=10).json())
         out = httpx.post(f"{base}/v1/embeddings", json={"input": ["senior data engineer"]}, timeout=60).json()
         assert len(out["data"][0]["embedding"]) == 384
     finally:
         subprocess.run([sys.executable, "-m", "jude.cli", "deploy", "stop", "--state-dir", str(state)], cwd=ROOT)
+
+    monitor = _smoke_config(
+        trained, "monitor.yaml", "monitor.yaml", {"data": smoke_data, "monitor": {"current_days": 10}}
+    )
+    res = _run(["--pipeline", "monitor", "--config", monitor], trained)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+    history = trained / "history"
+    boot = {"online_prefix": redis_prefix, "history_path": str(history)}
+    bootstrap = _smoke_config(trained, "bootstrap.yaml", "bootstrap.yaml", {"data": smoke_data, "bootstrap": boot})
+    res = _run(["--pipeline", "bootstrap", "--config", bootstrap], trained)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "jude bootstrap: 280 entities -> jude-embedder-1" in out, out[-3000:]
+
+    res = _run(["--pipeline", "ranker", "--config", "configs/ranker_smoke.yaml"], trained)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+    nearline = trained / "nearline.yaml"
+    nearline.write_text(f"online_prefix: '{redis_prefix}'\n")
+    got = subprocess.run(
+        [sys.executable, "-m", "jude.cli", "nearline", "get", "job", "j00000", "--config", str(nearline)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert got.returncode == 0, got.stderr[-2000:]
+    row = json.loads(got.stdout.strip().splitlines()[-1])
+    assert row["found"] and row["embedding_version"] == "jude-embedder-1" and row["dimension"] == 384
 
 
 @pytest.mark.slow

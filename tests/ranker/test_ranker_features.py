@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jude.config import RANKER_STANDARD_FEATURES, RankerConfig
+from jude.config import RANKER_STANDARD_FEATURES, DataConfig, EvalConfig, RankerConfig, TrainConfig
 from jude.ranker.features import (
     MemberSplit,
     RankerError,
@@ -117,4 +117,11 @@ def test_a_test_period_without_applies_is_named(small_market):
     _, t_test = cut_points(m.interactions, 0.15, 0.2)
     no_late_applies = m.interactions[~((m.interactions["action"] == "apply") & (m.interactions["ts"] >= t_test))]
     with pytest.raises(RankerError, match="the test period \\(from .*\\) has no applies"):
-        member_split(m.jobs, m.members, no_late_applies, 0.15, 0.2, max_queries=30)
+        member_split(
+            m.jobs,
+            m.members,
+            no_late_applies,
+            DataConfig(val_fraction=0.15, test_fraction=0.2),
+            EvalConfig(max_queries=30),
+            TrainConfig(),
+        )

@@ -242,3 +242,43 @@ def test_real_evaluation_same_model_is_not_promoted(mlflow_uri, saved_model, sma
     assert not d.promoted and "below the required" in d.reason
     assert d.challenger_metrics == pytest.approx(d.reference_metrics)
     assert d.pool["pool_depth"] == 20 and d.pool["judged_pairs"] > 0
+
+
+def test_the_foreign_set_vetoes_a_first_champion_that_loses_to_the_base_model_on_it():
+    from jude.evaluation.rule import foreign_veto
+
+    metrics = {
+        "base/ndcg_at_10": 0.30,
+        "base/recall_at_100": 0.90,
+        "distilled/ndcg_at_10": 0.60,
+        "distilled/recall_at_100": 0.95,
+        "foreign/distilled_vs_base_delta": -0.08,
+        "foreign/distilled_vs_base_delta_ci_low": -0.12,
+        "foreign/distilled_vs_base_delta_ci_high": -0.04,
+    }
+    ok, why = first_version_verdict(metrics, EVAL_SET, "distilled", CFG)
+    assert not ok and "loses to the base model on the foreign set: pairwise accuracy -0.0800" in why
+    # inside its interval (the top end above zero) it is no veto, and a run without the figures is not vetoed
+    assert foreign_veto({**metrics, "foreign/distilled_vs_base_delta_ci_high": 0.01}, "distilled") is None
+    assert first_version_verdict(
+        {**metrics, "foreign/distilled_vs_base_delta_ci_high": 0.01}, EVAL_SET, "distilled", CFG
+    )[0]
+    assert foreign_veto({k: v for k, v in metrics.items() if "foreign" not in k}, "distilled") is None
+
+
+def test_the_gate_never_promotes_a_challenger_that_loses_to_the_base_model_on_the_foreign_set(mlflow_uri, saved_model):
+    reg.configure(experiment="jude-test")
+    with mlflow.start_run():
+        mlflow.log_metrics(
+            {
+                "foreign/finetuned_vs_base_delta": -0.05,
+                "foreign/finetuned_vs_base_delta_ci_low": -0.09,
+                "foreign/finetuned_vs_base_delta_ci_high": -0.01,
+            }
+        )
+        reg.log_model_version(saved_model, NAME, eval_set=EVAL_SET)
+    tops = {"base": ["j5", "j6", "j1"], "1": ["j1", "j5", "j6"]}  # the challenger wins in-world
+    d = promote_challenger(NAME, CFG, rank=_fake_rank(tops))
+    assert not d.promoted and reg.get_version(NAME, "champion") is None
+    assert "loses to the base model on the foreign set" in d.reason
+    assert _tag("1").startswith("kept as challenger")

@@ -12,8 +12,11 @@ from jude.modeling.cross_encoder import CrossEncoderTeacher
 from jude.modeling.embedder import Embedder
 from jude.training.distill import (
     RUNS,
+    ControlMismatchError,
+    DistillInputs,
     batch_schedule,
     candidate_lists,
+    check_controls,
     distill_embedder,
     distill_from_teacher,
     distill_loss,
@@ -195,15 +198,8 @@ def test_distill_from_teacher_scores_the_training_members_candidates_then_distil
     lora, train, cfg = _cfgs(loss="margin_mse", max_steps=4)
     logged = []
     res = distill_from_teacher(
-        student_dir,
+        DistillInputs(student_dir, pairs, jobs, members, None, lora, train, cfg),
         teacher_dir,
-        pairs,
-        jobs,
-        members,
-        None,
-        lora,
-        train,
-        cfg,
         tmp_path / "d",
         log=lambda metrics, step: logged.append(step),
         show_progress=False,
@@ -274,6 +270,16 @@ def test_the_controls_train_on_the_students_batches_from_the_same_lora(tmp_path,
     assert not np.allclose(emb["distilled"], emb["control_anchor"], atol=1e-5)
     assert not np.allclose(emb["control_anchor"], emb["control_steps"], atol=1e-5)
     assert Embedder.load(results["control_steps"].model_dir).meta.extra["distill"]["run"] == "control_steps"
+    # the step's check: the student's recorded digests against each control's
+    student = Embedder.load(results["distilled"].model_dir).meta.extra["distill"]
+    controls = {r: res for r, res in results.items() if r != "distilled"}
+    assert check_controls(student, controls) == student["batch_schedule_sha256"]
+    with pytest.raises(ControlMismatchError, match="control_anchor started from LoRA .* not the same fresh LoRA"):
+        check_controls({**student, "lora_init_sha256": "0" * 64}, controls)
+    with pytest.raises(ControlMismatchError, match="not the same batches"):
+        check_controls({**student, "batch_schedule_sha256": "0" * 64}, controls)
+    with pytest.raises(ControlMismatchError, match="records no lora_init_sha256"):
+        check_controls({k: v for k, v in student.items() if k != "lora_init_sha256"}, controls)
 
 
 def test_the_batch_schedule_is_a_function_of_the_seed(small_market, toy_scores):

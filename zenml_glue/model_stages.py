@@ -16,7 +16,7 @@ ZenML lets one version hold ``production`` and one ``staging``; this module alwa
 ``register_embedder``, the deploy pipeline after ``promote_challenger``. After moving an alias by hand (the
 MLflow UI, ``MlflowClient().set_registered_model_alias``), run::
 
-    make sync-stages            # python -m pipelines.model_stages [--model jude-embedder]
+    make sync-stages            # python -m zenml_glue.model_stages [--model jude-embedder]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # `python pipelines/model_stages.py`: the project root on the path
+if __package__ in (None, ""):  # `python zenml_glue/model_stages.py`: the project root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jude.registry.mlflow_registry import resolve_tracking_uri  # noqa: E402
