@@ -71,7 +71,7 @@ def main() -> None:
         if args.finetuned
         else train_embedder(
             split.pairs,
-            m.jobs,
+            split.train_jobs,
             m.members,
             cfg.model,
             cfg.lora,
@@ -90,7 +90,7 @@ def main() -> None:
         loss_cfg = cfg.loss.model_copy(update={"weights": LOSS_VARIANTS[variant]})
         res = train_embedder(
             split.pairs,
-            m.jobs,
+            split.train_jobs,
             m.members,
             cfg.model,
             cfg.lora,
@@ -110,14 +110,16 @@ def main() -> None:
         else:
             tres = train_cross_encoder(
                 split.pairs,
-                m.jobs,
+                split.train_jobs,
                 m.members,
                 cfg.teacher,
                 out / "teacher",
                 template_style=cfg.model.template_style,
                 show_progress=False,
                 # the pipeline's teacher: negatives from the fine-tuned model's top-k (train_teacher)
-                mined=finetuned_top_k(finetuned, split.pairs, m.jobs, m.members, cfg.teacher.hard_negatives_k),
+                mined=finetuned_top_k(
+                    finetuned, split.pairs, split.train_jobs, m.members, cfg.teacher.hard_negatives_k
+                ),
             )
             teacher_dir = tres.model_dir
             lap(f"teacher: {tres.stats}")
@@ -125,7 +127,9 @@ def main() -> None:
         runs["teacher"] = rerank(teacher, runs["finetuned"], test, k=cfg.ablation.rerank_k)
         lap(f"teacher reranked the fine-tuned top {cfg.ablation.rerank_k}")
 
-        scores = teacher_candidate_scores(finetuned, teacher, split.pairs, m.jobs, m.members, cfg.distill.candidates_k)
+        scores = teacher_candidate_scores(
+            finetuned, teacher, split.pairs, split.train_jobs, m.members, cfg.distill.candidates_k
+        )
         lap(f"teacher scored {len(scores)} candidate pairs")
         seeds = args.distill_seeds or [cfg.distill.seed]
         for i, seed in enumerate(seeds):
@@ -133,7 +137,7 @@ def main() -> None:
             dres = distill_embedder(
                 ft_dir,
                 scores,
-                m.jobs,
+                split.train_jobs,
                 m.members,
                 cfg.model,
                 cfg.lora,

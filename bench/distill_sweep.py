@@ -76,7 +76,7 @@ def main() -> None:
 
     t = time.time()
     ft = train_embedder(
-        split.pairs, m.jobs, m.members, cfg.model, cfg.lora, cfg.train, out / "finetuned",
+        split.pairs, split.train_jobs, m.members, cfg.model, cfg.lora, cfg.train, out / "finetuned",
         loss_cfg=cfg.loss, scale=cfg.scale, show_progress=False,
     )  # fmt: skip
     times["finetune_s_per_step"] = (time.time() - t) / ft.stats["steps"]
@@ -86,7 +86,7 @@ def main() -> None:
     judge = make_judge(cfg.labels)
     rk = cfg.ablation.rerank_k
     t = time.time()
-    mined = finetuned_top_k(finetuned, split.pairs, m.jobs, m.members, cfg.teacher.hard_negatives_k)
+    mined = finetuned_top_k(finetuned, split.pairs, split.train_jobs, m.members, cfg.teacher.hard_negatives_k)
     times["mine_s"] = time.time() - t
     ft_run = retrieve(finetuned, val, k=100)
     runs = {"base": retrieve(base, val, k=100), "finetuned": ft_run}
@@ -97,7 +97,7 @@ def main() -> None:
         tcfg = cfg.teacher.model_copy(update={"learning_rate": lr, "max_steps": teacher_steps})
         t = time.time()
         tres = train_cross_encoder(
-            split.pairs, m.jobs, m.members, tcfg, out / f"teacher_lr{lr:g}",
+            split.pairs, split.train_jobs, m.members, tcfg, out / f"teacher_lr{lr:g}",
             template_style=cfg.model.template_style, show_progress=False, mined=mined,
         )  # fmt: skip
         times["teacher_s_per_step"] = (time.time() - t) / tres.stats["steps"]
@@ -126,7 +126,9 @@ def main() -> None:
     teacher = teachers[best_teacher]
 
     t = time.time()
-    scores = teacher_candidate_scores(finetuned, teacher, split.pairs, m.jobs, m.members, cfg.distill.candidates_k)
+    scores = teacher_candidate_scores(
+        finetuned, teacher, split.pairs, split.train_jobs, m.members, cfg.distill.candidates_k
+    )
     times["teacher_scoring_pairs_per_s"] = len(scores) / (time.time() - t)
     lap(f"teacher scored {len(scores)} pairs: {times['teacher_scoring_pairs_per_s']:.1f} pairs/s")
 
@@ -139,7 +141,7 @@ def main() -> None:
         name = f"distilled_lr{lr:g}" + (f"_w{w:g}" if args.distill_variants else "")
         t = time.time()
         dres = distill_embedder(
-            ft.model_dir, scores, m.jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
+            ft.model_dir, scores, split.train_jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
             out / name, pairs=split.pairs, measure=False, show_progress=False,
         )  # fmt: skip
         times["distill_s_per_step"] = (time.time() - t) / dres.stats["steps"]

@@ -64,12 +64,12 @@ def main() -> None:
         lap(f"fine-tuned model reused from {args.finetuned} (it must be --finetune-seed's)")
     else:
         ft = train_embedder(
-            split.pairs, m.jobs, m.members, cfg.model, cfg.lora, cfg.train, out / "finetuned",
+            split.pairs, split.train_jobs, m.members, cfg.model, cfg.lora, cfg.train, out / "finetuned",
             loss_cfg=cfg.loss, scale=cfg.scale, show_progress=False,
         )  # fmt: skip
         finetuned = Embedder.load(ft.model_dir)
         lap(f"fine-tuned (seed {args.finetune_seed}, {ft.stats['steps']} steps)")
-    mined = finetuned_top_k(finetuned, split.pairs, m.jobs, m.members, cfg.teacher.hard_negatives_k)
+    mined = finetuned_top_k(finetuned, split.pairs, split.train_jobs, m.members, cfg.teacher.hard_negatives_k)
     judge = make_judge(cfg.labels)
     results = {}
     lrs = args.teacher_lrs or [cfg.teacher.learning_rate]
@@ -78,7 +78,7 @@ def main() -> None:
         tcfg = cfg.teacher.model_copy(update={"seed": seed, "base_model": base, "learning_rate": lr})
         t = time.time()
         tres = train_cross_encoder(
-            split.pairs, m.jobs, m.members, tcfg, out / name,
+            split.pairs, split.train_jobs, m.members, tcfg, out / name,
             template_style=cfg.model.template_style, show_progress=False, mined=mined,
         )  # fmt: skip
         s_per_step = (time.time() - t) / tres.stats["steps"]

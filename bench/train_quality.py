@@ -47,7 +47,7 @@ def main() -> None:
     args, cfg, out, lap = run.args, run.cfg, run.out, run.lap
 
     m, split, base = prepare(cfg)
-    jobs, members = m.jobs, m.members
+    jobs, members = split.train_jobs, m.members  # training sees only the jobs posted before t_val
     test = split.test
     lap(f"data and labels: {split.stats}")
 

@@ -57,21 +57,22 @@ def train_pipeline(
     jobs, members, interactions = load_marketplace(data)
     candidates = retrieve_candidates(jobs, members, model, labels)
     label_table, _ = generate_labels(jobs, members, interactions, candidates, labels)
-    pairs, val_set, test_set = split_pairs(jobs, members, interactions, label_table, data, train, eval)
-    embedder = finetune_embedder(pairs, jobs, members, val_set, model, lora, train, loss, scale)
+    pairs, val_set, test_set, train_jobs = split_pairs(jobs, members, interactions, label_table, data, train, eval)
+    # training sees only the jobs posted before t_val (the strict time cut); evaluation ranks every job
+    embedder = finetune_embedder(pairs, train_jobs, members, val_set, model, lora, train, loss, scale)
     variants = distilled = teacher_dir = teacher_check = control_anchor = control_steps = None
     if abl.loss_variants:
-        variants = train_loss_variants(pairs, jobs, members, test_set, model, lora, train, loss, scale, ablation)
+        variants = train_loss_variants(pairs, train_jobs, members, test_set, model, lora, train, loss, scale, ablation)
     if abl.distill:
         teacher_dir, teacher_check = train_teacher(
-            pairs, jobs, members, embedder, val_set, teacher, model, labels, eval, ablation
+            pairs, train_jobs, members, embedder, val_set, teacher, model, labels, eval, ablation
         )
         teacher_scores, distilled = distill_embedder(
-            embedder, teacher_dir, pairs, jobs, members, model, lora, train, distill
+            embedder, teacher_dir, pairs, train_jobs, members, model, lora, train, distill
         )
         if abl.controls:
             control_anchor, control_steps = train_distill_controls(
-                embedder, distilled, teacher_scores, pairs, jobs, members, model, lora, train, distill
+                embedder, distilled, teacher_scores, pairs, train_jobs, members, model, lora, train, distill
             )
     metrics, judged_test_set, _ = evaluate_retrieval(
         embedder,

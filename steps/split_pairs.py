@@ -23,8 +23,12 @@ def split_pairs(
     Annotated[pd.DataFrame, "training_pairs"],
     Annotated[dict, "val_set"],
     Annotated[dict, "test_set"],
+    Annotated[pd.DataFrame, "train_jobs"],
 ]:
     """Cut the period by time, hold out the test members' labels, build the pairs.
+
+    ``train_jobs`` are the jobs posted before ``t_val``: the training steps see only them (the strict time cut,
+    ``jude.training.pairs``); the evaluation sets rank every job.
 
     The test set also carries the truths beside the judge's (``jude.evaluation.truths``): the generator's truth
     over every job (synthetic data), the test-period applies, and the unseen world (``eval.unseen``).
@@ -38,4 +42,4 @@ def split_pairs(
     if test.unseen is not None:
         truth_stats["unseen"] = len(test.unseen.queries)
     log_metadata({"split": split.stats, "truth_queries": truth_stats, "truths_absent": test.absent})
-    return split.pairs, split.val.to_dict(), test.to_dict()
+    return split.pairs, split.val.to_dict(), test.to_dict(), split.train_jobs

@@ -97,7 +97,8 @@ def cached_training_data(
         return _read_cache(cache_dir)
 
     data = build_training_data(cfg, show_progress=True)
-    tables = {"jobs": data.market.jobs, "members": data.market.members, "pairs": data.split.pairs}
+    # training sees only the jobs posted before t_val (the strict time cut, jude.training.pairs)
+    tables = {"jobs": data.split.train_jobs, "members": data.market.members, "pairs": data.split.pairs}
     # another node on a shared disk may finish first: its copy (the same data) is kept
     with atomic_directory(cache_dir, keep_if=CACHE_DONE) as tmp:
         for name, df in tables.items():

@@ -11,6 +11,11 @@ The period covered by the interactions is cut in three by time::
 - **Validation queries**: likewise for the validation period (members not in test).
 - **Training pairs**: relevance labels of the other members, plus engagement
   labels whose decisive action happened before ``t_val`` (no future leaks in).
+- **A strict time cut**: nothing that happened at or after ``t_val`` reaches training. A job posted at or
+  after ``t_val`` is in no training pair (a judged relevance label of a training member about a job posted in
+  the validation or test period is dropped, counted in ``stats``), and the training steps see only
+  :attr:`SplitData.train_jobs`, the jobs posted before ``t_val``, so no hard negative, teacher group or
+  distillation candidate is a job from the future either. The evaluation sets still rank every job.
 
 Pairs are ids plus label, grade and source; the trainer renders the texts with
 the model's templates, so the same pairs serve an encoder and a decoder base.
@@ -37,6 +42,14 @@ class SplitData:
     val: EvalSet
     test: EvalSet
     stats: dict = field(default_factory=dict)
+    train_jobs: pd.DataFrame | None = None  # the jobs posted before t_val: all that training may see
+
+
+def past_jobs(jobs: pd.DataFrame, t_val: pd.Timestamp) -> pd.DataFrame:
+    """The jobs posted before ``t_val`` (the training period's), in their order: what training may see."""
+    if "posted_at" not in jobs.columns:
+        raise ValueError("jobs has no posted_at column: the time cut needs when each job was posted")
+    return jobs[pd.to_datetime(jobs["posted_at"]) < t_val].reset_index(drop=True)
 
 
 def cut_points(
@@ -119,7 +132,12 @@ def split_and_pair(
 
     relevance = labels[labels["source"] == "relevance"]
     engagement = labels[labels["source"] == "engagement"]
+    train_jobs = past_jobs(jobs, t_val)
+    past = set(train_jobs["job_id"])
     rel_train = relevance[~relevance["member_id"].isin(held_out)]
+    future = ~rel_train["job_id"].isin(past)  # judged pairs about jobs posted in the validation or test period
+    dropped_future = int(future.sum())
+    rel_train = rel_train[~future]
     parts = [rel_train[PAIR_COLUMNS]]
     if use_engagement and len(engagement):
         # an engagement label may be trained on only if its decisive action came before t_val, and never one of a
@@ -129,7 +147,7 @@ def split_and_pair(
         decisive = interactions[interactions["action"].isin(["apply", "dismiss"])]
         last = decisive.groupby(["member_id", "job_id"])["ts"].max().rename("decided_at").reset_index()
         eng = engagement.merge(last, on=["member_id", "job_id"], how="inner")
-        eng = eng[(eng["decided_at"] < t_val) & ~eng["member_id"].isin(held_out)]
+        eng = eng[(eng["decided_at"] < t_val) & ~eng["member_id"].isin(held_out) & eng["job_id"].isin(past)]
         parts.append(eng[PAIR_COLUMNS])
     pairs = pd.concat(parts, ignore_index=True)
     # one row per (member, job): relevance wins over engagement when both exist
@@ -152,5 +170,7 @@ def split_and_pair(
         "train_positives_engagement": int(((pairs["label"] == 1) & (pairs["source"] == "engagement")).sum()),
         "test_queries": len(test.queries),
         "val_queries": len(val.queries),
+        "train_jobs": int(len(train_jobs)),
+        "train_pairs_dropped_future_jobs": dropped_future,
     }
-    return SplitData(t_val=t_val, t_test=t_test, pairs=pairs, val=val, test=test, stats=stats)
+    return SplitData(t_val=t_val, t_test=t_test, pairs=pairs, val=val, test=test, stats=stats, train_jobs=train_jobs)

@@ -37,9 +37,8 @@ TRAIN_STEPS = [  # the smoke config's DAG, in the order the local orchestrator r
     "train_teacher",
     "distill_embedder",
     "evaluate_retrieval",
-    "select_candidate",  # after distill_embedder; whether before or after evaluate_retrieval is the orchestrator's
     "register_embedder",
-]
+]  # the store's config registers the fine-tuned model (no select_candidate step; see the store fixture)
 
 
 # --- the pieces, fast ------------------------------------------------------------------------------------------
