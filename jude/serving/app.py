@@ -195,6 +195,27 @@ def create_app(
         )
         return _json(emb)
 
+    # TEI's compatible routes for an embedding model (router/src/http/server.rs): POST / (what Hugging Face's
+    # InferenceClient(base_url=...).feature_extraction posts to) and POST /invocations (SageMaker) embed like
+    # /embed; /embeddings is the OpenAI route without /v1. They are the same handlers, so the same errors.
+    for path in ("/", "/invocations"):
+        app.add_api_route(
+            path,
+            tei_embed,
+            methods=["POST"],
+            response_model=list[list[float]],
+            responses=_ERROR_RESPONSES,
+            summary=f"Hugging Face TEI-compatible embeddings ({path}, as /embed)",
+        )
+    app.add_api_route(
+        "/embeddings",
+        openai_embeddings,
+        methods=["POST"],
+        response_model=S.OpenAIEmbeddingResponse,
+        responses=_ERROR_RESPONSES,
+        summary="OpenAI-compatible embeddings (as /v1/embeddings)",
+    )
+
     def _entity_route(entity_type: str, body_model: type):
         async def embed_entity(req: body_model) -> Response:  # type: ignore[valid-type]
             emb, n_tokens = await service.embed_entities(
@@ -231,6 +252,9 @@ def create_app(
         if service.load_error:  # the model will never load: let the orchestrator restart the server
             return error_response(503, f"failed: the model failed to load: {service.load_error}")
         return _json({"status": "alive"})
+
+    for path in ("/", "/ping"):  # TEI's health routes: the Inference API's GET / and SageMaker's GET /ping
+        app.add_api_route(path, health, methods=["GET"], summary=f"Liveness ({path}, as /health)")
 
     @app.get("/ready", summary="Readiness: the model is loaded", responses={503: {"model": S.ErrorBody}})
     async def ready() -> Response:
