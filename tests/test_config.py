@@ -1,5 +1,7 @@
 """jude.config: the section models, the pipeline models that hold them, and the run-config reader."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -210,3 +212,49 @@ def test_vocabularies_are_the_schemas(make, vocab):
         make(value)
     with pytest.raises(ValidationError, match="input_value='nope'"):
         make("nope")
+
+
+def _leaves(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, object]]:
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.extend(_leaves(value, (*prefix, key)))
+        else:
+            out.append(((*prefix, key), value))
+    return out
+
+
+def _commented(lines: list[str], key: str, value: object) -> bool:
+    """True when the YAML line that sets ``key`` carries a comment, or the comment block just above it does
+    (for a flow mapping, the line holding ``key:`` inside the braces)."""
+    for i, line in enumerate(lines):
+        stripped = line.split("#", 1)[0]
+        if not (stripped.strip().startswith(f"{key}:") or f" {key}:" in stripped or f"{{{key}:" in stripped):
+            continue
+        if "#" in line:
+            return True
+        j = i - 1
+        # up through blank lines, comment lines and parent keys (``ablation:  # why``) to the previous setting
+        while j >= 0 and (not lines[j].split("#", 1)[0].strip() or lines[j].split("#", 1)[0].rstrip().endswith(":")):
+            if "#" in lines[j]:
+                return True
+            j -= 1
+    return False
+
+
+def test_each_value_train_yaml_runs_is_the_default_or_says_why_it_differs():
+    """#26: the defaults in jude/config/ are the values configs/train.yaml runs, or the YAML says why not."""
+    from jude.config import TrainPipelineConfig, read_parameters
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
+    params = read_parameters(path)
+    defaults = TrainPipelineConfig().model_dump()
+    lines = path.read_text().splitlines()
+    silent = []
+    for keys, value in _leaves(params):
+        default = defaults
+        for k in keys:
+            default = default[k]
+        if value != default and not _commented(lines, keys[-1], value):
+            silent.append(f"{'.'.join(keys)}: {value!r} (default {default!r})")
+    assert not silent, "configs/train.yaml overrides defaults without saying why: " + "; ".join(silent)

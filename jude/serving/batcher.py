@@ -19,12 +19,15 @@ Overload is refused, not queued (the HTTP layer answers 429 with Retry-After,
 gRPC RESOURCE_EXHAUSTED), on either of two bounds:
 
 - count: the queue would hold more than ``max_queue_size`` texts;
-- time: the estimated wait, (tokens queued + the request's own tokens) / measured
+- time: the time the request has already waited since the server accepted it
+  (:mod:`jude.serving.deadline`: in the event loop, before it reached the queue)
+  plus the estimated wait, (tokens queued + the request's own tokens) / measured
   throughput, would exceed ``max_queue_wait_s``. Throughput is an exponentially
   weighted average of recent batches (tokens per second of model time, measured
-  in the worker thread), so a request that is accepted starts within the budget
-  and finishes within the budget plus the batch that was running when it arrived.
-  A request that finds the queue empty is always accepted (however long it is),
+  in the worker thread). A request still queued when its budget has run out is
+  refused when the worker reaches it, so an answered request started within the
+  budget and finished within the budget plus one batch. A request that finds the
+  queue empty and has not yet used its budget is accepted however long it is,
   and until the first batch has been measured only the count bound applies.
 
 The tokens of a raw-text request are not known before the worker tokenises it:
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jude.serving import deadline
 from jude.serving.engine import InferenceEngine, InputError, Prepared
 
 # Weight of the older measurements in the throughput average, per batch (about the last 10 batches count).
@@ -72,6 +76,7 @@ class _Job:
     max_tokens: int | None = None
     truncate: bool = True
     param: str = "input"
+    accepted_at: float = 0.0  # time.monotonic() when the server accepted the request
 
 
 @dataclass
@@ -176,9 +181,10 @@ class MicroBatcher:
         rate = self.throughput
         return None if rate is None else (self._queued_tokens + tokens) / rate
 
-    def admit(self, n_texts: int, n_tokens: int = 0) -> None:
+    def admit(self, n_texts: int, n_tokens: int = 0, waited: float = 0.0) -> None:
         """Raise :class:`QueueFullError` if a request of ``n_texts`` texts (``n_tokens`` tokens) must be refused.
 
+        ``waited``: seconds the request has already waited since the server accepted it.
         :meth:`submit` and :meth:`submit_texts` call it; a caller may call it earlier
         (``n_tokens=0``) to refuse before doing any work.
         """
@@ -188,14 +194,24 @@ class MicroBatcher:
                 f"the request queue is full ({self._queued_texts} texts waiting, limit {self.max_queue_size})",
                 self._retry_after(),
             )
-        if self.max_queue_wait_s is None or self._queued_tokens == 0:
+        if self.max_queue_wait_s is None:
+            return
+        if waited > self.max_queue_wait_s:
+            self._refused("wait_over_budget")
+            raise QueueFullError(
+                f"the server is overloaded: the request already waited {waited:.2f}s before reaching the model's "
+                f"queue, over the {self.max_queue_wait_s:g}s budget (max_queue_wait_s)",
+                self._retry_after(),
+            )
+        if self._queued_tokens == 0:
             return
         wait = self.estimated_wait(n_tokens)
-        if wait is not None and wait > self.max_queue_wait_s:
+        if wait is not None and waited + wait > self.max_queue_wait_s:
             self._refused("wait_over_budget")
             raise QueueFullError(
                 f"the server is overloaded: the estimated wait is {wait:.2f}s ({self._queued_tokens} tokens queued, "
-                f"{self.throughput:.0f} tokens/s), over the {self.max_queue_wait_s:g}s budget (max_queue_wait_s)",
+                f"{self.throughput:.0f} tokens/s) after {waited:.2f}s waited, over the {self.max_queue_wait_s:g}s "
+                "budget (max_queue_wait_s)",
                 self._retry_after(),
             )
 
@@ -249,7 +265,8 @@ class MicroBatcher:
         return asyncio.get_running_loop().create_future()
 
     async def _enqueue(self, job: _Job) -> np.ndarray:
-        self.admit(job.n_texts, job.tokens)
+        job.accepted_at = deadline.accepted_at()
+        self.admit(job.n_texts, job.tokens, waited=time.monotonic() - job.accepted_at)
         self._queue.append(job)
         self._queued_texts += job.n_texts
         self._queued_tokens += job.tokens
@@ -264,13 +281,29 @@ class MicroBatcher:
 
     # ---- the worker -------------------------------------------------------------------
     def _take(self, batch: list[_Job], n: int, tokens: int) -> tuple[int, int]:
-        """Move whole jobs from the queue into ``batch`` while they fit the limits."""
+        """Move whole jobs from the queue into ``batch`` while they fit the limits; refuse those out of time."""
+        now = time.monotonic()
         while self._queue:
             job = self._queue[0]
             if job.future.done():  # the client went away
                 self._queue.popleft()
                 self._queued_texts -= job.n_texts
                 self._queued_tokens -= job.tokens
+                continue
+            if self.max_queue_wait_s is not None and now - job.accepted_at > self.max_queue_wait_s:
+                # its budget ran out in the queue (the estimate was wrong, or a slow batch): refuse it rather
+                # than answer it late
+                self._queue.popleft()
+                self._queued_texts -= job.n_texts
+                self._queued_tokens -= job.tokens
+                self._refused("wait_over_budget")
+                job.future.set_exception(
+                    QueueFullError(
+                        f"the server is overloaded: the request waited {now - job.accepted_at:.2f}s in the queue, "
+                        f"over the {self.max_queue_wait_s:g}s budget (max_queue_wait_s)",
+                        self._retry_after(),
+                    )
+                )
                 continue
             fits = n + job.n_texts <= self.max_batch_size and tokens + job.tokens <= self.max_batch_tokens
             if batch and not fits:

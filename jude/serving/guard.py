@@ -28,6 +28,7 @@ from typing import Any
 
 from starlette.routing import Match
 
+from jude.serving import deadline
 from jude.serving.schemas import error_body
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -77,6 +78,10 @@ class RequestGuard:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        with deadline.accepting():  # the request's wait counts from here (or its head's first byte)
+            await self._guarded(scope, receive, send)
+
+    async def _guarded(self, scope, receive, send) -> None:
         headers = scope["headers"]
         unread = _has_body(headers)
         if self.api_key is not None and scope["path"] not in self.open_paths:
@@ -194,6 +199,10 @@ def http_protocol(header_timeout_s: float, max_header_bytes: int) -> type[asynci
         def data_received(self, data: bytes) -> None:
             if self._head_timer is None and (self.cycle is None or self.cycle.response_complete):
                 self._arm_head_deadline()  # the first bytes of the next request on a kept-alive connection
+            if self._head_timer is not None and self._head_bytes == 0:
+                # the first bytes of a request head: the request's wait starts here (jude/serving/deadline.py);
+                # uvicorn creates the request's task inside super().data_received, which copies this context
+                deadline.head_started()
             super().data_received(data)
             if self._head_timer is None:
                 return

@@ -106,3 +106,78 @@ async def test_a_flood_gets_429s_and_what_is_accepted_is_served_within_the_budge
     limit = budget + max(batch_seconds) + 0.5
     assert max(accepted) <= limit, f"an accepted request took {max(accepted):.2f}s (limit {limit:.2f}s)"
     assert f'jude_overload_rejections_total{{reason="wait_over_budget"}} {float(len(refused))}' in metrics
+
+
+_BURST_CLIENT = r"""
+import asyncio, json, sys, time
+import httpx
+
+url, n, text = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+async def one(c):
+    t0 = time.perf_counter()
+    try:
+        r = await c.post(url + "/embed", json={"inputs": text})
+    except httpx.HTTPError as e:  # a timeout: the request waited far past any budget
+        return {"s": time.perf_counter() - t0, "status": 0, "error": repr(e)}
+    return {"s": time.perf_counter() - t0, "status": r.status_code, "retry_after": r.headers.get("retry-after")}
+
+async def main():
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as c:
+        print(json.dumps(await asyncio.gather(*[one(c) for _ in range(n)])))
+
+asyncio.run(main())
+"""
+
+
+def test_a_burst_of_300_single_text_requests_is_shed_by_the_time_each_has_really_waited(engine, monkeypatch):
+    """#31 item 4: 300 concurrent single-text requests of ~140 words, on a real uvicorn configured as `jude serve`
+    configures it, with a client in another process. Before the acceptance stamp every request was answered
+    (11.6 s, no 429): the guard saw only the batcher's queue, while requests waited in the HTTP layer."""
+    import json
+    import subprocess
+    import sys
+
+    from jude.config import ServeConfig
+    from jude.serving.app import create_app
+    from tests.serving.conftest import live_server
+
+    budget = 1.0
+    batch_seconds: list[float] = []
+    forward = engine.embed_prepared
+
+    def timed_forward(items):
+        t0 = time.perf_counter()
+        try:
+            return forward(items)
+        finally:
+            batch_seconds.append(time.perf_counter() - t0)
+
+    monkeypatch.setattr(engine, "embed_prepared", timed_forward)
+    words = (
+        "senior backend engineer python kubernetes postgres berlin remote five years payments team owns "
+        "services mentoring on call design reviews"
+    ).split()
+    text = " ".join(words[i % len(words)] for i in range(140))
+    app = create_app(engine, ServeConfig(max_queue_wait_s=budget, max_batch_size=32))
+    with live_server(app) as url:
+        out = subprocess.run(
+            [sys.executable, "-c", _BURST_CLIENT, url, "300", text], capture_output=True, text=True, timeout=300
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout)
+    statuses = [r["status"] for r in results]
+    assert len(results) == 300
+    errors = [r for r in results if r["status"] == 0]
+    assert not errors, f"{len(errors)} requests got no answer within 60 s, e.g. {errors[0]}"
+    assert not [s for s in statuses if s >= 500], f"5xx answers: {sorted(set(statuses))}"
+    assert set(statuses) <= {200, 429}, sorted(set(statuses))
+    answered = [r["s"] for r in results if r["status"] == 200]
+    refused = [r for r in results if r["status"] == 429]
+    assert answered and refused, f"{len(answered)} answered, {len(refused)} refused: a burst this size must be shed"
+    assert all(int(r["retry_after"]) >= 1 for r in refused)
+    # the budget, plus the batch it ran in (the longest that ran), plus slack for the client process's own
+    # connecting and scheduling on 2 cores (the server's stamp starts at the first byte it reads)
+    limit = budget + max(batch_seconds) + 1.0
+    assert max(answered) <= limit, f"an answered request took {max(answered):.2f}s (limit {limit:.2f}s)"
