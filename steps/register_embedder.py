@@ -13,6 +13,7 @@ from jude.registry.champion import training_outcome
 from jude.registry.descriptions import data_summary
 from jude.registry.mlflow_registry import PROMOTION_TAG, log_model_version
 from jude.registry.promotion import first_version_verdict
+from jude.serving.onnx_backend import export_for_serving
 from zenml_glue.model_stages import sync_model_stages
 from zenml_glue.stack import EXPERIMENT_TRACKER
 
@@ -46,6 +47,9 @@ def register_embedder(
         log_metadata({"registration": record})
         logger.warning(record["outcome"])
         return record
+    # the ONNX export the CPU server runs (backend auto), made and checked against torch now, logged with the model
+    onnx_export = export_for_serving(jude_embedder.path)
+    logger.info("ONNX export for serving: %s", onnx_export)
     beats_base = first_version_verdict(metrics, test_set, variant, PromotionConfig.model_validate(promotion or {}))
     context = get_step_context()
     data = (context.pipeline_run.config.parameters or {}).get("data")  # the run's data section, for the description
@@ -69,6 +73,7 @@ def register_embedder(
         "aliases": info.aliases,
         "uri": info.uri,
         "promotion": tag,
+        "onnx": onnx_export,
     }
     record["outcome"] = training_outcome(record)
     log_metadata({"mlflow_model": record, **{k.replace("/", "_"): v for k, v in metrics.items()}})

@@ -48,10 +48,11 @@ class ServeConfig(_Section):
     max_header_bytes: int = Field(
         16_384, ge=1024, description="Largest request head (request line + headers); beyond it 431."
     )
-    backend: Literal["torch", "onnx"] = Field(
-        "torch",
-        description="The forward pass: eager PyTorch, or ONNX Runtime over an export of the same model directory "
-        "(written to <model dir>/onnx/ on first load; needs the onnx extra).",
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="The forward pass: 'auto' = ONNX Runtime on CPU where the onnx extra is installed and the "
+        "export is exact (cosine >= 0.9999 against torch on probe texts), eager PyTorch otherwise (GPU included); "
+        "'torch' or 'onnx' to force one. The export is made at registration (<model dir>/onnx/), or on first load.",
     )
     max_forward_tokens: int = Field(
         384,

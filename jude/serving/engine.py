@@ -44,7 +44,7 @@ from jude.modeling.pooling import pool
 
 log = logging.getLogger("jude.serving")
 
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -165,13 +165,18 @@ class InferenceEngine:
         self.max_forward_tokens = max_forward_tokens
         self.backend: Backend = backend or TorchBackend(embedder)
         self.info.backend = self.backend.name
+        if getattr(self.backend, "choice", None):  # backend='auto': what it chose and why (GET /info)
+            self.info.extra["backend_choice"] = self.backend.choice
         self.tokenizer = embedder.tokenizer
         self._rust = _rust_tokenizer(embedder.tokenizer)
         self._pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
         self._pad_left = embedder.meta.padding_side == "left"
         self._specials = frozenset(self.tokenizer.all_special_ids)
         self._lock = threading.Lock()  # one micro-batch at a time: the backend already uses every core
+        # Last-token pooling: an EOS already at the end of a text is dropped and the EOS id appended after
+        # tokenising, unless the tokenizer ends every text with EOS itself: exactly Embedder.tokenize.
         self._eos = embedder.tokenizer.eos_token if embedder.meta.append_eos else None
+        self._eos_id = int(embedder.tokenizer.eos_token_id) if embedder.appends_eos else None
 
     # ---- construction ---------------------------------------------------------------
     @classmethod
@@ -226,9 +231,12 @@ class InferenceEngine:
         """Tokenise ``texts``; truncate to ``max_tokens`` or raise :class:`InputError` (422)."""
         limit = max_tokens or self.info.max_tokens
         if self._eos:
-            texts = [t if t.endswith(self._eos) else t + self._eos for t in texts]
+            texts = [t[: -len(self._eos)] if t.endswith(self._eos) else t for t in texts]
+        token_ids = self._token_ids(texts)
+        if self._eos_id is not None:
+            token_ids = [ids + [self._eos_id] for ids in token_ids]
         out: list[Prepared] = []
-        for i, ids in enumerate(self._token_ids(texts)):
+        for i, ids in enumerate(token_ids):
             n = len(ids)
             if n > limit:
                 if not truncate:
@@ -309,14 +317,31 @@ def normalize_rows(emb: np.ndarray) -> np.ndarray:
     return (emb / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def _auto_onnx(embedder: Embedder, path: str, dtype: str) -> tuple[Path | None, str]:
+    """``backend='auto'``: the checked ONNX export on CPU where onnxruntime is installed and the export is exact
+    (:func:`jude.serving.onnx_backend.checked_onnx`), else torch -> (export or None, why)."""
+    if embedder.device.type != "cpu":
+        return None, f"torch on {embedder.device.type}"
+    if dtype != "float32":
+        return None, f"torch: dtype {dtype} (the ONNX export is float32)"
+    from jude.serving.onnx_backend import OnnxUnavailableError, checked_onnx
+
+    try:
+        onnx_path, cosine = checked_onnx(embedder, path)
+    except OnnxUnavailableError as e:
+        return None, f"torch: {e}"
+    return onnx_path, f"onnx on CPU, export checked against torch: min cosine {cosine:.6f}"
+
+
 def make_backend(
     embedder: Embedder,
     path: str,
-    backend: Literal["torch", "onnx"] = "torch",
+    backend: Literal["auto", "torch", "onnx"] = "torch",
     threads: int | None = None,
     dtype: str = "float32",
 ) -> Backend:
-    """The forward backend for a loaded embedder: torch (in ``dtype``) or ONNX Runtime (exported from ``path``).
+    """The forward backend for a loaded embedder: torch (in ``dtype``) or ONNX Runtime (exported from ``path``);
+    ``auto``: ONNX Runtime on CPU where it is installed and its export is exact, torch otherwise (GPU included).
 
     ``threads``: intra-op threads of the forward (torch: ``torch.set_num_threads``,
     process-wide; ONNX Runtime: the session's pool); None leaves each library's
@@ -326,6 +351,19 @@ def make_backend(
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    if backend == "auto":
+        onnx_path, why = _auto_onnx(embedder, path, dtype)
+        log.info("backend=auto: %s (%s)", "onnx" if onnx_path else "torch", why)
+        if onnx_path is not None:
+            from jude.serving.onnx_backend import OnnxBackend
+
+            chosen: Backend = OnnxBackend(onnx_path, embedder.meta.pooling, threads=threads)
+        else:
+            if threads:
+                torch.set_num_threads(threads)
+            chosen = TorchBackend(embedder)
+        chosen.choice = f"auto: {why}"
+        return chosen
     if backend == "torch":
         if threads:
             torch.set_num_threads(threads)
@@ -350,7 +388,7 @@ def load_engine(
     max_batch_size: int = 32,
     device: str | None = None,
     *,
-    backend: Literal["torch", "onnx"] = "torch",
+    backend: Literal["auto", "torch", "onnx"] = "torch",
     max_forward_tokens: int = 384,
     threads: int | None = None,
     dtype: str = "float32",

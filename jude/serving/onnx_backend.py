@@ -63,15 +63,27 @@ def _require_onnx() -> None:
         ) from e
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _fingerprint(model_dir: Path) -> dict[str, Any]:
-    """What identifies the weights an export came from: each weight file's size and modification time."""
+    """What identifies the weights an export came from: each weight file's size and SHA-256.
+
+    Content, not modification times: an export made at registration stays current after the
+    registry's download (which writes new files with new times).
+    """
     files = sorted(
         p
         for p in model_dir.iterdir()
         if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "config.json")
     )
     return {
-        "weights": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files},
+        "weights": {p.name: [p.stat().st_size, _sha256(p)] for p in files},
         "torch": torch.__version__,
         "opset": OPSET,
     }
@@ -144,14 +156,18 @@ def _fallback_dir(model_dir: Path) -> Path:
     return Path(os.environ.get("JUDE_HOME", os.getcwd())) / ".jude" / ONNX_DIR / key
 
 
-def _current(onnx_dir: Path, fingerprint: dict[str, Any]) -> bool:
-    record = onnx_dir / EXPORT_RECORD
-    if not ((onnx_dir / ONNX_FILE).exists() and record.exists()):
-        return False
+def _read_record(onnx_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(record.read_text()) == fingerprint
+        return json.loads((onnx_dir / EXPORT_RECORD).read_text())
     except (OSError, ValueError):
+        return None
+
+
+def _current(onnx_dir: Path, fingerprint: dict[str, Any]) -> bool:
+    if not (onnx_dir / ONNX_FILE).exists():
         return False
+    record = _read_record(onnx_dir)
+    return record is not None and {k: record.get(k) for k in fingerprint} == fingerprint
 
 
 def ensure_onnx(embedder: Embedder, model_dir: str | Path) -> Path:
@@ -179,6 +195,76 @@ def ensure_onnx(embedder: Embedder, model_dir: str | Path) -> Path:
         except OSError as e:  # read-only: try the next place
             errors.append(f"{onnx_dir}: {e}")
     raise OnnxUnavailableError("backend='onnx': nowhere to write the ONNX export: " + "; ".join(errors))
+
+
+# The export is used only where it is exact: pooled embeddings of these texts (1 to ~300 tokens, accents, CJK,
+# padding) from ONNX Runtime and from torch must agree to this cosine.
+MIN_COSINE = 0.9999
+PROBE_TEXTS = [
+    "Nurse",
+    "Senior Python developer in Berlin. Skills: python, kubernetes, sql, kafka.",
+    "naive cafe in Zurich, 東京 and São Paulo",
+    "Data engineer building streaming pipelines with Kafka and Flink. " * 20,
+    "Warehouse operations lead; night shifts; forklift licence; 10+ years",
+]
+
+
+def check_export(embedder: Embedder, onnx_path: str | Path, texts: list[str] | None = None) -> float:
+    """The smallest cosine between ONNX Runtime's and torch's pooled embeddings of ``texts`` (the probes)."""
+    texts = texts or PROBE_TEXTS
+    batch = embedder.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="np")
+    ids, mask = batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
+    got = OnnxBackend(onnx_path, embedder.meta.pooling, threads=1).forward(ids, mask)
+    with torch.no_grad():
+        feeds = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        if "token_type_ids" in _input_names(embedder):
+            feeds["token_type_ids"] = torch.zeros_like(feeds["input_ids"])
+        device = embedder.device
+        out = embedder.backbone(**{k: v.to(device) for k, v in feeds.items()})
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        want = pool(hidden.float().cpu(), feeds["attention_mask"], embedder.meta.pooling).numpy()
+    cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1) + 1e-12)
+    return float(cos.min())
+
+
+def checked_onnx(embedder: Embedder, model_dir: str | Path) -> tuple[Path, float]:
+    """:func:`ensure_onnx`, then the export checked against torch (once: the result is kept in its record).
+
+    Raises :class:`OnnxUnavailableError` where the export is not exact (cosine below :data:`MIN_COSINE`).
+    """
+    from jude.fsutils import atomic_write_text
+
+    path = ensure_onnx(embedder, model_dir)
+    record = _read_record(path.parent) or {}
+    cosine = record.get("check", {}).get("min_cosine")
+    if cosine is None:
+        cosine = check_export(embedder, path)
+        record["check"] = {"min_cosine": cosine, "probes": len(PROBE_TEXTS), "threshold": MIN_COSINE}
+        try:
+            atomic_write_text(path.parent / EXPORT_RECORD, json.dumps(record, indent=1))
+        except OSError:  # a read-only directory: the check is simply redone at the next load
+            pass
+    if cosine < MIN_COSINE:
+        raise OnnxUnavailableError(
+            f"the ONNX export at {path} is not exact: min cosine {cosine:.6f} against torch on the probe texts, "
+            f"below {MIN_COSINE}"
+        )
+    return path, cosine
+
+
+def export_for_serving(model_dir: str | Path) -> dict[str, Any]:
+    """At registration: export the model in ``model_dir`` to ``<model_dir>/onnx/`` and check it, so the server's
+    first load (``backend='auto'`` on CPU) does not pay for it. Returns what happened, for the run's metadata;
+    never raises for a model that cannot be exported (the server then runs torch and says why)."""
+    try:
+        _require_onnx()
+        embedder = Embedder.load(str(model_dir), device="cpu")
+        if embedder.has_lora:
+            embedder.backbone = embedder.backbone.merge_and_unload()
+        path, cosine = checked_onnx(embedder, model_dir)
+        return {"onnx": "exported", "path": str(path), "min_cosine": cosine}
+    except OnnxUnavailableError as e:
+        return {"onnx": "not used", "reason": str(e)}
 
 
 class OnnxBackend:

@@ -140,3 +140,54 @@ def test_backend_and_dtype_are_validated(minilm):
         ServeConfig(backend="tensorrt")
     with pytest.raises(ValueError, match="dtype='bfloat16' is for backend='torch'"):
         make_backend(minilm, "minilm", backend="onnx", dtype="bfloat16")
+
+
+def test_auto_runs_the_checked_onnx_export_on_cpu(model_dir, onnx_engine):
+    """#31 item 1: ONNX Runtime is the CPU default where it is installed and exact; /info says why."""
+    from jude.serving.engine import load_engine
+
+    auto = load_engine(str(model_dir), backend="auto")
+    assert auto.info.backend == "onnx"
+    assert "export checked against torch: min cosine" in auto.info.extra["backend_choice"]
+    record = json.loads((model_dir / "onnx" / EXPORT_RECORD).read_text())
+    assert record["check"]["min_cosine"] >= onnx_backend.MIN_COSINE
+    assert ServeConfig().backend == "auto"
+
+
+def test_auto_falls_back_to_torch_where_the_export_is_not_exact(minilm, tmp_path, monkeypatch):
+    from jude.serving.engine import make_backend
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    monkeypatch.setattr(onnx_backend, "export_onnx", _fake_export([]))
+    monkeypatch.setattr(onnx_backend, "check_export", lambda embedder, path, texts=None: 0.97)
+    backend = make_backend(minilm, str(model), backend="auto")
+    assert backend.name == "torch"
+    assert "not exact: min cosine 0.970000" in backend.choice
+    with pytest.raises(OnnxUnavailableError, match="not exact"):
+        onnx_backend.checked_onnx(minilm, model)
+
+
+def test_registration_exports_and_checks_the_model_so_the_first_request_does_not_pay(tmp_path):
+    from jude.modeling.model_dir import packaged_minilm_path
+
+    model = tmp_path / "registered"
+    model.mkdir()
+    for f in packaged_minilm_path().iterdir():
+        if f.name != onnx_backend.ONNX_DIR:
+            (model / f.name).symlink_to(f)
+    done = onnx_backend.export_for_serving(model)
+    assert done["onnx"] == "exported" and done["min_cosine"] >= onnx_backend.MIN_COSINE, done
+    assert (model / "onnx" / "model.onnx").exists()
+    # a copy with new file times (as the registry's download writes it) still finds the export current
+    copy = tmp_path / "downloaded"
+    copy.mkdir()
+    for f in model.iterdir():
+        if f.is_dir():
+            (copy / f.name).mkdir()
+            for g in f.iterdir():
+                (copy / f.name / g.name).write_bytes(g.read_bytes())
+        else:
+            (copy / f.name).write_bytes(f.read_bytes())
+    assert onnx_backend._current(copy / "onnx", onnx_backend._fingerprint(copy))
