@@ -3,6 +3,7 @@
     python bench/serve_bench.py                 # everything (about 10 minutes on 2 cores)
     python bench/serve_bench.py --quick         # fewer requests: a smoke check of the harness
     python bench/serve_bench.py --servers jude-torch jude-onnx --allow-load
+    python bench/serve_bench.py --runs 3 --out bench/results/serving   # three runs: each ratio's median and range
 
 What is measured, with the packaged all-MiniLM-L6-v2, on one pool of texts
 (``make_texts``, 10 to 60 tokens):
@@ -459,6 +460,8 @@ def main() -> int:
     ap.add_argument(
         "--serve-config", default=None, help="JSON ServeConfig overrides for jude (e.g. '{\"threads\": 1}')"
     )
+    ap.add_argument("--runs", type=int, default=1, help="repeat the whole run; the ratios' median and range")
+    ap.add_argument("--out", default=None, help="write every run's table and ratios as JSON into this folder")
     ap.add_argument("--naive-server", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ceiling-only", type=int, nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -471,7 +474,53 @@ def main() -> int:
 
     from jude.config import ServeConfig
 
+    # 'auto' (the default) is ONNX Runtime on this CPU where the onnx extra is installed and exact
     default_backend = ServeConfig().backend
+    if default_backend == "auto":
+        try:
+            import onnxruntime  # noqa: F401
+
+            default_backend = "onnx"
+        except ImportError:
+            default_backend = "torch"
+    runs = []
+    for i in range(args.runs):
+        if args.runs > 1:
+            print(f"\n==== run {i + 1} of {args.runs} ====", flush=True)
+        runs.append(run_once(args, default_backend))
+    summary = summarise(runs)
+    if args.runs > 1 and summary:
+        print(f"\nover {args.runs} runs (median [min, max]), for jude-{default_backend}:")
+        for name, s_ in summary.items():
+            print(f"{name}: {s_['median']:.2f} [{s_['min']:.2f}, {s_['max']:.2f}]")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        payload = {"command": " ".join(sys.argv), "default_backend": default_backend, "runs": runs, "summary": summary}
+        (out / f"serve_bench_{stamp}.json").write_text(json.dumps(payload, indent=1, default=str))
+        print(f"results: {out / f'serve_bench_{stamp}.json'}")
+    return 0
+
+
+def summarise(runs: list[dict]) -> dict[str, dict[str, float]]:
+    """Each ratio's median and range over the runs that printed it (busy runs and n/a values left out)."""
+    values: dict[str, list[float]] = {}
+    for run in runs:
+        for name, value in run.get("ratios", {}).items():
+            try:
+                number = float(value)
+            except ValueError:  # "n/a"
+                continue
+            values.setdefault(name, []).append(number)
+    return {
+        name: {"median": float(np.median(v)), "min": min(v), "max": max(v), "runs": len(v)}
+        for name, v in values.items()
+    }
+
+
+def run_once(args: argparse.Namespace, default_backend: str) -> dict:
+    """One full run: ceiling, every server at every level, the four ratios -> its record."""
     load_at_start = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average before: {load_average()}", flush=True)
     busy = load_at_start > args.max_load and not args.allow_load
@@ -531,10 +580,35 @@ def main() -> int:
                 del engine, bare
 
     print_table(results, ceiling, offline, names, lvls)
+    record = {
+        "load_before": load_at_start,
+        "load_after": os.getloadavg()[0],
+        "ceiling_texts_per_s": ceiling,
+        "offline_texts_per_s": offline,
+        "infinity": why_not if infinity is None else "ran",
+        "rows": [
+            {
+                "server": name,
+                "level": lv,
+                "requests": len(r.latencies),
+                "errors": r.errors,
+                "p50_ms": r.pct(50),
+                "p95_ms": r.pct(95),
+                "p99_ms": r.pct(99),
+                "req_per_s": r.rps,
+                "texts_per_s": r.texts_per_s,
+                "bare_p95_ms": float(np.percentile(r.bare, 95) * 1000) if len(r.bare) else None,
+            }
+            for (name, lv), r in results.items()
+        ],
+        "busy": False,
+        "ratios": {},
+    }
     print(f"\nload average after: {load_average()}")
     if busy:
         print(f"ratios not printed: the load average at the start was {load_at_start:.2f} (over {args.max_load:g})")
-        return 0
+        record["busy"] = True
+        return record
 
     jude = f"jude-{default_backend}"
 
@@ -555,20 +629,24 @@ def main() -> int:
                 f"{lv.name} x{ratio(results.get((name, lv.name)), results.get(('infinity', lv.name)))}" for lv in lvls
             )
             print(f"{name} / infinity: {line}")
-    print(f"ratios for {jude} (ServeConfig().backend = {default_backend!r}):")
+    print(f"ratios for {jude} (the default backend on this machine):")
     j32 = results.get((jude, "c=32"))
     value = f"{j32.texts_per_s / ceiling:.2f}" if j32 is not None and not j32.errors else "n/a"
     print(f"ceiling ratio c=32: {value}")
+    record["ratios"]["ceiling ratio c=32"] = value
     for c in (32, 64):
         inf = results.get(("infinity", f"c={c}"))
         value = ratio(results.get((jude, f"c={c}")), inf) if infinity else f"n/a (Infinity skipped: {why_not})"
         print(f"infinity ratio c={c}: {value}")
+        record["ratios"][f"infinity ratio c={c}"] = value
     r1 = results.get((jude, "c=1"))
     if r1 is not None and len(r1.bare):
-        print(f"c=1 p95 vs bare forward: {r1.pct(95) / (np.percentile(r1.bare, 95) * 1000):.2f}")
+        value = f"{r1.pct(95) / (np.percentile(r1.bare, 95) * 1000):.2f}"
     else:
-        print("c=1 p95 vs bare forward: n/a")
-    return 0
+        value = "n/a"
+    print(f"c=1 p95 vs bare forward: {value}")
+    record["ratios"]["c=1 p95 vs bare forward"] = value
+    return record
 
 
 if __name__ == "__main__":
