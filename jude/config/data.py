@@ -20,6 +20,26 @@ class SyntheticConfig(_Section):
     shift: Shift = Field(
         "none", description="Distribution shift for monitoring tests: new roles, new cities, another writing style."
     )
+    world: Literal["synthetic", "grounded"] = Field(
+        "synthetic",
+        description="synthetic: the small hand-made world (17 role families, 27 cities, one style per field; the "
+        "smoke world). grounded: real O*NET-SOC occupations with ESCO title variants and skills, US metropolitan "
+        "areas with BLS OEWS employment and wages, several writing styles (jude/data/grounded/).",
+    )
+    occupations: int = Field(
+        150, gt=1, description="world: grounded: the most-employed occupations a marketplace draws from."
+    )
+    areas: int = Field(
+        150, gt=0, le=300, description="world: grounded: the largest metropolitan areas a marketplace draws from."
+    )
+
+    @model_validator(mode="after")
+    def _check_world(self) -> SyntheticConfig:
+        if self.world == "grounded" and self.shift != "none":
+            raise ValueError(
+                f"data.synthetic.shift must be 'none' when data.synthetic.world is 'grounded', got {self.shift!r}"
+            )
+        return self
 
 
 class DataConfig(_Section):

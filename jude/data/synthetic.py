@@ -85,6 +85,14 @@ in the marketplace the model was trained on (``UNSEEN_ROLE_FAMILIES`` and the
 shift families; the shift cities and real cities of other countries from Faker's
 locales), written in the same style, and graded by the truth.
 
+The grounded world (``cfg.world == "grounded"``, :mod:`jude.data.grounded`): the jobs and members are drawn
+from real O*NET-SOC occupations (ESCO title variants and skills), US metropolitan areas weighted by BLS OEWS
+employment, with pay that fits the place, in several writing styles per field; the interactions, the latent
+engagement model and the truth above are this module's, unchanged: the role of a title, its fit and its
+look-alikes come from :func:`jude.data.grounded.taxonomy.role_of` / ``role_fit`` / ``roles_confusable`` (the
+taxonomy's hierarchy instead of hand-made families). Its unseen world is the small world's
+(:func:`generate_unseen_world`): no title of it is a grounded title.
+
 Distribution shift for monitoring (``cfg.shift``): ``roles`` draws every job
 and member from families that never occur unshifted (healthcare, logistics,
 legal); ``cities`` uses a disjoint set of cities on other continents; ``style``
@@ -107,6 +115,8 @@ from tqdm.auto import tqdm
 
 from jude.config import SyntheticConfig
 from jude.data import schema
+from jude.data.grounded import world as grounded
+from jude.data.grounded.taxonomy import role_fit, role_of, roles_confusable
 from jude.data.schema import Marketplace
 from jude.data.vocab import (
     ALL_ROLE_FAMILIES,
@@ -118,9 +128,6 @@ from jude.data.vocab import (
     SHIFT_CITIES,
     SHIFT_ROLE_FAMILIES,
     RoleFamily,
-    are_confusable,
-    family_fit,
-    role_family_of,
     seniority_for_years,
 )
 
@@ -621,8 +628,9 @@ def pair_features(jobs: pd.DataFrame, members: pd.DataFrame, pairs: pd.DataFrame
     Returns a frame aligned with ``pairs`` with columns: role (0, 0.5, 1),
     confusable (bool), location (0/1), years_gap (years - min_years),
     years_fit, skills, qual, fit (all in [0, 1]). Families are read from the
-    titles with :func:`jude.data.vocab.role_family_of`, so this works on any
-    table that uses the vocabulary, generated or loaded.
+    titles with :func:`jude.data.grounded.taxonomy.role_of` (a small-world role
+    family or a grounded occupation), so this works on any table that uses
+    either vocabulary, generated or loaded.
     """
     for col, table, known in (("job_id", "jobs", jobs["job_id"]), ("member_id", "members", members["member_id"])):
         unknown = ~pairs[col].isin(set(known)).to_numpy()
@@ -631,12 +639,15 @@ def pair_features(jobs: pd.DataFrame, members: pd.DataFrame, pairs: pd.DataFrame
             raise ValueError(f"pairs: column '{col}', row {row}: not in {table} (value: {pairs[col].iloc[row]!r})")
     j = jobs.set_index("job_id").loc[pairs["job_id"].to_numpy()]
     m = members.set_index("member_id").loc[pairs["member_id"].to_numpy()]
-    job_fam = {t: role_family_of(t) for t in jobs["title"].unique()}
-    mem_fam = {t: role_family_of(t) for t in members["title"].unique()}
+    job_fam = {t: role_of(t) for t in jobs["title"].unique()}
+    mem_fam = {t: role_of(t) for t in members["title"].unique()}
     jf = [job_fam[t] for t in j["title"]]
     mf = [mem_fam[t] for t in m["title"]]
-    role = np.array([family_fit(a, b) for a, b in zip(mf, jf)])
-    confusable = np.array([are_confusable(a, b) for a, b in zip(mf, jf)])
+    fit_of: dict[tuple, tuple[float, bool]] = {}  # (member role, job role) -> (fit, confusable), few distinct pairs
+    for key in set(zip(mf, jf)):
+        fit_of[key] = (role_fit(*key), roles_confusable(*key))
+    role = np.array([fit_of[k][0] for k in zip(mf, jf)], dtype=float)
+    confusable = np.array([fit_of[k][1] for k in zip(mf, jf)], dtype=bool)
     location = (
         j["remote"].to_numpy(bool) | (m["location"].str.lower().to_numpy() == j["location"].str.lower().to_numpy())
     ).astype(float)
@@ -737,8 +748,8 @@ def _impressions(
     start: pd.Timestamp,
 ) -> pd.DataFrame:
     """Which member saw which job when (the recommender's channels, module docstring). Times in days."""
-    job_fam = np.array([role_family_of(t) for t in jobs["title"]], dtype=object)
-    mem_fam = [role_family_of(t) for t in members["title"]]
+    job_fam = np.array([role_of(t) for t in jobs["title"]], dtype=object)
+    mem_fam = [role_of(t) for t in members["title"]]
     job_loc = jobs["location"].to_numpy(object)
     remote = jobs["remote"].to_numpy(bool)
     min_years = jobs["min_years"].to_numpy(float)
@@ -747,7 +758,11 @@ def _impressions(
     channel_p = np.array(list(CHANNELS.values()))
     pop_w = np.exp(0.5 * popularity)  # the recommender favours popular jobs
     families = sorted({f for f in job_fam if f is not None} | {f for f in mem_fam if f is not None})
-    confusable_of = {f: np.array([are_confusable(f, g) for g in job_fam]) for f in families}
+    job_roles = sorted({g for g in job_fam if g is not None})
+    confusable_of = {}
+    for f in families:
+        look = {g for g in job_roles if roles_confusable(f, g)}
+        confusable_of[f] = np.array([g in look for g in job_fam], dtype=bool)
 
     log_w = np.log(pop_w)
     rows_m, rows_j, rows_t = [], [], []
@@ -847,11 +862,18 @@ def generate_marketplace(cfg: SyntheticConfig | None = None, start: datetime | s
     rng = np.random.default_rng(cfg.seed)
     fake = Faker("en_US", use_weighting=False)  # uniform over Faker's lists: same vocabulary, 3x faster
     fake.seed_instance(cfg.seed)
-    world = _World.for_shift(cfg.shift)
-
-    jobs = _make_jobs(cfg, rng, world, start_ts)
-    company_pool = sorted({c for cs in _company_universe().values() for c in cs})
-    members = _make_members(cfg, rng, fake, world, start_ts, company_pool)
+    if cfg.world == "grounded":  # real occupations, places and wages (jude.data.grounded.world)
+        if cfg.shift != "none":
+            raise ValueError(
+                f"data.synthetic.shift {cfg.shift!r} is a shift of the small world; the grounded world has none"
+            )
+        jobs = grounded.make_jobs(cfg, rng, start_ts)
+        members = grounded.make_members(cfg, rng, fake, start_ts)
+    else:
+        world = _World.for_shift(cfg.shift)
+        jobs = _make_jobs(cfg, rng, world, start_ts)
+        company_pool = sorted({c for cs in _company_universe().values() for c in cs})
+        members = _make_members(cfg, rng, fake, world, start_ts, company_pool)
     interactions = _make_interactions(cfg, rng, jobs, members, start_ts)
     jobs = schema.JOBS.validate(jobs, where="synthetic jobs")
     members = schema.MEMBERS.validate(members, where="synthetic members")

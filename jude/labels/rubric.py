@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from jude.config import JUDGE_ERROR_MODES, JudgeErrorConfig
 from jude.data import vocab
+from jude.data.grounded.taxonomy import role_fit, role_of, role_title, roles_confusable
 from jude.labels.judge_interface import Judge, Judgement, Pair
 
 # The qualification thresholds of the rubric. They appear in RUBRIC's text and in
@@ -62,7 +63,11 @@ Grade the pair 0, 1, 2 or 3, strictly, from three facts and nothing else.
      Manager vs Project Manager are different roles).
    Role families (title: other titles of the same family; adjacent families):
 {_families_text()}
-   A title outside these families is the same role only as the same job title.
+   Titles outside these families are real occupations: the same role when both
+   titles name the same O*NET-SOC occupation; an adjacent role when the two
+   occupations share a SOC broad occupation or an ISCO-08 unit group; otherwise
+   a different role. A title found in neither is the same role only as the same
+   job title.
 2. Location. The location fits when the job is remote, or when the job's city is
    the member's city. Otherwise it does not fit.
 3. Qualification. Years: the member's years of experience against the job's
@@ -99,10 +104,8 @@ def _years(value: float) -> str:
 
 
 def _family_title(family: str | None, title: str) -> str:
-    """The canonical title of a family ('Data Engineer'), or the raw title if unknown."""
-    if family is None:
-        return str(title)
-    return vocab.ALL_ROLE_FAMILIES[family].titles[0]
+    """The canonical title of a role ('Data Engineer', 'Credit Analyst'), or the raw title if unknown."""
+    return role_title(family, title)
 
 
 def _field(record: Mapping[str, Any], name: str, kind: str) -> Any:
@@ -115,9 +118,10 @@ def _field(record: Mapping[str, Any], name: str, kind: str) -> Any:
 def rubric_grade(member: Mapping[str, Any], job: Mapping[str, Any]) -> Judgement:
     """Apply :data:`RUBRIC` to one (member, job) pair from its structured fields.
 
-    Role: ``vocab.family_fit`` of the member's and the job's title families (1 same,
-    0.5 adjacent, 0 different; a title outside the vocabulary is the same role only
-    as the same title). Location: ``vocab.location_fit``. Qualification: years
+    Role: ``role_fit`` of the member's and the job's title roles (small-world
+    families or grounded occupations, :mod:`jude.data.grounded.taxonomy`; 1 same,
+    0.5 adjacent, 0 different; a title outside both is the same role only as the
+    same title). Location: ``vocab.location_fit``. Qualification: years
     against ``min_years`` and ``vocab.skill_overlap`` of the job's skills.
     """
     return _grade(member, job)
@@ -133,12 +137,12 @@ def _grade(
     ``lookalike``: a confusable or adjacent role is taken for the same role (no effect on other pairs).
     """
     m_title, j_title = str(_field(member, "title", "member")), str(_field(job, "title", "job"))
-    m_fam, j_fam = vocab.role_family_of(m_title), vocab.role_family_of(j_title)
+    m_fam, j_fam = role_of(m_title), role_of(j_title)
     if m_fam is None and j_fam is None:
         fit = 1.0 if " ".join(m_title.lower().split()) == " ".join(j_title.lower().split()) else 0.0
     else:
-        fit = vocab.family_fit(m_fam, j_fam)
-    if misread == "lookalike" and fit < 1.0 and (fit > 0.0 or vocab.are_confusable(m_fam, j_fam)):
+        fit = role_fit(m_fam, j_fam)
+    if misread == "lookalike" and fit < 1.0 and (fit > 0.0 or roles_confusable(m_fam, j_fam)):
         fit, m_fam = 1.0, j_fam  # "Sales Engineer" read as "Software Engineer"
     role = {1.0: "same", 0.5: "adjacent", 0.0: "different"}[fit]
     if role == "same":
@@ -262,13 +266,13 @@ class RubricJudge(Judge):
         touch, which, direction = _uniforms(self.errors.seed, _pair_key(member, job))
         if touch >= self.errors.rate:
             return None, 1
-        m_fam = vocab.role_family_of(str(_field(member, "title", "member")))
-        j_fam = vocab.role_family_of(str(_field(job, "title", "job")))
-        fit = vocab.family_fit(m_fam, j_fam)
+        m_fam = role_of(str(_field(member, "title", "member")))
+        j_fam = role_of(str(_field(job, "title", "job")))
+        fit = role_fit(m_fam, j_fam)
         applicable = {
             "location": fit > 0,
             "seniority": fit > 0,
-            "lookalike": 0 < fit < 1 or vocab.are_confusable(m_fam, j_fam),
+            "lookalike": 0 < fit < 1 or roles_confusable(m_fam, j_fam),
         }
         modes = [m for m in JUDGE_ERROR_MODES if applicable[m] and self._weights[m] > 0]
         if not modes:
