@@ -360,6 +360,13 @@ class Embedder(nn.Module):
         return {k: v.to(self.device) for k, v in enc.items()}
 
     @property
+    def appends_eos(self) -> bool:
+        """Whether jude puts the EOS id after each text's tokens itself (last-token pooling, and the tokenizer
+        does not end texts with EOS). Every path that tokenises for this model (the serving engine too)
+        must agree, or the pooled position would read a different token."""
+        return self._eos_appended
+
+    @property
     def _eos_appended(self) -> bool:
         """Whether ``tokenize`` adds EOS itself (not when the tokenizer already ends every text with it)."""
         if not (self.meta.append_eos and self.tokenizer.eos_token_id is not None):
