@@ -5,6 +5,7 @@ python run.py --pipeline deploy [--config configs/deploy_local.yaml] [--dry-run 
 python run.py --pipeline monitor [--config configs/monitor.yaml]
 python run.py --pipeline bootstrap [--config configs/bootstrap.yaml]
 python run.py --pipeline ranker [--config configs/ranker.yaml]
+JUDE_TEAM=1 python run.py ...   (the team's MLflow and ZenML servers of configs/team.yaml: docs/team.md)
 
 The train pipeline's last line says what was registered: "registered ... as champion", "as challenger only,
 NO CHAMPION" (with the version's promotion tag and how to promote it by hand), or "NOTHING REGISTERED" (no
@@ -126,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failed run")
     args = parser.parse_args(argv)
 
+    from jude.team import TeamError, apply_team_env, tracking_failure
+
+    try:
+        team = apply_team_env()  # JUDE_TEAM=1: the team's servers (configs/team.yaml), before zenml is imported
+    except TeamError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     stop.install()
     if not args.debug:
         logging.getLogger("zenml.orchestrators.local.local_orchestrator").addFilter(_WithoutTraceback())
@@ -140,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jude: stopped by {e.signame}; the run is marked failed", file=sys.stderr)
         return e.exit_code
     except Exception as e:
+        lost = tracking_failure(e, team)  # the tracking server went away during the run
+        if lost is not None:
+            if args.debug:
+                traceback.print_exc()
+            sys.stdout.flush()
+            print(f"error: {lost}", file=sys.stderr)
+            return 1
         code = exit_code_for(e)
         if code is None:
             raise
@@ -160,9 +175,17 @@ def run_pipeline(args: argparse.Namespace) -> int:
         return 2
 
     from jude.registry.mlflow_registry import fail_stale_runs
+    from jude.team import load_team_config, preflight, team_mode
     from zenml_glue.stack import EXPERIMENT, ensure_local_stack
 
-    tracking = ensure_local_stack()
+    if team_mode():  # both servers answer and reach their databases, before any step runs
+        team = load_team_config()
+        preflight(team)
+        from zenml_glue.team import ensure_team_stack
+
+        tracking = ensure_team_stack(team)
+    else:
+        tracking = ensure_local_stack()
     print(f"jude: pipeline={args.pipeline} config={config} mlflow={tracking}")
     for run_id in fail_stale_runs(EXPERIMENT, tracking):  # left RUNNING by a run that was killed (kill -9)
         print(f"jude: MLflow run {run_id} was left RUNNING by a process that is gone; marked KILLED")

@@ -61,6 +61,10 @@ class Counting(Inference):
         self.texts += len(entities)
         return self.inner.embed(entity_type, entities)
 
+    def embed_texts(self, entity_type, texts):
+        self.texts += len(texts)
+        return self.inner.embed_texts(entity_type, texts)
+
 
 def load_model(args) -> Inference:
     if args.server:

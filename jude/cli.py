@@ -8,6 +8,8 @@
     jude nearline run --config configs/nearline.yaml
     jude nearline publish [--config F] (FILE... | --synthetic [--events N] | --event JSON)
     jude nearline get ENTITY_TYPE ID... [--config F] [--version V] [--vectors]
+    jude team up|down|status|join [--config configs/team.yaml]   (docs/team.md; JUDE_TEAM=1 uses the team servers)
+    jude recommend MEMBER_ID [--url U] [--k N] [--remote|--on-site] [--location L] [--exclude ID]... [--exact]
 
 ``serve`` takes its ServeConfig from (lowest first) the defaults, the ``serve:``
 section of ``--config`` (a deploy YAML: ``parameters.deploy.serve`` or top-level
@@ -116,6 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
         cfg,
         on_load_failure=stop_serving,
+        retriever=_retriever(args),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = uvicorn.Server(uvicorn_config(app, cfg, log_level=args.log_level, access_log=args.access_log))
@@ -127,6 +130,71 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1  # so a supervisor (Kubernetes, jude deploy local) restarts or reports it
     if not server.started:
         return STARTUP_FAILURE  # could not bind the port, or the lifespan failed (uvicorn.run's exit status)
+    return 0
+
+
+def _retriever(args: argparse.Namespace):
+    """``jude serve --recommend``: the job index follower over the online store (``retrieval:`` of --config,
+    then ``$JUDE_RETRIEVAL_CONFIG`` JSON, then --redis-url / --online-prefix); None without --recommend."""
+    from pydantic import ValidationError
+
+    from jude.config import RetrievalConfig
+
+    values: dict[str, Any] = dict(_deploy_section(args.config).get("retrieval") or {})
+    if os.environ.get("JUDE_RETRIEVAL_CONFIG"):
+        try:
+            values.update(json.loads(os.environ["JUDE_RETRIEVAL_CONFIG"]))
+        except json.JSONDecodeError as e:
+            raise SystemExit(f"jude serve: $JUDE_RETRIEVAL_CONFIG is not valid JSON: {e}") from e
+    if args.recommend:
+        values["enabled"] = True
+    for flag, key in (("redis_url", "redis_url"), ("online_prefix", "prefix")):
+        if getattr(args, flag, None) is not None:
+            values[key] = getattr(args, flag)
+    try:
+        rcfg = RetrievalConfig.model_validate(values)
+    except ValidationError as e:
+        raise SystemExit(f"jude serve: invalid retrieval config:\n{e}") from e
+    if not rcfg.enabled:
+        return None
+    import redis
+
+    from jude.retrieval.service import Retriever
+    from jude.stores.online import RedisOnlineStore
+
+    client = redis.Redis.from_url(rcfg.redis_url, socket_connect_timeout=5)
+    return Retriever(RedisOnlineStore(client, prefix=rcfg.prefix), rcfg)
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    """POST /v1/recommend on a running `jude serve --recommend` and print the jobs (JSON with --json)."""
+    import httpx
+
+    filters: dict[str, Any] = {"exclude_job_ids": args.exclude or []}
+    if args.remote is not None:
+        filters["remote"] = args.remote
+    if args.location:
+        filters["location"] = args.location
+    body: dict[str, Any] = {"member_id": args.member_id, "filters": filters, "exact": args.exact}
+    if args.k is not None:
+        body["k"] = args.k
+    headers = {}
+    if os.environ.get("JUDE_API_KEY"):
+        headers["Authorization"] = f"Bearer {os.environ['JUDE_API_KEY']}"
+    try:
+        r = httpx.post(f"{args.url.rstrip('/')}/v1/recommend", json=body, headers=headers, timeout=args.timeout)
+    except httpx.HTTPError as e:
+        raise SystemExit(f"jude recommend: {args.url} did not answer: {e}") from e
+    data = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    if r.status_code != 200:
+        message = (data.get("error") or {}).get("message") or r.text
+        raise SystemExit(f"jude recommend: {r.status_code}: {message}")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"embedding version {data['embedding_version']}, index watermark {data['watermark']} ({data['index']})")
+    for rank, job in enumerate(data["data"], 1):
+        print(f"{rank:3d}  {job['job_id']}  {job['score']:.4f}")
     return 0
 
 
@@ -337,12 +405,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grpc-port", type=int, default=None, dest="grpc_port")
     s.add_argument("--max-batch-size", type=int, default=None, dest="max_batch_size")
     s.add_argument("--max-wait-ms", type=float, default=None, dest="max_wait_ms")
-    s.add_argument("--backend", choices=["torch", "onnx"], default=None, help="forward pass: torch (default) or onnx")
+    s.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default=None,
+        help="forward pass: auto (default: ONNX Runtime on CPU where exact, torch on GPU), torch or onnx",
+    )
     s.add_argument("--config", help="a deploy YAML whose deploy.serve section tunes the server")
     s.add_argument("--device", default=None, help="torch device (cuda, cpu); default: cpu")
     s.add_argument("--log-level", default="info", dest="log_level")
     s.add_argument("--access-log", action="store_true", dest="access_log")
+    s.add_argument("--recommend", action="store_true", help="serve POST /v1/recommend (retrieval.enabled)")
+    s.add_argument("--redis-url", default=None, dest="redis_url", help="retrieval: the online store's Redis")
+    s.add_argument("--online-prefix", default=None, dest="online_prefix", help="retrieval: its key prefix")
     s.set_defaults(func=cmd_serve)
+
+    rc = sub.add_parser("recommend", help="top-k jobs for a member from a running `jude serve --recommend`")
+    rc.add_argument("member_id")
+    rc.add_argument("--url", default=os.environ.get("JUDE_URL", "http://127.0.0.1:8080"), help="the server")
+    rc.add_argument("--k", type=int, default=None)
+    rc.add_argument("--remote", action="store_const", const=True, default=None, help="only remote jobs")
+    rc.add_argument("--on-site", action="store_const", const=False, dest="remote", help="only on-site jobs")
+    rc.add_argument("--location", default=None)
+    rc.add_argument("--exclude", action="append", help="a job id never to return (repeatable)")
+    rc.add_argument("--exact", action="store_true", help="search the exact index (the oracle)")
+    rc.add_argument("--json", action="store_true", help="print the response body")
+    rc.add_argument("--timeout", type=float, default=10.0)
+    rc.set_defaults(func=cmd_recommend)
 
     k = sub.add_parser("k8s", help="Kubernetes manifests").add_subparsers(dest="k8s_command", required=True)
     r = k.add_parser("render", help="render + validate the manifests and write them as YAML (touches no cluster)")
@@ -414,12 +503,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI, else .jude/mlflow.db")
     rp.set_defaults(func=cmd_registry_promote)
     rs.set_defaults(func=cmd_registry_status)
+    tm = sub.add_parser("team", help="team servers: MLflow on PostgreSQL, ZenML on MariaDB (up|down|status|join)")
+    tm.add_argument("team_args", nargs=argparse.REMAINDER, help="up | down | status | join [--config F]")
+    tm.set_defaults(func=cmd_team)
     _add_local_rank(parser)
     return parser
 
 
+def cmd_team(args: argparse.Namespace) -> int:
+    from jude.team import main as team_main
+
+    return team_main(args.team_args)
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the server uses its own threads
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["team"]:  # jude team up|down|status|join [--config F]: jude/team.py parses the rest
+        return cmd_team(argparse.Namespace(team_args=argv[1:]))
+    if os.environ.get("JUDE_TEAM", "").lower() not in ("", "0", "false", "no"):
+        from jude.team import apply_team_env
+
+        apply_team_env()  # the team's tracking server (configs/team.yaml) for models:/ URIs and the registry
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -392,8 +392,10 @@ def build(n_areas: int, show: int) -> dict:
     return summary
 
 
-def measure(n_jobs: int, n_members: int) -> None:
-    """Generation and rubric-label time, small vs grounded world, in this process (no packages needed)."""
+def measure(n_jobs: int, n_members: int, out: str | None = None) -> None:
+    """Generation and rubric-label time, small vs grounded world, in this process (no packages needed);
+    ``out``: also write the rows as JSON there (with the load average at the start)."""
+    import os
     import time
 
     import numpy as np
@@ -407,6 +409,8 @@ def measure(n_jobs: int, n_members: int) -> None:
     load_taxonomy()
     print(f"load taxonomy: {time.perf_counter() - t:.2f} s")
     print("| world | generation s | rubric labels s | job titles | places | members with a truth-relevant job |")
+    rows = []
+    load = os.getloadavg()[0]
     for world in ("synthetic", "grounded"):
         t0 = time.perf_counter()
         m = generate_marketplace(SyntheticConfig(world=world, n_jobs=n_jobs, n_members=n_members, seed=0))
@@ -418,6 +422,22 @@ def measure(n_jobs: int, n_members: int) -> None:
             f"| {world} | {t1 - t0:.1f} | {t2 - t1:.1f} | {m.jobs['title'].nunique()} | {m.jobs['location'].nunique()}"
             f" | {(n > 0).sum()} of {len(n)} ({n.mean():.1f} each) |"
         )
+        rows.append(
+            {
+                "world": world,
+                "generation_s": t1 - t0,
+                "labels_s": t2 - t1,
+                "job_titles": int(m.jobs["title"].nunique()),
+                "places": int(m.jobs["location"].nunique()),
+                "members_with_relevant_job": int((n > 0).sum()),
+                "members": len(n),
+            }
+        )
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        record = {"n_jobs": n_jobs, "n_members": n_members, "seed": 0, "load_average_at_start": load, "rows": rows}
+        Path(out).write_text(json.dumps(record, indent=2) + "\n")
+        print(f"results: {out}")
 
 
 def main() -> None:
@@ -428,9 +448,10 @@ def main() -> None:
         "--measure", action="store_true", help="build nothing: time generation and labels, small vs grounded world"
     )
     ap.add_argument("--quick", action="store_true", help="with --measure: 120 jobs, 80 members (train.yaml: 600/400)")
+    ap.add_argument("--out", default=None, help="with --measure: write the rows as JSON to this file")
     args = ap.parse_args()
     if args.measure:
-        measure(*((120, 80) if args.quick else (600, 400)))
+        measure(*((120, 80) if args.quick else (600, 400)), out=args.out)
         return
     print(json.dumps(build(args.areas, args.show), indent=2))
 

@@ -33,11 +33,20 @@ def test_no_module_under_jude_imports_zenml():
 # ---- imports run one way -------------------------------------------------------------------
 # Lowest first. A module may import its own layer and lower layers, never a higher one. Function-level
 # imports count too: a lazy import is still a dependency. A module is in the layer of its longest listed
-# prefix: jude.data.schema (the vocabularies, importing no jude module) sits with jude.config, which takes
-# its Literal types from it; the rest of jude.data is a layer up.
+# prefix: jude.data.schema (the vocabularies; it imports only jude.entities, the entity contract its tables are
+# derived from) sits with jude.config, which takes its Literal types from it; the rest of jude.data is a layer up.
 LAYERS = [
-    ("jude", "jude.config", "jude.env", "jude.fsutils", "jude.optim", "jude.htmlreport", "jude.data.schema"),
-    ("jude.data", "jude.stores"),  # entity tables; where vectors are kept (online, offline)
+    (
+        "jude",
+        "jude.config",
+        "jude.env",
+        "jude.fsutils",
+        "jude.optim",
+        "jude.htmlreport",
+        "jude.entities",  # the entity contract: jude.data.schema derives its tables from it
+        "jude.data.schema",
+    ),
+    ("jude.data", "jude.stores", "jude.retrieval"),  # entity tables; where vectors are kept; the job index (FAISS)
     ("jude.modeling",),  # templates, the embedder and its format, losses, the cross-encoder
     ("jude.labels",),  # judges render pairs with modeling.templates
     ("jude.evaluation",),  # retrieval metrics, pooling, reports, the promotion rule
@@ -52,7 +61,7 @@ LAYERS = [
     ("jude.nearline",),
     ("jude.bootstrap",),
     ("jude.ranker",),
-    ("jude.cli", "jude.dashboard"),  # entry points
+    ("jude.cli", "jude.dashboard", "jude.team"),  # entry points (team: `jude team up|down|status|join`)
 ]
 LAYER_OF = {unit: n for n, units in enumerate(LAYERS) for unit in units}
 JUDE = Path(__file__).resolve().parents[1] / "jude"

@@ -250,7 +250,9 @@ def flip_active(online: RedisOnlineStore, rows: pd.DataFrame, embedding_version:
     """Point readers of each entity type in ``rows`` at ``embedding_version``; returns the previous versions.
 
     Refused (:class:`BootstrapError`, nothing flipped) while a selected entity whose
-    latest row is an upsert has no embedding of the version online.
+    latest row is an upsert has no embedding of the version online. With jobs selected,
+    the version's job index is built from the online store, checked and saved as the
+    snapshot the servers load (``jude.retrieval.build.prepare_version``) before the flip.
     """
     latest = rows.sort_values("event_time_ms", kind="stable").groupby(["entity_type", "entity_id"]).tail(1)
     missing = _missing(online, latest, embedding_version)
@@ -259,6 +261,10 @@ def flip_active(online: RedisOnlineStore, rows: pd.DataFrame, embedding_version:
             f"not flipping the active version to {embedding_version!r}: {len(missing)} selected entities have "
             f"no embedding of it online (first: {missing[0]})"
         )
+    if "job" in set(latest["entity_type"]):  # the servers' next job index, built and checked before the flip
+        from jude.retrieval.build import prepare_version
+
+        prepare_version(online, embedding_version, jobs=latest[latest["entity_type"] == "job"])
     return {etype: online.set_active(etype, embedding_version) for etype in sorted(set(latest["entity_type"]))}
 
 

@@ -52,6 +52,7 @@ from jude.config.ranker import (
     StandardFeature,
 )
 from jude.config.registry import RegistryConfig
+from jude.config.retrieval import IndexKind, RetrievalConfig
 from jude.config.serving import ServeConfig
 from jude.config.training import (
     DISTILL_LOSSES,
@@ -93,6 +94,7 @@ __all__ = [
     "EmbeddingFeature",
     "EntityType",
     "EvalConfig",
+    "IndexKind",
     "JUDGE_ERROR_MODES",
     "JudgeErrorConfig",
     "JudgeErrorMode",
@@ -125,6 +127,7 @@ __all__ = [
     "RankerGBMConfig",
     "RankerPipelineConfig",
     "RegistryConfig",
+    "RetrievalConfig",
     "SHIFTS",
     "ScaleConfig",
     "ScaleConfigError",

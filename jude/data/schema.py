@@ -10,6 +10,10 @@ Four tables (pandas in memory, parquet on disk):
 - ``labels``: member_id, job_id, label, grade, source (relevance | engagement),
   rationale
 
+The columns of ``jobs`` and ``members`` (types, bounds, vocabularies) are derived from
+the entity contract, ``jude.entities`` (:func:`entity_table`); the vocabularies
+(``SENIORITIES``, ``ENTITY_TYPES``, ``MEMBER_VIEWS``) are re-exported from it.
+
 :class:`Marketplace` holds the first three together. ``skills`` is a list of
 strings in memory. Validation errors name the table (or file), the column, the
 row and the offending value.
@@ -23,11 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jude.entities import ENTITY_TYPES as ENTITY_TYPES  # the vocabularies are the contract's, re-exported
+from jude.entities import MEMBER_VIEWS as MEMBER_VIEWS
+from jude.entities import SENIORITIES as SENIORITIES
+from jude.entities import Job, Member, Record, fields_of
+
 ACTIONS = ("impression", "view", "apply", "dismiss")
 LABEL_SOURCES = ("relevance", "engagement")
-SENIORITIES = ("junior", "mid", "senior", "lead")
-ENTITY_TYPES = ("job", "profile", "resume")
-MEMBER_VIEWS = ("profile", "resume")  # the member's two texts (entity types), either can be a query
 
 
 class DataValidationError(ValueError):
@@ -41,6 +47,8 @@ class Column:
     allowed: tuple[str, ...] | None = None
     min_value: float | None = None
     nullable: bool = False
+    max_value: float | None = None
+    min_length: int | None = None  # of a "str" value
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,11 @@ def _coerce(s: pd.Series, col: Column, where: str) -> pd.Series:
             if bad.any():
                 row = _first_bad(bad)
                 _fail(where, col.name, row, values.iloc[row], f"expected one of {list(col.allowed)}")
+        if col.min_length:
+            bad = (values.map(lambda v: len(v) if isinstance(v, str) else col.min_length) < col.min_length).to_numpy()
+            if bad.any():
+                row = _first_bad(bad)
+                _fail(where, col.name, row, values.iloc[row], f"expected at least {col.min_length} character(s)")
         return values.astype(object)
     if col.kind == "bool":
         mapping = {
@@ -134,6 +147,11 @@ def _coerce(s: pd.Series, col: Column, where: str) -> pd.Series:
             if bad.any():
                 row = _first_bad(bad)
                 _fail(where, col.name, row, values.iloc[row], f"must be >= {col.min_value}")
+        if col.max_value is not None:
+            bad = (num > col.max_value).to_numpy()
+            if bad.any():
+                row = _first_bad(bad)
+                _fail(where, col.name, row, values.iloc[row], f"must be <= {col.max_value}")
         if col.kind == "int":
             frac = (num % 1 != 0).to_numpy() & ~null
             if frac.any():
@@ -173,39 +191,25 @@ def _as_str_list(v: Any, where: str, col: str, row: int) -> list[str]:
     return []  # unreachable
 
 
-JOBS = TableSchema(
-    name="jobs",
-    key=("job_id",),
-    columns=(
-        Column("job_id", "str"),
-        Column("title", "str"),
-        Column("company", "str"),
-        Column("location", "str"),
-        Column("remote", "bool"),
-        Column("seniority", "str", allowed=SENIORITIES),
-        Column("min_years", "int", min_value=0),
-        Column("skills", "list[str]"),
-        Column("description", "str"),
-        Column("posted_at", "datetime"),
-        Column("updated_at", "datetime"),
-    ),
-)
+def entity_table(record: type[Record]) -> TableSchema:
+    """The table of an entity record of the contract (``jude.entities.Job``, ``Member``): a column per field."""
+    columns = tuple(
+        Column(
+            f.name,
+            f.kind,
+            allowed=f.choices,
+            min_value=f.ge,
+            nullable=f.nullable,
+            max_value=f.le,
+            min_length=f.min_length,
+        )
+        for f in fields_of(record)
+    )
+    return TableSchema(name=record.table, key=record.key, columns=columns)
 
-MEMBERS = TableSchema(
-    name="members",
-    key=("member_id",),
-    columns=(
-        Column("member_id", "str"),
-        Column("headline", "str"),
-        Column("title", "str"),
-        Column("location", "str"),
-        Column("years_experience", "float", min_value=0),
-        Column("skills", "list[str]"),
-        Column("summary", "str"),
-        Column("resume_text", "str"),
-        Column("updated_at", "datetime"),
-    ),
-)
+
+JOBS = entity_table(Job)
+MEMBERS = entity_table(Member)
 
 INTERACTIONS = TableSchema(
     name="interactions",

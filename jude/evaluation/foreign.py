@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from jude.data.schema import SENIORITIES
+from jude.entities import MAX_YEARS, SENIORITIES, TEMPLATE_FIELDS
 from jude.evaluation.paired import mean_interval, paired_bootstrap
 
 FOREIGN_DIR = Path(__file__).resolve().parents[1] / "data" / "foreign"
@@ -42,11 +42,8 @@ JOBS_FILE, PROFILES_FILE, PAIRS_FILE = "jobs.jsonl", "profiles.jsonl", "pairs.cs
 MATCH = "match"
 NEGATIVE_KINDS = ("other_city", "under_qualified", "look_alike")
 KINDS = (MATCH, *NEGATIVE_KINDS)
-MAX_YEARS = 80  # the serving entities' bound (jude.serving.schemas)
-
-# The fields of the serving entities (jude.serving.schemas.JobEntity / ProfileEntity), which the templates read.
-JOB_FIELDS = ("title", "company", "location", "remote", "seniority", "min_years", "skills", "description")
-PROFILE_FIELDS = ("headline", "title", "location", "years_experience", "skills", "summary")
+# The fields the job and profile templates read (the serving entities' fields), from the entity contract.
+JOB_FIELDS, PROFILE_FIELDS = TEMPLATE_FIELDS["job"], TEMPLATE_FIELDS["profile"]
 
 EmbedFn = Callable[[list[dict[str, Any]]], np.ndarray]
 

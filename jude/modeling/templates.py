@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from jude.data.schema import ENTITY_TYPES
+from jude.entities import ENTITY_TYPES, TEMPLATE_FIELDS
 
 TEMPLATES_VERSION = "v1"
 STYLES = ("plain", "instruct")
@@ -33,12 +33,9 @@ INSTRUCTIONS = {
     "resume": "Represent this resume for retrieving job postings that fit it.",
 }
 
-# The fields each template reads; serving validates structured input against these.
-REQUIRED_FIELDS = {
-    "job": ("title", "company", "location", "remote", "seniority", "min_years", "skills", "description"),
-    "profile": ("headline", "title", "location", "years_experience", "skills", "summary"),
-    "resume": ("resume_text",),
-}
+# The fields each template reads: those the entity contract (jude.entities) marks with the entity type's
+# Template. _body below writes each of them into the text (tests/data/test_entities.py checks it does).
+REQUIRED_FIELDS = TEMPLATE_FIELDS
 
 
 class TemplateError(ValueError):

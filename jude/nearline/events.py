@@ -14,12 +14,13 @@ The contract every source, producer and processor shares (``docs/nearline.md``,
   (``jude.modeling.templates.REQUIRED_FIELDS``); extra fields are kept and ignored
   by the template. A delete may leave it empty.
 
-Template fields that are present are type-checked and normalised on parse (``"true"``
-becomes ``True``, ``"5"`` becomes ``5.0``, a numpy array of skills a list): a
-``remote: "false"`` that slipped through as text would render as remote, and the
-same entity sent as ``5`` or ``"5"`` must template (and hash) the same. Missing
-template fields are only an error when the text is rendered (``event_text``), so a
-delete needs no fields.
+Template fields that are present are checked on parse against the entity contract
+(``jude.entities``: the same types, bounds and vocabularies as the tables and the
+serving API) and normalised (``"true"`` becomes ``True``, ``"5"`` becomes ``5``, a
+numpy array of skills a list): a ``remote: "false"`` that slipped through as text would
+render as remote, and the same entity sent as ``5`` or ``"5"`` must template (and hash)
+the same. Missing template fields are only an error when the entity is read
+(``event_entity``, ``event_text``), so a delete needs no fields.
 
 Everything that can be wrong with an event raises :class:`EventError`, which names
 the field and the value; the worker dead-letters the event with that reason.
@@ -44,35 +45,25 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from jude.data.schema import ENTITY_TYPES
+from jude.entities import ENTITY_TYPES, RECORDS, Record, template_specs
 from jude.modeling.templates import REQUIRED_FIELDS, TemplateError, render
 
 OPS = ("upsert", "delete")
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "change_event.schema.json"
 
 _NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
-_Years = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
-# The type of every field a template reads, keyed by field name (a name means the same
-# thing in every template that reads it), with the words an error uses for it.
-# tests/nearline/test_events.py checks that every name in REQUIRED_FIELDS has an entry.
-_TEXT = (str, "text")
-_YEARS = (_Years, "a number of years >= 0")
-FIELD_TYPES: dict[str, tuple[Any, str]] = {
-    "title": _TEXT,
-    "company": _TEXT,
-    "location": _TEXT,
-    "remote": (bool, "a boolean"),
-    "seniority": _TEXT,
-    "min_years": _YEARS,
-    "skills": (list[str] | str, "a list of strings or text"),
-    "description": _TEXT,
-    "headline": _TEXT,
-    "years_experience": _YEARS,
-    "summary": _TEXT,
-    "resume_text": _TEXT,
-}
-_FIELD_ADAPTERS = {name: TypeAdapter(tp) for name, (tp, _) in FIELD_TYPES.items()}
+
+def field_types(records: tuple[type[Record], ...] = RECORDS) -> dict[str, dict[str, tuple[Any, str]]]:
+    """Entity type -> template field -> (its type, the words an error uses for it), from the entity contract."""
+    return {t: {s.name: (s.annotation, s.expected) for s in template_specs(t, records)} for t in ENTITY_TYPES}
+
+
+# What parse_event checks a change event's template fields against: the entity contract's types.
+_TYPES = field_types()
+_FIELD_ADAPTERS = {t: {name: TypeAdapter(tp) for name, (tp, _) in fields.items()} for t, fields in _TYPES.items()}
+# The same by field name alone (a name means the same thing in every template that reads it).
+FIELD_TYPES: dict[str, tuple[Any, str]] = {name: v for fields in _TYPES.values() for name, v in fields.items()}
 
 
 class EventError(ValueError):
@@ -124,7 +115,9 @@ class ChangeEvent(BaseModel):
                 {
                     "if": {"properties": {"entity_type": {"const": entity_type}}},
                     "then": {
-                        "properties": {"fields": {"properties": {f: _FIELD_ADAPTERS[f].json_schema() for f in names}}}
+                        "properties": {
+                            "fields": {"properties": {f: _FIELD_ADAPTERS[entity_type][f].json_schema() for f in names}}
+                        }
                     },
                 }
                 for entity_type, names in REQUIRED_FIELDS.items()
@@ -183,14 +176,14 @@ class ChangeEvent(BaseModel):
             return value  # pydantic reports "expected a dictionary"
         entity_type = info.data.get("entity_type")
         out = dict(value)
-        for name in REQUIRED_FIELDS.get(entity_type, ()):
+        for name, adapter in _FIELD_ADAPTERS.get(entity_type, {}).items():
             if name not in out:
                 continue
             raw = _plain(out[name])
             try:
-                out[name] = _FIELD_ADAPTERS[name].validate_python(raw)
+                out[name] = adapter.validate_python(raw)
             except ValidationError as exc:
-                reason = f"expected {FIELD_TYPES[name][1]} ({exc.errors()[0]['msg']})"
+                reason = f"expected {_TYPES[entity_type][name][1]} ({exc.errors()[0]['msg']})"
                 raise PydanticCustomError(
                     "template_field", "{field}: {reason}", {"field": name, "value": out[name], "reason": reason}
                 ) from None
@@ -252,25 +245,39 @@ def _event_error(exc: ValidationError, raw: dict) -> EventError:
     return EventError(field, value, err["msg"])
 
 
-def event_text(event: ChangeEvent, style: str = "plain") -> str:
-    """The model input text of an upsert: the entity rendered by its template.
+def event_entity(event: ChangeEvent) -> dict[str, Any]:
+    """The template fields of an upsert, checked on parse (every one of them present, or :class:`EventError`).
 
-    The same ``jude.modeling.templates.render`` that training and serving use, so the
-    nearline never embeds text the model was not trained on. Raises :class:`EventError`
-    for a delete (it has no text) or a missing template field.
+    Raises :class:`EventError` for a delete (it has no entity) or a missing template field.
     """
     if event.op != "upsert":
         raise EventError("op", event.op, "only an upsert has text to embed")
-    missing = [f for f in REQUIRED_FIELDS[event.entity_type] if f not in event.fields]
+    names = REQUIRED_FIELDS[event.entity_type]
+    missing = [f for f in names if f not in event.fields]
     if missing:
         raise EventError(
             f"fields.{missing[0]}",
             "<missing>",
             f"the {event.entity_type} template reads {missing}, missing from the event",
         )
+    return {f: event.fields[f] for f in names}
+
+
+def event_text(event: ChangeEvent, style: str = "plain") -> str:
+    """The model input text of an upsert: the entity rendered by its template.
+
+    The same ``jude.modeling.templates.render`` that training and serving use, so the
+    nearline never embeds text the model was not trained on. Raises :class:`EventError`
+    for a delete (it has no text), a missing template field or an unknown style.
+    """
+    return render_entity(event.entity_type, event_entity(event), style)
+
+
+def render_entity(entity_type: str, entity: dict[str, Any], style: str) -> str:
+    """``templates.render`` of an entity ``event_entity`` returned; an unknown style is an :class:`EventError`."""
     try:
-        return render(event.entity_type, event.fields, style)
-    except TemplateError as exc:  # an unknown style
+        return render(entity_type, entity, style)
+    except TemplateError as exc:
         raise EventError("style", style, str(exc)) from None
 
 

@@ -1,18 +1,21 @@
 """The model behind the nearline processor: one small interface, three implementations.
 
-:class:`Inference` embeds entities (the template fields of each) and says which model
-it is (:class:`ModelInfo`: the model label stored with every vector, the templates
-version and style the content hash is computed with, the dimension).
+:class:`Inference` embeds texts the processor has already rendered with the entity's
+template (``embed_texts``: the text that was hashed is the text that is embedded, and no
+one renders it again), or entities (``embed``, the template fields of each), and says
+which model it is (:class:`ModelInfo`: the model label stored with every vector, the
+templates version and style the content hash is computed with, the dimension).
 
-- :class:`GrpcInference`: a client of ``jude serve``'s gRPC service (``EmbedEntities``,
-  ``Info``), the way JUDE runs it: the served champion embeds, the worker only
-  templates, hashes and writes. A server that is down, overloaded or slow
-  (``UNAVAILABLE``, ``RESOURCE_EXHAUSTED``, ``DEADLINE_EXCEEDED``) is retried with
-  exponential backoff and jitter (honouring the server's ``retry-after``), a bounded
-  number of times; then :class:`InferenceUnavailable` tells the worker to hold the
-  batch and try again later. An entity the server refuses (``INVALID_ARGUMENT`` naming
-  ``entities[i]``) raises :class:`InferenceRejected`, so that one event is
-  dead-lettered and the rest of the batch goes on.
+- :class:`GrpcInference`: a client of ``jude serve``'s gRPC service (``Embed`` with the
+  entity type, for rendered texts; ``EmbedEntities``; ``Info``), the way JUDE runs it:
+  the served champion embeds, the worker only templates, hashes and writes. A server
+  that is down, overloaded or slow (``UNAVAILABLE``, ``RESOURCE_EXHAUSTED``,
+  ``DEADLINE_EXCEEDED``) is retried with exponential backoff and jitter (honouring the
+  server's ``retry-after``), a bounded number of times; then :class:`InferenceUnavailable`
+  tells the worker to hold the batch and try again later. An entity the server refuses
+  (``INVALID_ARGUMENT`` naming ``entities[i]`` or ``inputs[i]``) raises
+  :class:`InferenceRejected`, so that one event is dead-lettered and the rest of the
+  batch goes on.
 - :class:`LocalInference`: the same serving engine in-process
   (``jude.serving.engine.load_engine``: registry URIs, truncation to the entity's
   token budget, normalisation), for a single-machine set-up. Given the same model it
@@ -20,9 +23,9 @@ version and style the content hash is computed with, the dimension).
 - :class:`HashInference`: no model; a deterministic unit vector per text (a hash of
   it). For tests and benchmarks of everything around the model.
 
-Both real implementations render with the server's own code, so the text the
-processor hashes (``jude.nearline.events.event_text`` with ``info.template_style``) is
-the text that is embedded.
+Rendered texts are cut to the entity type's token budget (``max_lengths``), as the
+server cuts the entities it renders, so ``embed_texts(t, [render(t, e)])`` equals
+``embed(t, [e])``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,28 @@ class ModelInfo:
     registered_name: str | None = None
     registered_version: str | None = None
 
+    @classmethod
+    def of_served(
+        cls,
+        model_name: str,
+        model_uri: str | None,
+        registry_version: str | int | None,
+        templates_version: str,
+        template_style: str,
+        dimension: int,
+    ) -> ModelInfo:
+        """The processor's view of what a server reports (``/info``, gRPC ``Info``, or the engine's own
+        :class:`jude.serving.engine.ModelInfo` in process): one derivation of the stored model label."""
+        version = str(registry_version) if registry_version not in (None, "") else None
+        return cls(
+            model=f"{model_name}/{version}" if version else (model_uri or model_name),
+            templates_version=templates_version,
+            template_style=template_style,
+            dimension=int(dimension),
+            registered_name=model_name if version else None,
+            registered_version=version,
+        )
+
     def default_embedding_version(self) -> str | None:
         """``<registered name>-<version>`` (``jude-embedder-3``), or None for a model outside the registry."""
         if self.registered_name and self.registered_version:
@@ -94,6 +119,11 @@ class Inference(ABC):
     def embed(self, entity_type: str, entities: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """(N, D) float32 embeddings of ``entities`` (dicts of the template's fields), in order."""
 
+    @abstractmethod
+    def embed_texts(self, entity_type: str, texts: Sequence[str]) -> np.ndarray:
+        """(N, D) float32 embeddings of texts rendered by the ``entity_type`` template (in ``info.template_style``),
+        cut to that entity type's token budget, in order."""
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections or memory; the default holds none."""
 
@@ -118,21 +148,19 @@ class LocalInference(Inference):
             engine = load_engine(model_uri, device=device, max_batch_size=max_batch_size)
         self.engine = engine
         i = engine.info
-        registered = i.registry_version is not None
-        self.info = ModelInfo(
-            model=f"{i.model_name}/{i.registry_version}" if registered else (i.model_uri or i.model_name),
-            templates_version=i.templates_version,
-            template_style=i.template_style,
-            dimension=int(i.dimension),
-            registered_name=i.model_name if registered else None,
-            registered_version=str(i.registry_version) if registered else None,
+        self.info = ModelInfo.of_served(
+            i.model_name, i.model_uri, i.registry_version, i.templates_version, i.template_style, i.dimension
         )
 
     def embed(self, entity_type: str, entities: Sequence[Mapping[str, Any]]) -> np.ndarray:
         if not entities:
             return np.zeros((0, self.info.dimension), dtype=np.float32)
-        texts = self.engine.render_entities(entity_type, [dict(e) for e in entities])
-        return self.engine.embed(texts, max_tokens=self.engine.entity_max_tokens(entity_type))
+        return self.embed_texts(entity_type, self.engine.render_entities(entity_type, [dict(e) for e in entities]))
+
+    def embed_texts(self, entity_type: str, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.info.dimension), dtype=np.float32)
+        return self.engine.embed(list(texts), max_tokens=self.engine.entity_max_tokens(entity_type))
 
 
 class HashInference(Inference):
@@ -159,11 +187,14 @@ class HashInference(Inference):
         return v / np.linalg.norm(v)
 
     def embed(self, entity_type: str, entities: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        return self.embed_texts(entity_type, [render(entity_type, e, self.info.template_style) for e in entities])
+
+    def embed_texts(self, entity_type: str, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
-        self.texts += len(entities)
-        out = np.zeros((len(entities), self.info.dimension), dtype=np.float32)
-        for i, e in enumerate(entities):
-            out[i] = self.vector(render(entity_type, e, self.info.template_style))
+        self.texts += len(texts)
+        out = np.zeros((len(texts), self.info.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            out[i] = self.vector(text)
         return out
 
 
@@ -201,7 +232,7 @@ class RetryPolicy:
         return wait
 
 
-_ENTITY_INDEX = re.compile(r"^entities\[(\d+)\]")
+_ENTITY_INDEX = re.compile(r"^(?:entities|inputs)\[(\d+)\]")
 
 
 class GrpcInference(Inference):
@@ -281,14 +312,13 @@ class GrpcInference(Inference):
 
     def _fetch_info(self) -> ModelInfo:
         reply = self._call(self._stub.Info, self._pb.InfoRequest(), "Info")
-        version = reply.registry_version or None
-        return ModelInfo(
-            model=f"{reply.model_name}/{version}" if version else (reply.model_uri or reply.model_name),
-            templates_version=reply.templates_version,
-            template_style=reply.template_style,
-            dimension=int(reply.dimension),
-            registered_name=reply.model_name if version else None,
-            registered_version=version,
+        return ModelInfo.of_served(
+            reply.model_name,
+            reply.model_uri,
+            reply.registry_version or None,
+            reply.templates_version,
+            reply.template_style,
+            reply.dimension,
         )
 
     def check_model(self) -> None:
@@ -303,21 +333,36 @@ class GrpcInference(Inference):
             )
 
     def embed(self, entity_type: str, entities: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """``EmbedEntities``: the server checks and renders the entities."""
         from google.protobuf import struct_pb2
 
-        if self.model_check_s is not None and time.monotonic() - self._checked_at >= self.model_check_s:
-            self.check_model()
-        out = np.zeros((len(entities), self.info.dimension), dtype=np.float32)
-        for start in range(0, len(entities), self.request_size):
-            chunk = entities[start : start + self.request_size]
+        def request(chunk: Sequence[Mapping[str, Any]]):
             structs = []
             for e in chunk:
                 s = struct_pb2.Struct()
                 s.update({k: _proto_value(v) for k, v in e.items()})
                 structs.append(s)
-            request = self._pb.EmbedEntitiesRequest(entity_type=entity_type, entities=structs)
+            return self._pb.EmbedEntitiesRequest(entity_type=entity_type, entities=structs)
+
+        return self._embed_chunks(entities, request, self._stub.EmbedEntities, "EmbedEntities")
+
+    def embed_texts(self, entity_type: str, texts: Sequence[str]) -> np.ndarray:
+        """``Embed`` with ``entity_type``: the texts as rendered here, cut to the entity type's token budget."""
+
+        def request(chunk: Sequence[str]):
+            return self._pb.EmbedRequest(inputs=list(chunk), entity_type=entity_type)
+
+        return self._embed_chunks(texts, request, self._stub.Embed, "Embed")
+
+    def _embed_chunks(self, items: Sequence[Any], request: Callable[[Sequence[Any]], Any], method, what: str):
+        """Call ``method`` with ``request(chunk)`` for every ``request_size`` items -> (N, D) float32."""
+        if self.model_check_s is not None and time.monotonic() - self._checked_at >= self.model_check_s:
+            self.check_model()
+        out = np.zeros((len(items), self.info.dimension), dtype=np.float32)
+        for start in range(0, len(items), self.request_size):
+            chunk = items[start : start + self.request_size]
             try:
-                reply = self._call(self._stub.EmbedEntities, request, "EmbedEntities")
+                reply = self._call(method, request(chunk), what)
             except self._grpc.RpcError as err:
                 if err.code() == self._grpc.StatusCode.INVALID_ARGUMENT:
                     m = _ENTITY_INDEX.match(err.details() or "")

@@ -3,18 +3,21 @@
 One batch (:meth:`Processor.process`, or :meth:`~Processor.prepare` then
 :meth:`~Processor.commit` when the caller retries the second part):
 
-1. **Parse** every message (``jude.nearline.events.parse_event``) and check an upsert's
-   template fields the way the model server does (``jude.serving.schemas``: a
-   seniority outside the vocabulary, an empty resume). A bad event is dead-lettered at
-   once with the field and value named (``EventError``); the rest go on.
+1. **Parse** every message (``jude.nearline.events.parse_event``): the envelope and an
+   upsert's template fields are checked once, against the entity contract
+   (``jude.entities``, the types and bounds the model server and the tables use: a
+   seniority outside the vocabulary, an empty resume), and a missing template field is
+   named (``event_entity``). A bad event is dead-lettered at once with the field and
+   value named (``EventError``); the rest go on.
 2. For every **target** (an embedding version and the model that makes it) that is in
    the entity type's ``live`` set (``RedisOnlineStore.live_versions``):
-   **template** (``event_text`` with the model's template style), **hash**
-   (``content_hash`` of text, templates version, embedding version) and **compare**
-   with the record stored online (hash and vector, read in one step). Equal: no
-   inference; the stored vector is the vector of this text. Different: the text is
-   **embedded**, once per distinct text in the batch (a posting saved twice in one
-   batch is embedded once).
+   **template** (``Item.text``: rendered once per template style, kept for a retried
+   commit), **hash** (``content_hash`` of text, templates version, embedding version)
+   and **compare** with the record stored online (hash and vector, read in one step).
+   Equal: no inference; the stored vector is the vector of this text. Different: the
+   text itself is **embedded** (``Inference.embed_texts``: nobody renders it again, so
+   the text hashed is the text embedded), once per distinct text in the batch (a
+   posting saved twice in one batch is embedded once).
 3. **Write.** The offline history first (``DeltaHistory.append``: one row per event, at
    its own event time: the upsert's vector, or the delete), then the online store
    (``write_many``: last write wins by event time, atomically; deletes leave
@@ -54,13 +57,12 @@ from typing import Any
 import numpy as np
 import redis
 from deltalake.exceptions import CommitFailedError
-from pydantic import ValidationError
 
-from jude.nearline.events import ChangeEvent, EventError, event_text, parse_event
+from jude.nearline.events import ChangeEvent, EventError, event_entity, parse_event, render_entity
 from jude.nearline.hashing import content_hash
 from jude.nearline.inference import Inference, InferenceRejected, InferenceUnavailable
 from jude.nearline.sources import Message, Source
-from jude.serving.schemas import ENTITY_MODELS
+from jude.retrieval.feed import AppliedWrite, WriteListener
 from jude.stores.offline import DeltaHistory
 from jude.stores.online import OnlineRecord, RedisOnlineStore, WriteStatus, check_version
 
@@ -80,15 +82,22 @@ class Target:
 
 @dataclass
 class Item:
-    """A parsed message: its event and, for an upsert, the template fields the model is sent."""
+    """A parsed message: its event and, for an upsert, its template fields and their rendered texts."""
 
     message: Message
     event: ChangeEvent
     entity: dict[str, Any] | None
+    texts: dict[str, str] = field(default_factory=dict)  # template style -> the entity's text
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.message.entity_type, self.message.id)
+
+    def text(self, style: str) -> str:
+        """The upsert's entity rendered by its template in ``style``: once, however many targets or retries ask."""
+        if style not in self.texts:
+            self.texts[style] = render_entity(self.event.entity_type, self.entity, style)
+        return self.texts[style]
 
 
 @dataclass
@@ -130,13 +139,6 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, transient)
 
 
-def _field_error(entity_type: str, exc: ValidationError, fields: dict) -> EventError:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    value = fields.get(err["loc"][0], "<missing>") if err["loc"] else fields
-    return EventError(f"fields.{loc}", value, f"the {entity_type} model input refuses it: {err['msg']}")
-
-
 @dataclass
 class _Upsert:
     """One upsert in one (target, entity type): its text, hash, and vector (stored, embedded, or pending)."""
@@ -176,6 +178,7 @@ class Processor:
         change_detection: bool = True,
         dedupe: bool = True,
         clock: Callable[[], float] = time.time,
+        listeners: Sequence[WriteListener] = (),
     ):
         if not targets:
             raise ValueError("targets must hold at least one (embedding version, inference)")
@@ -190,6 +193,7 @@ class Processor:
         self.dedupe = dedupe
         self.clock = clock
         self._warned_not_live: set[tuple[str, str]] = set()
+        self.listeners = list(listeners)  # told of every applied online write before the ack (the job index feed)
 
     # ---- the whole batch ---------------------------------------------------------------
     def process(self, messages: Sequence[Message]) -> BatchResult:
@@ -222,12 +226,7 @@ class Processor:
             )
         if event.op == "delete":
             return Item(m, event, None)
-        event_text(event)  # a missing template field, named
-        try:
-            entity = ENTITY_MODELS[event.entity_type].model_validate(event.fields).model_dump()
-        except ValidationError as exc:
-            raise _field_error(event.entity_type, exc, event.fields) from None
-        return Item(m, event, entity)
+        return Item(m, event, event_entity(event))  # its fields checked by parse_event; a missing one is named
 
     def _dead_letter(self, m: Message, reason: str, result: BatchResult) -> None:
         self.source.dead_letter(m, reason)
@@ -306,10 +305,35 @@ class Processor:
             if status is WriteStatus.APPLIED:
                 result.latencies_ms.append(written_ms - record.event_time_ms)
 
+        self._notify_listeners(plans, done)
         acked = [item.message for item in items if item.key not in result.rejected]
         self.source.ack(acked)
         result.acked += len(acked)
         return result
+
+    def _notify_listeners(self, plans: list[_Plan], done: list[tuple[OnlineRecord, WriteStatus]]) -> None:
+        """Hand the applied online writes (with their vectors and fields) to the listeners; an error propagates
+        before the ack, so the batch is redelivered and the listener told again (it must be idempotent)."""
+        if not self.listeners:
+            return
+        upserts = {
+            (p.target.embedding_version, u.item.event.entity_type, u.item.event.entity_id)
+            + (u.item.event.event_time_ms, u.content_hash): u
+            for p in plans
+            for u in p.upserts
+        }
+        writes = []
+        for r, status in done:
+            if status is not WriteStatus.APPLIED:
+                continue
+            u = upserts.get((r.embedding_version, r.entity_type, r.entity_id, r.event_time_ms, r.content_hash))
+            if r.op == "upsert" and u is None:
+                continue
+            vector, fields = (u.vector, u.item.entity) if r.op == "upsert" else (None, None)
+            key = (r.entity_type, r.entity_id, r.embedding_version, r.op, r.event_time_ms, r.content_hash)
+            writes.append(AppliedWrite(*key, vector, fields))
+        for listener in self.listeners:
+            listener.on_applied(writes)
 
     def _not_live(self, entity_type: str, version: str, n: int, result: BatchResult) -> None:
         result.not_live[(entity_type, version)] += n
@@ -338,7 +362,7 @@ class Processor:
             stored_hash = found.meta["content_hash"].tolist()
             stored_vec = found.vectors
         for k, item in enumerate(upserts):
-            text = event_text(item.event, info.template_style)
+            text = item.text(info.template_style)
             h = content_hash(text, info.templates_version, version)
             unchanged = stored_hash[k] == h
             plan.upserts.append(_Upsert(item, text, h, unchanged, stored_vec[k].copy() if unchanged else None))
@@ -360,7 +384,7 @@ class Processor:
             else:  # the naive updater: one inference per event
                 reps = pending
             try:
-                vectors = plan.target.inference.embed(plan.entity_type, [u.item.entity for u in reps])
+                vectors = plan.target.inference.embed_texts(plan.entity_type, [u.text for u in reps])
             except InferenceRejected as e:
                 bad = reps[e.index].text
                 for u in pending:

@@ -62,6 +62,15 @@ def promote_by_hand(name: str, version: str, reason: str, who: str | None = None
             f"registered model {name!r} has no version {version!r}: {describe_versions(client, name)}"
         ) from e
     who = who or os.environ.get("JUDE_USER") or _user()
+    from jude.registry.lock import promotion_lock
+
+    with promotion_lock(name):  # not in the middle of a gate (jude.registry.lock)
+        return _promote_by_hand(client, name, str(version), reason, who)
+
+
+def _promote_by_hand(client: Any, name: str, version: str, reason: str, who: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     try:
         former = str(client.get_model_version_by_alias(name, "champion").version)
     except MlflowException:

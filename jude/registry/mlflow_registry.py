@@ -27,6 +27,7 @@ MLflow run; :func:`fail_stale_runs` marks such runs KILLED the next time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -42,6 +43,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from jude.registry.descriptions import headline_tags, model_description, version_description
+from jude.registry.lock import promotion_lock
 from jude.registry.standing import PROMOTION_TAG, WAS_CHAMPION_TAG
 from jude.registry.tracking import project_dir as project_dir  # re-exported, as are the names below
 from jude.registry.tracking import resolve_tracking_uri, state_dir
@@ -188,25 +190,28 @@ def log_model_version(
         metadata={"jude": meta},
     )
     client = MlflowClient()
-    previous_challenger = get_version(model_name, "challenger")
-    champion = get_version(model_name, "champion")
-    version_tags = {"run_id": run.info.run_id, **headline_tags(metrics, variant, eval_set), **(tags or {})}
-    first = not client.search_model_versions(f"name='{model_name}'")
-    crowned = first and first_champion is not None and first_champion[0]
-    version_tags[PROMOTION_TAG] = _first_version_note(first_champion) if first else _waiting_note(champion)
-    if crowned:
-        version_tags[WAS_CHAMPION_TAG] = "true"
-    # The version and its aliases land together or not at all: a stop signal waits the few
-    # milliseconds until they are written, and an error half-way removes the version again.
-    with _signals_held():
-        mv = mlflow.register_model(info.model_uri, model_name, tags=version_tags)
-        try:
-            client.set_registered_model_alias(model_name, "challenger", mv.version)
-            if crowned:
-                client.set_registered_model_alias(model_name, "champion", mv.version)
-        except BaseException:
-            _undo_registration(model_name, str(mv.version), previous_challenger)
-            raise
+    # Registrations and promotions of the model take turns (jude.registry.lock): two trainings that finish
+    # together must not both find "no version yet" and both crown themselves champion.
+    with promotion_lock(model_name):
+        previous_challenger = get_version(model_name, "challenger")
+        champion = get_version(model_name, "champion")
+        version_tags = {"run_id": run.info.run_id, **headline_tags(metrics, variant, eval_set), **(tags or {})}
+        first = not client.search_model_versions(f"name='{model_name}'")
+        crowned = first and first_champion is not None and first_champion[0]
+        version_tags[PROMOTION_TAG] = _first_version_note(first_champion) if first else _waiting_note(champion)
+        if crowned:
+            version_tags[WAS_CHAMPION_TAG] = "true"
+        # The version and its aliases land together or not at all: a stop signal waits the few
+        # milliseconds until they are written, and an error half-way removes the version again.
+        with _signals_held():
+            mv = mlflow.register_model(info.model_uri, model_name, tags=version_tags)
+            try:
+                client.set_registered_model_alias(model_name, "challenger", mv.version)
+                if crowned:
+                    client.set_registered_model_alias(model_name, "champion", mv.version)
+            except BaseException:
+                _undo_registration(model_name, str(mv.version), previous_challenger)
+                raise
     version = str(mv.version)
     client.update_model_version(
         model_name, version, version_description(model_name, version, meta, metrics, variant, eval_set, data)
@@ -326,10 +331,14 @@ def download_model(model: str | ResolvedModel, dst: str | None = None, tracking_
     tracking = resolve_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking)
     mlflow.set_registry_uri(tracking)
+    # another tracking store (a team server) numbers its versions from 1 too: its downloads get their own folder
+    cache = state_dir() / "models"
+    if tracking != f"sqlite:///{state_dir() / 'mlflow.db'}":
+        cache = cache / hashlib.sha256(tracking.encode()).hexdigest()[:12]
     if model.registered:
-        target = Path(dst) if dst else state_dir() / "models" / f"{model.name}-v{model.version}"
+        target = Path(dst) if dst else cache / f"{model.name}-v{model.version}"
     else:
-        target = Path(dst) if dst else state_dir() / "models" / uri.removeprefix("runs:/").replace("/", "_")
+        target = Path(dst) if dst else cache / uri.removeprefix("runs:/").replace("/", "_")
     if target.exists():
         return _find_model_dir(target)
     tmp = target.with_name(target.name + ".partial")

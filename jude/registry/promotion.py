@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,6 +78,7 @@ from jude.evaluation.pooling import pooled_relevance
 from jude.evaluation.retrieval import EvalSet, ranking_metrics, retrieve
 from jude.evaluation.rule import RULE_METRICS, decide, foreign_veto, judged_queries
 from jude.registry import mlflow_registry as reg
+from jude.registry.lock import promotion_lock
 
 Run = dict[str, dict[str, float]]  # query -> {job: score}
 Model = reg.ModelVersionInfo | ModelConfig  # a registered version, or the base model (its config)
@@ -214,14 +216,24 @@ def promote_challenger(
     cfg: PromotionConfig,
     rank: Callable[[Model, EvalSet, PromotionConfig], Run] = _rank,
     judge: Any = None,
+    lock: Callable[[str], AbstractContextManager] = promotion_lock,
 ) -> PromotionDecision:
     """Gate the ``challenger`` against the ``champion`` (or what stands in for it); move the aliases when it wins.
 
     ``rank`` (a version's, or the base model's, top-100 run on the held-out set)
     and ``judge`` (default: ``make_judge(cfg.labels)``, used when
     ``cfg.pool_depth > 0``) are injectable so the rule can be tested with known
-    rankings.
+    rankings. The whole gate, from reading the aliases to moving them, holds ``lock``
+    (:func:`jude.registry.lock.promotion_lock`: one promotion of the model at a time, across machines in team
+    mode), so two gates never both compare with the same champion and the later one overwrite the earlier.
     """
+    with lock(model_name):
+        return _promote_challenger(model_name, cfg, rank, judge)
+
+
+def _promote_challenger(
+    model_name: str, cfg: PromotionConfig, rank: Callable[[Model, EvalSet, PromotionConfig], Run], judge: Any
+) -> PromotionDecision:
     challenger = reg.get_version(model_name, "challenger")
     if challenger is None:
         raise PromotionError(

@@ -92,10 +92,13 @@ def create_app(
     engine: InferenceEngine | Callable[[], InferenceEngine],
     cfg: ServeConfig | None = None,
     on_load_failure: Callable[[str], None] | None = None,
+    retriever: Any = None,
 ) -> FastAPI:
     """The FastAPI app. ``engine``: a loaded engine, or a zero-argument loader run at start-up.
 
     ``on_load_failure(reason)`` runs once if that loader fails (``jude serve`` stops the server then).
+    ``retriever``: a ``jude.retrieval.service.Retriever``; with it the app serves ``POST /v1/recommend``
+    (``jude.serving.recommend``) and the lifespan starts and stops its index follower.
     """
     cfg = cfg or ServeConfig()
     metrics = ServerMetrics()
@@ -105,16 +108,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await service.start()
+        if retriever is not None:
+            retriever.start()
         grpc_server = None
         if cfg.grpc_port is not None:
             from jude.serving.grpc_server import start_grpc_server
 
-            grpc_server, app.state.grpc_port = await start_grpc_server(service, cfg.host, cfg.grpc_port, api_key)
+            grpc_server, app.state.grpc_port = await start_grpc_server(
+                service, cfg.host, cfg.grpc_port, api_key, recommend=app.state.recommend
+            )
         try:
             yield
         finally:
             if grpc_server is not None:
                 await grpc_server.stop(grace=2)
+            if retriever is not None:
+                retriever.stop()
             await service.stop()
 
     app = FastAPI(
@@ -127,6 +136,11 @@ def create_app(
     app.state.service = service
     app.state.metrics = metrics
     app.state.cfg = cfg
+    app.state.recommend = None  # (retriever, limiter) when /v1/recommend is served
+    if retriever is not None:
+        from jude.serving.recommend import add_recommend_route
+
+        app.state.recommend = (retriever, add_recommend_route(app, service, retriever))
     open_paths = _PROBE_PATHS if cfg.metrics_require_key else (*_PROBE_PATHS, "/metrics")
     app.add_middleware(
         RequestGuard, api_key=api_key, open_paths=open_paths, body_timeout_s=cfg.body_timeout_s, router=app.router

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cjude/serving/embedding.proto\x12\x07jude.v1\x1a\x1cgoogle/protobuf/struct.proto\"h\n\x0c\x45mbedRequest\x12\x0e\n\x06inputs\x18\x01 \x03(\t\x12\x15\n\x08truncate\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x16\n\tnormalize\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\x0b\n\t_truncateB\x0c\n\n_normalize\"z\n\x14\x45mbedEntitiesRequest\x12\x13\n\x0b\x65ntity_type\x18\x01 \x01(\t\x12)\n\x08\x65ntities\x18\x02 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\x08truncate\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x0b\n\t_truncate\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"p\n\rEmbedResponse\x12&\n\nembeddings\x18\x01 \x03(\x0b\x32\x12.jude.v1.Embedding\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\r\n\x05model\x18\x04 \x01(\t\"\r\n\x0bInfoRequest\"\xa9\x01\n\x0cInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\tmodel_uri\x18\x02 \x01(\t\x12\x18\n\x10registry_version\x18\x03 \x01(\t\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x19\n\x11templates_version\x18\x06 \x01(\t\x12\x16\n\x0etemplate_style\x18\x07 \x01(\t2\xbf\x01\n\x08\x45mbedder\x12\x36\n\x05\x45mbed\x12\x15.jude.v1.EmbedRequest\x1a\x16.jude.v1.EmbedResponse\x12\x46\n\rEmbedEntities\x12\x1d.jude.v1.EmbedEntitiesRequest\x1a\x16.jude.v1.EmbedResponse\x12\x33\n\x04Info\x12\x14.jude.v1.InfoRequest\x1a\x15.jude.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cjude/serving/embedding.proto\x12\x07jude.v1\x1a\x1cgoogle/protobuf/struct.proto\"}\n\x0c\x45mbedRequest\x12\x0e\n\x06inputs\x18\x01 \x03(\t\x12\x15\n\x08truncate\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\x16\n\tnormalize\x18\x03 \x01(\x08H\x01\x88\x01\x01\x12\x13\n\x0b\x65ntity_type\x18\x04 \x01(\tB\x0b\n\t_truncateB\x0c\n\n_normalize\"z\n\x14\x45mbedEntitiesRequest\x12\x13\n\x0b\x65ntity_type\x18\x01 \x01(\t\x12)\n\x08\x65ntities\x18\x02 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x15\n\x08truncate\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x0b\n\t_truncate\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"p\n\rEmbedResponse\x12&\n\nembeddings\x18\x01 \x03(\x0b\x32\x12.jude.v1.Embedding\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\r\n\x05model\x18\x04 \x01(\t\"\r\n\x0bInfoRequest\"\xa9\x01\n\x0cInfoResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x11\n\tmodel_uri\x18\x02 \x01(\t\x12\x18\n\x10registry_version\x18\x03 \x01(\t\x12\x11\n\tdimension\x18\x04 \x01(\x05\x12\x12\n\nmax_tokens\x18\x05 \x01(\x05\x12\x19\n\x11templates_version\x18\x06 \x01(\t\x12\x16\n\x0etemplate_style\x18\x07 \x01(\t\"\xdf\x01\n\x10RecommendRequest\x12\x13\n\tmember_id\x18\x01 \x01(\tH\x00\x12*\n\x07profile\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12\x0e\n\x01k\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x13\n\x06remote\x18\x04 \x01(\x08H\x02\x88\x01\x01\x12\x15\n\x08location\x18\x05 \x01(\tH\x03\x88\x01\x01\x12\x17\n\x0f\x65xclude_job_ids\x18\x06 \x03(\t\x12\r\n\x05\x65xact\x18\x07 \x01(\x08\x42\x08\n\x06memberB\x04\n\x02_kB\t\n\x07_remoteB\x0b\n\t_location\"/\n\x0eRecommendedJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\"\x90\x01\n\x11RecommendResponse\x12%\n\x04jobs\x18\x01 \x03(\x0b\x32\x17.jude.v1.RecommendedJob\x12\x19\n\x11\x65mbedding_version\x18\x02 \x01(\t\x12\x19\n\x0cwatermark_ms\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05index\x18\x04 \x01(\tB\x0f\n\r_watermark_ms2\x83\x02\n\x08\x45mbedder\x12\x36\n\x05\x45mbed\x12\x15.jude.v1.EmbedRequest\x1a\x16.jude.v1.EmbedResponse\x12\x46\n\rEmbedEntities\x12\x1d.jude.v1.EmbedEntitiesRequest\x1a\x16.jude.v1.EmbedResponse\x12\x33\n\x04Info\x12\x14.jude.v1.InfoRequest\x1a\x15.jude.v1.InfoResponse\x12\x42\n\tRecommend\x12\x19.jude.v1.RecommendRequest\x1a\x1a.jude.v1.RecommendResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,17 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jude.serving.embedding_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDREQUEST']._serialized_start=71
-  _globals['_EMBEDREQUEST']._serialized_end=175
-  _globals['_EMBEDENTITIESREQUEST']._serialized_start=177
-  _globals['_EMBEDENTITIESREQUEST']._serialized_end=299
-  _globals['_EMBEDDING']._serialized_start=301
-  _globals['_EMBEDDING']._serialized_end=328
-  _globals['_EMBEDRESPONSE']._serialized_start=330
-  _globals['_EMBEDRESPONSE']._serialized_end=442
-  _globals['_INFOREQUEST']._serialized_start=444
-  _globals['_INFOREQUEST']._serialized_end=457
-  _globals['_INFORESPONSE']._serialized_start=460
-  _globals['_INFORESPONSE']._serialized_end=629
-  _globals['_EMBEDDER']._serialized_start=632
-  _globals['_EMBEDDER']._serialized_end=823
+  _globals['_EMBEDREQUEST']._serialized_end=196
+  _globals['_EMBEDENTITIESREQUEST']._serialized_start=198
+  _globals['_EMBEDENTITIESREQUEST']._serialized_end=320
+  _globals['_EMBEDDING']._serialized_start=322
+  _globals['_EMBEDDING']._serialized_end=349
+  _globals['_EMBEDRESPONSE']._serialized_start=351
+  _globals['_EMBEDRESPONSE']._serialized_end=463
+  _globals['_INFOREQUEST']._serialized_start=465
+  _globals['_INFOREQUEST']._serialized_end=478
+  _globals['_INFORESPONSE']._serialized_start=481
+  _globals['_INFORESPONSE']._serialized_end=650
+  _globals['_RECOMMENDREQUEST']._serialized_start=653
+  _globals['_RECOMMENDREQUEST']._serialized_end=876
+  _globals['_RECOMMENDEDJOB']._serialized_start=878
+  _globals['_RECOMMENDEDJOB']._serialized_end=925
+  _globals['_RECOMMENDRESPONSE']._serialized_start=928
+  _globals['_RECOMMENDRESPONSE']._serialized_end=1072
+  _globals['_EMBEDDER']._serialized_start=1075
+  _globals['_EMBEDDER']._serialized_end=1334
 # @@protoc_insertion_point(module_scope)

@@ -5,7 +5,7 @@ import warnings
 
 from jude.serving import embedding_pb2 as jude_dot_serving_dot_embedding__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -49,13 +49,19 @@ class EmbedderStub:
                 request_serializer=jude_dot_serving_dot_embedding__pb2.InfoRequest.SerializeToString,
                 response_deserializer=jude_dot_serving_dot_embedding__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.Recommend = channel.unary_unary(
+                '/jude.v1.Embedder/Recommend',
+                request_serializer=jude_dot_serving_dot_embedding__pb2.RecommendRequest.SerializeToString,
+                response_deserializer=jude_dot_serving_dot_embedding__pb2.RecommendResponse.FromString,
+                _registered_method=True)
 
 
 class EmbedderServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Embed(self, request, context):
-        """Embed raw texts (the model's default token limit).
+        """Embed raw texts (the model's default token limit), or texts already rendered by an entity
+        type's template (entity_type set: that entity type's token budget, as EmbedEntities cuts them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -70,6 +76,16 @@ class EmbedderServicer:
 
     def Info(self, request, context):
         """The served model.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Recommend(self, request, context):
+        """Top-k jobs for a member from the job index (served when jude serve runs with retrieval enabled;
+        UNIMPLEMENTED otherwise). NOT_FOUND: the member has no vector of the index's version;
+        INVALID_ARGUMENT: a bad k or filter; RESOURCE_EXHAUSTED (+ retry-after): overloaded;
+        UNAVAILABLE: no index yet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +108,11 @@ def add_EmbedderServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=jude_dot_serving_dot_embedding__pb2.InfoRequest.FromString,
                     response_serializer=jude_dot_serving_dot_embedding__pb2.InfoResponse.SerializeToString,
+            ),
+            'Recommend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Recommend,
+                    request_deserializer=jude_dot_serving_dot_embedding__pb2.RecommendRequest.FromString,
+                    response_serializer=jude_dot_serving_dot_embedding__pb2.RecommendResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +196,33 @@ class Embedder:
             '/jude.v1.Embedder/Info',
             jude_dot_serving_dot_embedding__pb2.InfoRequest.SerializeToString,
             jude_dot_serving_dot_embedding__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Recommend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jude.v1.Embedder/Recommend',
+            jude_dot_serving_dot_embedding__pb2.RecommendRequest.SerializeToString,
+            jude_dot_serving_dot_embedding__pb2.RecommendResponse.FromString,
             options,
             channel_credentials,
             insecure,

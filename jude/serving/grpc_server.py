@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from pydantic import ValidationError
 
+from jude.entities import ENTITY_TYPES
 from jude.serving import embedding_pb2 as pb
 from jude.serving import embedding_pb2_grpc as pb_grpc
 from jude.serving.schemas import ENTITY_MODELS
@@ -102,9 +103,10 @@ async def _abort(context: grpc.aio.ServicerContext, err: Exception) -> None:
 class EmbedderServicer(pb_grpc.EmbedderServicer):
     """Translates protobuf messages to :class:`EmbeddingService` calls and errors to status codes."""
 
-    def __init__(self, service: EmbeddingService, api_key: str | None = None):
+    def __init__(self, service: EmbeddingService, api_key: str | None = None, recommend: Any = None):
         self.service = service
         self.api_key = api_key
+        self.recommend = recommend  # (Retriever, RecommendLimiter) when retrieval is served
 
     async def _check_auth(self, context: grpc.aio.ServicerContext) -> None:
         if self.api_key is None:
@@ -129,9 +131,19 @@ class EmbedderServicer(pb_grpc.EmbedderServicer):
         await self._check_auth(context)
         truncate = request.truncate if request.HasField("truncate") else True
         normalize = request.normalize if request.HasField("normalize") else None
+        if request.entity_type and request.entity_type not in ENTITY_TYPES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"entity_type {request.entity_type!r}; expected one of {list(ENTITY_TYPES)} (or none, for raw texts)",
+            )
         try:
             emb, n = await self.service.embed_texts(
-                list(request.inputs), truncate=truncate, normalize=normalize, endpoint="grpc:Embed", param="inputs"
+                list(request.inputs),
+                truncate=truncate,
+                normalize=normalize,
+                endpoint="grpc:Embed",
+                param="inputs",
+                entity_type=request.entity_type or None,
             )
         except (InputError, QueueFullError, NotReadyError) as e:
             await _abort(context, e)
@@ -181,6 +193,15 @@ class EmbedderServicer(pb_grpc.EmbedderServicer):
             template_style=i["template_style"],
         )
 
+    @_parsed
+    async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
+        await self._check_auth(context)
+        if self.recommend is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server runs without retrieval (retrieval.enabled)")
+        from jude.serving.recommend import recommend_grpc
+
+        return await recommend_grpc(self.service, *self.recommend, request, context, plain=_plain, abort=_abort)
+
 
 def _embedder_handler(servicer: EmbedderServicer) -> grpc.GenericRpcHandler:
     """``jude.v1.Embedder`` as the generated ``add_EmbedderServicer_to_server`` registers it, with lenient parsers."""
@@ -188,6 +209,7 @@ def _embedder_handler(servicer: EmbedderServicer) -> grpc.GenericRpcHandler:
         "Embed": (servicer.Embed, pb.EmbedRequest, pb.EmbedResponse),
         "EmbedEntities": (servicer.EmbedEntities, pb.EmbedEntitiesRequest, pb.EmbedResponse),
         "Info": (servicer.Info, pb.InfoRequest, pb.InfoResponse),
+        "Recommend": (servicer.Recommend, pb.RecommendRequest, pb.RecommendResponse),
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
@@ -208,11 +230,14 @@ async def _report_health(service: EmbeddingService, servicer: health.aio.HealthS
 
 
 async def start_grpc_server(
-    service: EmbeddingService, host: str, port: int, api_key: str | None = None
+    service: EmbeddingService, host: str, port: int, api_key: str | None = None, recommend: Any = None
 ) -> tuple[grpc.aio.Server, int]:
-    """Start the gRPC server on the running event loop -> (server, bound port)."""
+    """Start the gRPC server on the running event loop -> (server, bound port).
+
+    ``recommend``: the app's (retriever, limiter) for ``Recommend`` (None: UNIMPLEMENTED).
+    """
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)])
-    server.add_generic_rpc_handlers((_embedder_handler(EmbedderServicer(service, api_key)),))
+    server.add_generic_rpc_handlers((_embedder_handler(EmbedderServicer(service, api_key, recommend)),))
     health_servicer = health.aio.HealthServicer()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

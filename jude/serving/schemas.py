@@ -3,56 +3,19 @@
 - ``POST /v1/embeddings``: the OpenAI embeddings API, so any OpenAI client works.
 - ``POST /embed``: the Hugging Face text-embeddings-inference (TEI) API.
 - ``POST /v1/entities/{job,profile,resume}/embed``: structured entities, rendered
-  by the training templates (``jude.modeling.templates``).
+  by the training templates (``jude.modeling.templates``). The entity models are
+  derived from the entity contract (``jude.entities``): its template fields, types and bounds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from jude.data.schema import SENIORITIES
-
-
-# ---- text: valid Unicode only -----------------------------------------------------------
-def invalid_unicode(text: str) -> str | None:
-    """What makes ``text`` impossible to encode as UTF-8, or None when it is valid text.
-
-    JSON can carry a lone surrogate (``"\\ud800"``), and Python decodes it into a ``str``
-    that no tokenizer accepts; it is refused here with a message instead of failing in the model.
-    """
-    if text.isascii():
-        return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        return f"contains a lone surrogate U+{ord(text[e.start]):04X} at position {e.start}; send valid Unicode text"
-    return None
-
-
-def _valid_text(value: Any) -> Any:
-    """Runs before pydantic's own string checks (whose message for this case names no reason)."""
-    problem = invalid_unicode(value) if isinstance(value, str) else None
-    if problem:
-        raise PydanticCustomError("invalid_unicode", problem)
-    return value
-
-
-def _valid_texts(value: Any) -> Any:
-    """The same check for a field that takes a string or a list of strings; names the item that is wrong."""
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            problem = invalid_unicode(item) if isinstance(item, str) else None
-            if problem:
-                raise PydanticCustomError("invalid_unicode", "item {index} {problem}", {"index": i, "problem": problem})
-        return value
-    return _valid_text(value)
-
-
-Text = Annotated[str, BeforeValidator(_valid_text)]
-"""A string that is valid Unicode (no lone surrogates)."""
+from jude.entities import Text, entity_model
+from jude.entities import invalid_unicode as invalid_unicode  # re-exported: the service checks texts with it
+from jude.entities import valid_texts as _valid_texts
 
 
 class _Body(BaseModel):
@@ -100,40 +63,12 @@ class TEIEmbedRequest(_Body):
     _inputs_are_text = field_validator("inputs", mode="before")(_valid_texts)
 
 
-# ---- entities -------------------------------------------------------------------------
-class JobEntity(_Body):
-    """The fields the job template reads (extra fields such as job_id are ignored)."""
-
-    title: Text
-    company: Text
-    location: Text
-    remote: bool
-    seniority: Literal[SENIORITIES]  # type: ignore[valid-type]
-    min_years: float = Field(..., ge=0, le=80, allow_inf_nan=False)
-    skills: list[str] | str
-    description: Text
-
-    _skills_are_text = field_validator("skills", mode="before")(_valid_texts)
-
-
-class ProfileEntity(_Body):
-    """The fields the profile template reads."""
-
-    headline: Text
-    title: Text
-    location: Text
-    years_experience: float = Field(..., ge=0, le=80, allow_inf_nan=False)
-    skills: list[str] | str
-    summary: Text
-
-    _skills_are_text = field_validator("skills", mode="before")(_valid_texts)
-
-
-class ResumeEntity(_Body):
-    """The field the resume template reads."""
-
-    resume_text: Text = Field(..., min_length=1)
-
+# ---- entities ----------------------------------------------------------------------------
+# The fields each template reads, with the entity contract's types and bounds (jude.entities); extra fields such as
+# job_id are ignored.
+JobEntity = entity_model("job", base=_Body, name="JobEntity")
+ProfileEntity = entity_model("profile", base=_Body, name="ProfileEntity")
+ResumeEntity = entity_model("resume", base=_Body, name="ResumeEntity")
 
 ENTITY_MODELS: dict[str, type[BaseModel]] = {"job": JobEntity, "profile": ProfileEntity, "resume": ResumeEntity}
 

@@ -156,10 +156,17 @@ class EmbeddingService:
         max_tokens: int | None = None,
         endpoint: str = "embed",
         param: str = "input",
+        entity_type: str | None = None,
     ) -> tuple[np.ndarray, int]:
-        """Embed raw texts -> ((N, D) float32, tokens used)."""
+        """Embed raw texts -> ((N, D) float32, tokens used).
+
+        ``entity_type``: the texts are that entity type's template text (rendered by the caller), cut to its token
+        budget as :meth:`embed_entities` cuts them.
+        """
         engine, batcher = self._require_ready()
         self.check_inputs(texts, param)
+        if max_tokens is None and entity_type is not None:
+            max_tokens = engine.entity_max_tokens(entity_type)
         # tokenised in the batcher's worker thread, with the rest of its micro-batch: off the event loop
         rows, prepared = await batcher.submit_texts(
             texts, max_tokens or self.text_max_tokens(engine), truncate=truncate, param=param

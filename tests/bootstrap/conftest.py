@@ -29,3 +29,9 @@ def history(small_market):
     from jude.bootstrap.selection import history_rows
 
     return history_rows(small_market)
+
+
+@pytest.fixture(autouse=True)
+def _jude_home(tmp_path, monkeypatch):
+    """flip_active saves the new version's job index under $JUDE_HOME/.jude/retrieval: a test's own, not the repo's."""
+    monkeypatch.setenv("JUDE_HOME", str(tmp_path))

@@ -68,6 +68,30 @@ def test_grpc_inference_returns_what_the_in_process_engine_returns(served, tiny_
     remote.close()
 
 
+def test_rendered_texts_embed_as_their_entities_do_with_the_entity_token_budget(tiny_engine):
+    """``embed_texts`` (the worker's path: text rendered once, sent as is) equals ``embed`` of the entities, remote
+    and local. The server's raw-text limit (16 tokens here) does not cut them; the entity's budget does."""
+    from jude.modeling.templates import render
+    from jude.serving.app import create_app
+
+    app = create_app(tiny_engine, ServeConfig(grpc_port=0, max_tokens=16))
+    with live_server(app):
+        remote = GrpcInference(f"127.0.0.1:{app.state.grpc_port}", request_size=2)
+        local = LocalInference(engine=tiny_engine)
+        long_job = {**JOB_FIELDS, "description": "Build and run the data pipelines. " * 20}
+        for entity_type, entities in (("job", [JOB_FIELDS, long_job, JOB_FIELDS]), ("profile", [PROFILE])):
+            texts = [render(entity_type, e, remote.info.template_style) for e in entities]
+            want = local.embed(entity_type, entities)
+            np.testing.assert_allclose(remote.embed_texts(entity_type, texts), want, atol=1e-5)
+            np.testing.assert_allclose(local.embed_texts(entity_type, texts), want, atol=1e-5)
+        raw = remote._stub.Embed(pb.EmbedRequest(inputs=texts[:1]))  # no entity type: cut to 16 tokens
+        assert raw.prompt_tokens == 16
+        with pytest.raises(grpc.RpcError) as err:
+            remote._stub.Embed(pb.EmbedRequest(inputs=["x"], entity_type="company"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "'company'" in err.value.details()
+        remote.close()
+
+
 def test_an_entity_the_server_refuses_is_named_by_its_index(served):
     remote = GrpcInference(served, request_size=2)
     entities = [JOB_FIELDS, JOB_FIELDS, {**JOB_FIELDS, "seniority": "chief"}]

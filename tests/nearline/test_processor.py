@@ -136,11 +136,11 @@ def test_nothing_is_acknowledged_or_written_online_when_the_history_append_fails
 class RefusingModel(HashInference):
     """Refuses (as the server's INVALID_ARGUMENT would) any entity whose text contains 'REFUSE'."""
 
-    def embed(self, entity_type, entities):
-        for i, e in enumerate(entities):
-            if "REFUSE" in e.get("resume_text", ""):
+    def embed_texts(self, entity_type, texts):
+        for i, text in enumerate(texts):
+            if "REFUSE" in text:
                 raise InferenceRejected(i, f"entities[{i}].resume_text: refused")
-        return super().embed(entity_type, entities)
+        return super().embed_texts(entity_type, texts)
 
 
 def test_an_entity_the_model_refuses_is_dead_lettered_and_the_rest_written(store):
@@ -193,6 +193,48 @@ def test_every_live_version_is_written_by_its_own_model_and_a_retired_one_is_not
     assert result.not_live[("resume", "v2")] == 1
     assert store.get_embeddings("resume", ["R1"], "v2").meta.event_time_ms[0] == 1000
     assert store.get_embeddings("resume", ["R1"], VERSION).meta.event_time_ms[0] == 2000
+
+
+def test_each_event_is_validated_once_and_rendered_once_and_the_model_gets_the_hashed_text(store, monkeypatch):
+    """Two targets of one template style and a retried commit: still one check and one render per event."""
+    import jude.nearline.events as events_module
+    import jude.nearline.processor as processor_module
+
+    calls = {"validate": 0, "render": 0}
+    adapter = events_module._FIELD_ADAPTERS["resume"]["resume_text"]
+
+    class CountingAdapter:
+        def validate_python(self, value):
+            calls["validate"] += 1
+            return adapter.validate_python(value)
+
+    render = processor_module.render_entity
+
+    def counting_render(*args):
+        calls["render"] += 1
+        return render(*args)
+
+    monkeypatch.setitem(events_module._FIELD_ADAPTERS["resume"], "resume_text", CountingAdapter())
+    monkeypatch.setattr(processor_module, "render_entity", counting_render)
+    for t in ("job", "profile", "resume"):
+        store.add_live_version(t, "v2")
+    sent: list[str] = []
+
+    class Recording(HashInference):
+        def embed_texts(self, entity_type, texts):
+            sent.extend(texts)
+            return super().embed_texts(entity_type, texts)
+
+    old, new = HashInference(dimension=8, model="old"), Recording(dimension=8, model="new")
+    source = FakeSource()
+    processor = Processor(source, store, MemoryHistory(), [Target(VERSION, old), Target("v2", new)])
+    items = processor.prepare([source.message(resume(f"R{i}", 1000, f"Welder {i}.")) for i in range(3)])
+    processor.commit(items)
+    processor.commit(items)  # a retried commit (the worker's, after a store failure) renders nothing again
+    assert calls == {"validate": 3, "render": 3}
+    assert sent == [f"Resume:\nWelder {i}." for i in range(3)]  # the texts themselves, not the fields again
+    got = store.get_embeddings("resume", ["R0"], "v2")
+    assert got.meta.content_hash[0] == expected_hash(resume("R0", 0, "Welder 0."), "v2")
 
 
 def test_the_naive_updater_embeds_every_upsert(store):

@@ -226,10 +226,10 @@ def test_two_workers_in_one_group_the_survivor_claims_what_the_killed_one_held(
 class CrashingModel(HashInference):
     """A model that fails on one entity (an unexpected error, not a refusal): the poison event."""
 
-    def embed(self, entity_type, entities):
-        if any("POISON" in e.get("resume_text", "") for e in entities):
+    def embed_texts(self, entity_type, texts):
+        if any("POISON" in text for text in texts):
             raise RuntimeError("the model crashed on this entity")
-        return super().embed(entity_type, entities)
+        return super().embed_texts(entity_type, texts)
 
 
 def test_a_poison_event_is_dead_lettered_after_max_deliveries_with_its_reason(backend, tmp_path):

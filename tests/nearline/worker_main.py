@@ -30,9 +30,9 @@ class SlowHash(HashInference):
         super().__init__()
         self.delay = delay
 
-    def embed(self, entity_type, entities):
+    def embed_texts(self, entity_type, texts):
         time.sleep(self.delay)
-        return super().embed(entity_type, entities)
+        return super().embed_texts(entity_type, texts)
 
 
 def main() -> int:
