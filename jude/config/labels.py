@@ -1,6 +1,7 @@
 """The ``labels:`` section: the relevance judge (rubric or LLM), its seeded mistakes and the label budget.
 
-``LabelConfig``, ``LLMJudgeConfig``, ``JudgeErrorConfig`` and the judge's error modes (``JUDGE_ERROR_MODES``).
+``LabelConfig``, ``LLMJudgeConfig`` (and its local ``LLMServerConfig``), ``JudgeErrorConfig`` and the judge's
+error modes (``JUDGE_ERROR_MODES``).
 """
 
 from __future__ import annotations
@@ -12,17 +13,43 @@ from pydantic import Field, model_validator
 from jude.config.base import Action, _Section
 
 
+class LLMServerConfig(_Section):
+    """A local llama.cpp server (``python -m llama_cpp.server``) that jude starts around each judging call.
+
+    Set ``labels.llm.server`` to use it; ``labels.llm.base_url`` is then the started server's. See docs/llm.md.
+    """
+
+    model_path: str = Field(
+        ".jude/models/SmolLM2-135M-Instruct.Q4_1.gguf", description="The GGUF file to serve (`make llm` fetches them)."
+    )
+    host: str = Field("127.0.0.1", description="Listen address (loopback: the server is for this machine only).")
+    port: int = Field(0, ge=0, le=65535, description="Listen port; 0 picks a free one.")
+    n_ctx: int = Field(4096, ge=512, description="Context size in tokens (the rubric prompt is about 1,600).")
+    n_threads: int = Field(2, gt=0, description="CPU threads for generation and prompt processing.")
+    startup_timeout_s: float = Field(180.0, gt=0, description="How long to wait for the model to load.")
+
+
 class LLMJudgeConfig(_Section):
-    """An OpenAI-compatible chat-completions endpoint (vLLM, Ollama, OpenAI)."""
+    """An OpenAI-compatible chat-completions endpoint (vLLM, Ollama, OpenAI, llama.cpp)."""
 
     base_url: str = Field("http://127.0.0.1:8000/v1", description="Base URL; '/chat/completions' is appended.")
-    model: str = Field("Qwen/Qwen2.5-7B-Instruct", description="Model name sent in each request.")
+    model: str = Field("Qwen/Qwen2.5-7B-Instruct", description="Model name sent in each request (and cache key).")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the bearer token, if any.")
     concurrency: int = Field(8, gt=0, description="Requests in flight at once.")
     max_retries: int = Field(4, ge=0, description="Retries on 429, 5xx and timeouts, with exponential backoff.")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
     temperature: float = Field(0.0, ge=0, description="0 makes the judge as repeatable as the server allows.")
-    cache_dir: str = Field(".jude/judge_cache", description="On-disk cache keyed by the prompt's hash.")
+    max_tokens: int = Field(96, gt=0, description="Answer length cap (the constrained answer needs about 40).")
+    response_format: Literal["auto", "json_schema", "json_object_schema", "json_object"] = Field(
+        "auto",
+        description="How the answer is constrained: 'json_schema' (OpenAI, vLLM, Ollama, llama-server), "
+        "'json_object_schema' (llama-cpp-python's server: json_object plus a schema), 'json_object' (JSON mode "
+        "only); 'auto': json_object_schema when `server` is set, else json_schema.",
+    )
+    cache_dir: str = Field(".jude/judge_cache", description="On-disk cache keyed by model, prompt version and pair.")
+    server: LLMServerConfig | None = Field(
+        None, description="Start a local llama.cpp server for the judge (base_url is then ignored); None: use base_url."
+    )
 
 
 JUDGE_ERROR_MODES = ("location", "seniority", "lookalike")  # jude/labels/rubric.py: what the judge misreads

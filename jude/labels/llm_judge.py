@@ -1,10 +1,13 @@
-"""The LLM judge: any OpenAI-compatible chat-completions endpoint (vLLM, Ollama, OpenAI) grades pairs by the rubric.
+"""The LLM judge: any OpenAI-compatible chat-completions endpoint (vLLM, Ollama, OpenAI, llama.cpp) grades pairs.
 
-The endpoint is shown :data:`jude.labels.rubric.RUBRIC` and both entity texts and
-answers ``{"grade": 0-3, "rationale": "..."}``. Requests are retried with backoff,
-valid answers are cached on disk (written atomically through
-:func:`jude.fsutils.atomic_write_text`), and malformed answers are counted,
-never turned into labels.
+The endpoint is shown the prompt of :mod:`jude.labels.judge_prompt` (the rubric, a strict procedure, both
+entity texts) and answers one JSON object constrained by its schema: the three facts (role, location,
+qualification) and ``"grade": 0-3``. Requests are retried with backoff, valid answers are cached on disk
+(written atomically through :func:`jude.fsutils.atomic_write_text`, keyed by model, prompt version and the
+pair's texts), and malformed answers are counted, never turned into labels.
+
+With ``labels.llm.server`` set, the judge starts a local llama.cpp server (:mod:`jude.labels.llm_server`)
+around each :meth:`LLMJudge.grade_pairs` call that has anything to ask; otherwise it talks to ``base_url``.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -29,15 +33,11 @@ from tqdm.auto import tqdm
 from jude.config import LLMJudgeConfig
 from jude.fsutils import atomic_write_text
 from jude.labels.judge_interface import GRADES, Judge, JudgeError, Judgement, Pair
-from jude.labels.rubric import RUBRIC
-from jude.modeling.templates import render
+from jude.labels.judge_prompt import PROMPT_VERSION, build_messages, facts_rationale, response_format
+
+__all__ = ["JudgeCache", "LLMJudge", "build_messages", "cache_key", "parse_answer"]
 
 log = logging.getLogger(__name__)
-
-ANSWER_FORMAT = (
-    'Answer with one JSON object and nothing else: {"grade": <0, 1, 2 or 3>, '
-    '"rationale": "<one line naming the deciding facts>"}.'
-)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -53,35 +53,36 @@ class _Malformed(ValueError):
     """The endpoint answered, but not with a valid grade."""
 
 
-def build_messages(member: Mapping[str, Any], job: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The chat prompt for one pair: the rubric (system), both entity texts (user)."""
-    user = (
-        "Member profile:\n"
-        f"{render('profile', member)}\n\n"
-        "Job posting:\n"
-        f"{render('job', job)}\n\n"
-        f"Grade this pair by the rubric. {ANSWER_FORMAT}"
-    )
-    return [
-        {"role": "system", "content": f"{RUBRIC}\n\n{ANSWER_FORMAT}"},
-        {"role": "user", "content": user},
-    ]
-
-
-def cache_key(model: str, messages: list[dict[str, str]], temperature: float) -> str:
-    """sha256 of everything that determines the answer (model, prompt, temperature)."""
+def cache_key(
+    model: str,
+    messages: list[dict[str, str]],
+    temperature: float,
+    prompt_version: str = PROMPT_VERSION,
+    answer_format: Any = None,
+) -> str:
+    """sha256 of everything that determines the answer: the judge model, the prompt version, the messages (the
+    prompt and the pair's two texts), the temperature and the answer's constraint (``response_format``)."""
     payload = json.dumps(
-        {"model": model, "messages": messages, "temperature": temperature}, sort_keys=True, ensure_ascii=False
+        {
+            "model": model,
+            "prompt_version": prompt_version,
+            "messages": messages,
+            "temperature": temperature,
+            "response_format": answer_format,
+        },
+        sort_keys=True,
+        ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def parse_answer(content: Any) -> tuple[int, str]:
-    """``'{"grade": 2, "rationale": "..."}'`` -> ``(2, "...")``; raises :class:`_Malformed`.
+    """``'{"role": "same", ..., "grade": 2}'`` -> ``(2, "role: same; location: ...")``; raises :class:`_Malformed`.
 
-    Accepts the object wrapped in a Markdown code fence (some models add one even in
-    JSON mode). The grade must be an integer 0-3 (``2.0`` is accepted, ``"2"``,
-    ``true`` and ``2.5`` are not).
+    The rationale is the answer's ``rationale`` when it has one, else its three facts
+    (:func:`jude.labels.judge_prompt.facts_rationale`), else empty. Accepts the object
+    wrapped in a Markdown code fence (some models add one even in JSON mode). The grade
+    must be an integer 0-3 (``2.0`` is accepted, ``"2"``, ``true`` and ``2.5`` are not).
     """
     if not isinstance(content, str) or not content.strip():
         raise _Malformed(f"empty or non-text answer: {content!r}")
@@ -106,7 +107,7 @@ def parse_answer(content: Any) -> tuple[int, str]:
         grade = int(grade)
     if grade not in GRADES:
         raise _Malformed(f"'grade' must be 0-3, got {grade}")
-    rationale = obj.get("rationale", "")
+    rationale = obj.get("rationale", facts_rationale(obj) or "")
     if not isinstance(rationale, str):
         rationale = json.dumps(rationale)
     return grade, _one_line(rationale)
@@ -166,10 +167,12 @@ class JudgeCache:
 class LLMJudge(Judge):
     """Grades pairs with an LLM behind an OpenAI-compatible chat-completions API.
 
-    ``POST {base_url}/chat/completions`` with ``model``, ``messages`` (rubric as
-    system, the two entity texts as user), ``temperature`` and
-    ``response_format={"type": "json_object"}``; the answer must be
-    ``{"grade": 0-3, "rationale": "..."}``.
+    ``POST {base_url}/chat/completions`` with ``model``, ``messages``
+    (:func:`jude.labels.judge_prompt.build_messages`: rubric and procedure as system,
+    the two entity texts as user), ``temperature``, ``max_tokens`` and a
+    ``response_format`` that constrains the answer to
+    :data:`jude.labels.judge_prompt.ANSWER_SCHEMA` (``cfg.response_format`` picks the
+    request shape the server understands); the answer must hold ``"grade": 0-3``.
 
     - ``cfg.concurrency`` requests in flight (a thread pool over one ``httpx.Client``).
     - 429, 5xx, timeouts and connection errors are retried up to ``cfg.max_retries``
@@ -177,8 +180,11 @@ class LLMJudge(Judge):
       (capped at ``max_retry_after_s``). Other 4xx fail at once (a bad model name
       or key does not get better by asking again).
     - Valid answers are cached on disk under ``cfg.cache_dir``, keyed by the sha256
-      of (model, messages, temperature): a re-run sends no request. Malformed answers
-      are not cached, so a re-run asks again.
+      of (model, prompt version, messages with the pair's texts, temperature, answer
+      format): a re-run sends no request. Malformed answers are not cached, so a
+      re-run asks again.
+    - ``cfg.server`` set: a local llama.cpp server (:class:`jude.labels.llm_server.LLMServer`)
+      is started for each call that has a pair not in the cache, and stopped after it.
     - A malformed answer counts in ``stats.malformed`` and yields
       ``Judgement(grade=None, error=...)``.
 
@@ -209,6 +215,30 @@ class LLMJudge(Judge):
         self.sleep = sleep
         self.show_progress = show_progress
         self._lock = threading.Lock()
+        kind = cfg.response_format
+        if kind == "auto":
+            kind = "json_object_schema" if cfg.server is not None else "json_schema"
+        self.response_format = response_format(kind)
+        self.server: Any = None  # the running jude.labels.llm_server.LLMServer, while grade_pairs runs one
+
+    def key(self, messages: list[dict[str, str]]) -> str:
+        """The cache key of one prompt under this judge's model, temperature and answer format."""
+        return cache_key(self.cfg.model, messages, self.cfg.temperature, PROMPT_VERSION, self.response_format)
+
+    @contextmanager
+    def _endpoint(self, prompts: list[list[dict[str, str]]]) -> Iterator[None]:
+        """``cfg.server`` set and some prompt not cached: run a local server for the block, pointing at it."""
+        if self.cfg.server is None or all(self.cache.get(self.key(m)) is not None for m in prompts):
+            yield
+            return
+        from jude.labels.llm_server import LLMServer
+
+        with LLMServer.from_config(self.cfg.server, model_name=self.cfg.model) as server:
+            self.server, self.url = server, server.base_url + "/chat/completions"
+            try:
+                yield
+            finally:
+                self.server, self.url = None, self.cfg.base_url.rstrip("/") + "/chat/completions"
 
     def _count(self, **increments: int) -> None:
         with self._lock:
@@ -237,15 +267,16 @@ class LLMJudge(Judge):
         results: list[Judgement | None] = [None] * len(pairs)
         timeout = httpx.Timeout(self.cfg.timeout_s)
         limits = httpx.Limits(max_connections=self.cfg.concurrency)
+        # Render every prompt first: a bad record fails here, before any request is sent (or server started).
+        prompts = [build_messages(m, j) for m, j in pairs]
         with (
+            self._endpoint(prompts),
             httpx.Client(timeout=timeout, limits=limits, headers=self._headers()) as client,
             ThreadPoolExecutor(max_workers=self.cfg.concurrency, thread_name_prefix="llm-judge") as pool,
             tqdm(
                 total=len(pairs), desc=f"LLM judge ({self.cfg.model})", unit="pair", disable=not self.show_progress
             ) as bar,
         ):
-            # Render every prompt first: a bad record fails here, before any request is sent.
-            prompts = [build_messages(m, j) for m, j in pairs]
             futures = {pool.submit(self._grade_one, client, msgs): i for i, msgs in enumerate(prompts)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
@@ -256,7 +287,7 @@ class LLMJudge(Judge):
         return out
 
     def _grade_one(self, client: httpx.Client, messages: list[dict[str, str]]) -> Judgement:
-        key = cache_key(self.cfg.model, messages, self.cfg.temperature)
+        key = self.key(messages)
         cached = self.cache.get(key)
         if cached is not None:
             self._count(cache_hits=1)
@@ -266,7 +297,8 @@ class LLMJudge(Judge):
             "model": self.cfg.model,
             "messages": messages,
             "temperature": self.cfg.temperature,
-            "response_format": {"type": "json_object"},
+            "max_tokens": self.cfg.max_tokens,
+            "response_format": self.response_format,
         }
         try:
             content = self._post(client, body)
@@ -284,6 +316,7 @@ class LLMJudge(Judge):
                 "grade": grade,
                 "rationale": rationale,
                 "model": self.cfg.model,
+                "prompt_version": PROMPT_VERSION,
                 "temperature": self.cfg.temperature,
                 "content": content,
             },
@@ -304,6 +337,8 @@ class LLMJudge(Judge):
                 last = f"timed out after {self.cfg.timeout_s}s"
             except httpx.TransportError as e:
                 last = f"{type(e).__name__}: {e}"
+                if self.server is not None:
+                    self.server.check_alive()  # a dead local server: its exit code and log, not N retries
             else:
                 if response.status_code == 200:
                     try:

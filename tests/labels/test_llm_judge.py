@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from jude.config import LLMJudgeConfig
+from jude.labels.judge_prompt import response_format
 from jude.labels.judges import JudgeError
 from jude.labels.llm_judge import LLMJudge, cache_key, parse_answer
 from jude.labels.rubric import RUBRIC
@@ -184,8 +185,9 @@ def test_request_follows_the_chat_completions_protocol(llm_server, tmp_path, mon
     assert req["path"] == "/v1/chat/completions"
     assert req["headers"]["Authorization"] == "Bearer sekret"
     body = req["body"]
-    assert body["model"] == "fake-7b" and body["temperature"] == 0.0
-    assert body["response_format"] == {"type": "json_object"}
+    assert body["model"] == "fake-7b" and body["temperature"] == 0.0 and body["max_tokens"] == 96
+    # The answer is constrained to the judge prompt's schema, in OpenAI's structured-outputs shape by default.
+    assert body["response_format"] == response_format("json_schema")
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert body["messages"][0]["content"].startswith(RUBRIC)
 
