@@ -10,7 +10,7 @@ from jude.training.hf_trainer import load_deepspeed_config, load_pipeline_config
 ROOT = Path(__file__).resolve().parents[2]
 ALL_CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 # configs read by a console command, not by run.py (jude nearline run --config configs/nearline.yaml)
-COMMAND_CONFIGS = {"nearline.yaml"}
+COMMAND_CONFIGS = {"nearline.yaml", "team.yaml"}  # jude nearline run; jude team up (JUDE_TEAM=1)
 
 
 def _pipeline(path: Path) -> str:
@@ -31,6 +31,13 @@ def test_the_nearline_config_validates():
 
     cfg = load_config(ROOT / "configs" / "nearline.yaml")
     assert cfg.targets and cfg.targets[0].embedding_version
+
+
+def test_the_team_config_validates():
+    from jude.team import load_team_config
+
+    cfg = load_team_config(ROOT / "configs" / "team.yaml")
+    assert cfg.mlflow and cfg.zenml
 
 
 def test_there_are_configs_for_every_pipeline():
