@@ -484,22 +484,27 @@ def main() -> int:
         except ImportError:
             default_backend = "torch"
     runs = []
+    stamp = time.strftime("%Y%m%dT%H%M%S")
     for i in range(args.runs):
         if args.runs > 1:
             print(f"\n==== run {i + 1} of {args.runs} ====", flush=True)
         runs.append(run_once(args, default_backend))
-    summary = summarise(runs)
+        summary = summarise(runs)
+        if args.out:  # after every run, so a run cut short keeps the runs it finished
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            payload = {
+                "command": " ".join(sys.argv),
+                "default_backend": default_backend,
+                "runs": runs,
+                "summary": summary,
+            }
+            (out / f"serve_bench_{stamp}.json").write_text(json.dumps(payload, indent=1, default=str))
+            print(f"results so far ({len(runs)} runs): {out / f'serve_bench_{stamp}.json'}", flush=True)
     if args.runs > 1 and summary:
         print(f"\nover {args.runs} runs (median [min, max]), for jude-{default_backend}:")
         for name, s_ in summary.items():
             print(f"{name}: {s_['median']:.2f} [{s_['min']:.2f}, {s_['max']:.2f}]")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        payload = {"command": " ".join(sys.argv), "default_backend": default_backend, "runs": runs, "summary": summary}
-        (out / f"serve_bench_{stamp}.json").write_text(json.dumps(payload, indent=1, default=str))
-        print(f"results: {out / f'serve_bench_{stamp}.json'}")
     return 0
 
 
