@@ -462,6 +462,9 @@ def main() -> int:
     )
     ap.add_argument("--runs", type=int, default=1, help="repeat the whole run; the ratios' median and range")
     ap.add_argument("--out", default=None, help="write every run's table and ratios as JSON into this folder")
+    ap.add_argument(
+        "--settle-s", type=float, default=300, help="between runs, wait up to this long for the load to settle"
+    )
     ap.add_argument("--naive-server", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ceiling-only", type=int, nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -488,6 +491,11 @@ def main() -> int:
     for i in range(args.runs):
         if args.runs > 1:
             print(f"\n==== run {i + 1} of {args.runs} ====", flush=True)
+        if i > 0:  # the previous run's own load: let the 1-minute average settle before measuring again
+            settle_until = time.monotonic() + args.settle_s
+            while os.getloadavg()[0] > args.max_load and time.monotonic() < settle_until:
+                time.sleep(5)
+            print(f"load average after settling: {load_average()}", flush=True)
         runs.append(run_once(args, default_backend))
         summary = summarise(runs)
         if args.out:  # after every run, so a run cut short keeps the runs it finished
