@@ -7,9 +7,10 @@ python run.py --pipeline bootstrap [--config configs/bootstrap.yaml]
 python run.py --pipeline ranker [--config configs/ranker.yaml]
 JUDE_TEAM=1 python run.py ...   (the team's MLflow and ZenML servers of configs/team.yaml: docs/team.md)
 
-The train pipeline's last line says what was registered: "registered ... as champion", "as challenger only,
-NO CHAMPION" (with the version's promotion tag and how to promote it by hand), or "NOTHING REGISTERED" (no
-candidate passed the promotion rule against the base model on the validation members, with the figures).
+The train pipeline's last line says what was registered: "registered ... as champion", "as challenger; vN stays
+champion" (the gate of `--pipeline deploy` compares them), "as challenger only, NO CHAMPION" (with the version's
+promotion tag and how to promote it by hand), or "NOTHING REGISTERED" (no candidate passed the promotion rule
+against the base model on the validation members, with the figures).
 
 Exit codes: 0 done; 2 bad input (a config, data file or model that jude refuses;
 the error is the last line, the traceback only with --debug); 1 any other

@@ -1,6 +1,7 @@
 """A historical backfill over the synthetic marketplace's full history of row versions: inferences vs naive.
 
     python bench/bootstrap_bench.py [--jobs 600] [--members 400] [--events 24000] [--model minilm] [--quick]
+                                    [--out FILE]
 
 Every version of every entity row that naive database change tracking emits
 (`jude.data.changes.row_versions`: each save, and each single counter increment) goes
@@ -9,7 +10,8 @@ Redis online store (a private key prefix, deleted afterwards) + a Delta history 
 temporary directory). A naive backfill embeds every upserted row version; the backfill
 embeds each distinct text once. Needs Redis at $JUDE_TEST_REDIS_URL (default
 redis://127.0.0.1:6379/0). Prints entities/s end to end and ends with
-`dedup reduction: <naive inferences / inferences made>`.
+`dedup reduction: <naive inferences / inferences made>`. ``--out FILE`` writes the run's figures and summary
+lines as JSON (``bench/results_io.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_io import BenchResults  # noqa: E402
 
 from jude.env import apply_offline_env  # noqa: E402
 
@@ -38,7 +43,9 @@ def main() -> None:
     p.add_argument("--model", default="minilm", help="a model directory or 'minilm'")
     p.add_argument("--chunk-size", type=int, default=2000)
     p.add_argument("--quick", action="store_true", help="a smoke run: 60 jobs, 40 members, 1,500 events")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the results as JSON (bench/results_io.py)")
     a = p.parse_args()
+    results = BenchResults("bootstrap_bench", a)
     import redis
 
     from jude.bootstrap.backfill import backfill
@@ -82,10 +89,31 @@ def main() -> None:
         f"entities: {r.entities}, distinct texts: {r.distinct_texts}, inferences: {r.inferences}, "
         f"history rows: {r.history_rows}, online writes: {r.online_applied}"
     )
-    print(f"end to end: {r.seconds:.1f}s, {r.entities_per_s:.1f} entities/s, {r.inferences_per_s:.1f} inferences/s")
+    results.row(
+        jobs=jobs,
+        members=members,
+        events=events,
+        row_versions=len(rows),
+        naive_inferences=naive,
+        entities=r.entities,
+        distinct_texts=r.distinct_texts,
+        inferences=r.inferences,
+        history_rows=r.history_rows,
+        online_writes=r.online_applied,
+        seconds=r.seconds,
+        entities_per_s=r.entities_per_s,
+        inferences_per_s=r.inferences_per_s,
+    )
+    results.say(
+        f"end to end: {r.seconds:.1f}s, {r.entities_per_s:.1f} entities/s, {r.inferences_per_s:.1f} inferences/s",
+        seconds=r.seconds,
+        entities_per_s=r.entities_per_s,
+        inferences_per_s=r.inferences_per_s,
+    )
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"naive inferences (one per upserted row version): {naive}")
-    print(f"dedup reduction: {naive / r.inferences:.2f}")
+    results.say(f"naive inferences (one per upserted row version): {naive}", naive_inferences=naive)
+    results.say(f"dedup reduction: {naive / r.inferences:.2f}", dedup_reduction=naive / r.inferences)
+    results.write(a.out)
 
 
 if __name__ == "__main__":

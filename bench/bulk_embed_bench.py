@@ -1,6 +1,7 @@
 """The bulk path against `SentenceTransformer.encode`: same model, texts, max length and device.
 
     python bench/bulk_embed_bench.py [--texts 2400] [--rounds 3] [--max-length 256] [--token-budget 2048] [--quick]
+                                     [--out FILE]
 
 The texts are unique jobs, profiles and resumes of the synthetic marketplace rendered by
 jude's templates (10-200+ words). Each measurement runs in its own subprocess (model
@@ -11,6 +12,7 @@ mode) and `SentenceTransformer.encode` (batch_size 32, its own length sort) alte
 layers, float16 output) are measured once each, with their mean cosine agreement to the
 float32 vectors, and (not with --quick) their nDCG@10 change against the synthetic truth with a
 paired bootstrap interval over members. The last line is `bulk ratio: <jude texts/s / sentence-transformers texts/s>`.
+`--out FILE` writes every measurement and summary line as JSON (`bench/results_io.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_io import BenchResults  # noqa: E402
 
 from jude.env import apply_offline_env  # noqa: E402
 
@@ -84,13 +89,13 @@ def worker(kind: str, texts_file: str, out_file: str, max_length: int, token_bud
     Path(out_file).write_text(json.dumps({"texts_per_s": len(texts) / seconds, "threads": torch.get_num_threads()}))
 
 
-def quality(max_length: int, n_members: int = 400, resamples: int = 1000) -> None:
+def quality(max_length: int, results: BenchResults, n_members: int = 400, resamples: int = 1000) -> None:
     """nDCG@10 of the base model's float32 vectors and of each approximate option, against the synthetic truth.
 
     Every job of a 600-job marketplace (seed 0, the train config's) ranked for each of ``n_members`` member
     profiles by cosine; relevant = truth grade >= 2 (``jude.data.synthetic.truth_relevance``: the generator's
     latent fit, not a judge). Prints each option's nDCG@10 change with a paired bootstrap 95 % interval over
-    members (``resamples`` resamples, seed 0).
+    members (``resamples`` resamples, seed 0); every line goes into ``results`` too.
     """
     import numpy as np
 
@@ -121,15 +126,18 @@ def quality(max_length: int, n_members: int = 400, resamples: int = 1000) -> Non
         run = {q: {job_ids[j]: float(scores[i, j]) for j in top[i]} for i, q in enumerate(member_ids)}
         per_query[kind] = per_query_scores(run, relevant)
         mean = float(np.mean(list(per_query[kind].values())))
-        print(f"nDCG@10 vs truth, {kind}: {mean:.4f} ({len(member_ids)} members)")
+        results.say(f"nDCG@10 vs truth, {kind}: {mean:.4f} ({len(member_ids)} members)", **{f"ndcg_at_10_{kind}": mean})
     for kind in ("int8", "fp16"):
         d = paired_bootstrap(per_query[kind], per_query["float32"], resamples=resamples, seed=0)
-        print(f"nDCG@10 change, {kind} - float32: {d.delta:+.4f} (95% CI {d.ci_low:+.4f} .. {d.ci_high:+.4f})")
+        results.say(
+            f"nDCG@10 change, {kind} - float32: {d.delta:+.4f} (95% CI {d.ci_low:+.4f} .. {d.ci_high:+.4f})",
+            **{f"ndcg_at_10_change_{kind}": [d.delta, d.ci_low, d.ci_high]},
+        )
 
 
 def measure(kind: str, texts_file: str, max_length: int, token_budget: int, tmp: str) -> tuple[float, str]:
     out = os.path.join(tmp, f"{kind}-{time.monotonic_ns()}.json")
-    cmd = [sys.executable, __file__, "--worker", kind, "--texts-file", texts_file, "--out", out]
+    cmd = [sys.executable, __file__, "--worker", kind, "--texts-file", texts_file, "--worker-out", out]
     cmd += ["--max-length", str(max_length), "--token-budget", str(token_budget)]
     subprocess.run(cmd, check=True, cwd=ROOT)
     return json.loads(Path(out).read_text())["texts_per_s"], out + ".npy"
@@ -142,13 +150,17 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--token-budget", type=int, default=2048, help="jude's padded tokens per batch")
     p.add_argument("--quick", action="store_true", help="a smoke run: 150 texts, 1 round")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the results as JSON (bench/results_io.py)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--texts-file", help=argparse.SUPPRESS)
-    p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--worker-out", help=argparse.SUPPRESS)  # where a worker writes its measurement
     a = p.parse_args()
     if a.worker:
-        worker(a.worker, a.texts_file, a.out, a.max_length, a.token_budget)
+        worker(a.worker, a.texts_file, a.worker_out, a.max_length, a.token_budget)
         return
+    results = BenchResults(
+        "bulk_embed_bench", {k: v for k, v in vars(a).items() if not k.startswith(("worker", "texts_"))}
+    )
     import numpy as np
 
     n, rounds = (150, 1) if a.quick else (a.texts, a.rounds)
@@ -156,6 +168,8 @@ def main() -> None:
     words = [len(t.split()) for t in texts]
     print(f"machine: {os.cpu_count()} CPUs, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"texts: {len(texts)} unique, {min(words)}-{max(words)} words (median {statistics.median(words):.0f})")
+    results.extra["texts"] = {"n": len(texts), "words_min": min(words), "words_max": max(words)}
+    results.extra["texts"]["words_median"] = statistics.median(words)
     with tempfile.TemporaryDirectory() as tmp:
         texts_file = os.path.join(tmp, "texts.json")
         Path(texts_file).write_text(json.dumps(texts))
@@ -166,20 +180,28 @@ def main() -> None:
                 tps, vec = measure(kind, texts_file, a.max_length, a.token_budget, tmp)
                 speeds[kind].append(tps)
                 vectors[kind] = vec
-                print(f"round {r + 1}: {kind:5s} {tps:8.1f} texts/s (load average {os.getloadavg()[0]:.2f})")
+                load = os.getloadavg()[0]
+                print(f"round {r + 1}: {kind:5s} {tps:8.1f} texts/s (load average {load:.2f})")
+                results.row(round=r + 1, kind=kind, texts_per_s=tps, load_avg_1min=load)
         exact = np.load(vectors["jude"])
         st = np.load(vectors["st"])
-        print(f"cosine(jude, sentence-transformers): mean {float(np.mean(np.sum(exact * st, axis=1))):.6f}")
+        agreement = float(np.mean(np.sum(exact * st, axis=1)))
+        results.say(f"cosine(jude, sentence-transformers): mean {agreement:.6f}", cosine_jude_vs_st=agreement)
         for kind in ("jude-int8", "jude-fp16"):
             tps, vec = measure(kind, texts_file, a.max_length, a.token_budget, tmp)
             cos = np.sum(np.load(vec) * exact, axis=1)
             print(f"{kind}: {tps:8.1f} texts/s, cosine to float32: mean {cos.mean():.6f}, min {cos.min():.6f}")
+            results.row(kind=kind, texts_per_s=tps, cosine_to_float32_mean=cos.mean(), cosine_to_float32_min=cos.min())
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if not a.quick:
-        quality(a.max_length)  # after the timed rounds: it shares nothing with them
+        quality(a.max_length, results)  # after the timed rounds: it shares nothing with them
     jude, st = statistics.median(speeds["jude"]), statistics.median(speeds["st"])
-    print(f"median texts/s: jude {jude:.1f}, sentence-transformers {st:.1f}")
-    print(f"bulk ratio: {jude / st:.2f}")
+    results.say(
+        f"median texts/s: jude {jude:.1f}, sentence-transformers {st:.1f}",
+        median_texts_per_s={"jude": jude, "st": st},
+    )
+    results.say(f"bulk ratio: {jude / st:.2f}", bulk_ratio=jude / st)
+    results.write(a.out)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_io import run_info, write_json  # noqa: E402
 
 from jude.env import apply_offline_env  # noqa: E402
 
@@ -313,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.finetune:
         load_before = _loadavg()
         record = {
-            "command": "python bench/decoder_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            **run_info(__file__, argv),
             "load_before": load_before,
             **finetune(args),
             "load_after": _loadavg(),
@@ -321,8 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         record["shared_machine"] = max(record["load_before"], record["load_after"]) > MAX_LOAD
         args.out.mkdir(parents=True, exist_ok=True)
-        out = args.out / f"finetune-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
-        out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        out = write_json(args.out / f"finetune-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json", record)
         print(f"wrote {out}")
         return 0
     if args.quick:
@@ -395,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out / f"{stamp}{'-quick' if args.quick else ''}.json"
     record = {
-        "command": "python bench/decoder_bench.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        **run_info(__file__, argv),
         "settings": {k: v for k, v in vars(args).items() if k not in ("child", "out")},
         "cpu_count": os.cpu_count(),
         "load_before": load_before,
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": runs,
         "ratios": ratios,
     }
-    out.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    write_json(out, record)
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0
 

@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from quality_common import prepare, start  # noqa: E402
 
+from jude.evaluation.assemble import score_runs  # noqa: E402
 from jude.evaluation.paired import compare_runs, mean_interval, paired_bootstrap, per_query_scores  # noqa: E402
 from jude.evaluation.retrieval import retrieve  # noqa: E402
-from jude.evaluation.variants import evaluate_variants  # noqa: E402
 from jude.labels.judges import make_judge  # noqa: E402
 from jude.modeling.cross_encoder import CrossEncoderTeacher, rerank  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
@@ -112,7 +112,7 @@ def main() -> None:
             f"{checks[lr].summary()}; negatives {json.dumps(origins)}")  # fmt: skip
 
     def pooled_table():
-        return evaluate_variants(runs, val, judge, cfg.eval.model_copy(update={"qrels": "pooled"}), 2)
+        return score_runs(runs, val, cfg.eval, 2, judge, qrels="pooled")  # the pipeline's scoring, always pooled
 
     teacher_default = cfg.teacher.learning_rate
     best_teacher = _choose(

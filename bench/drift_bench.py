@@ -3,13 +3,14 @@
     .venv/bin/python bench/drift_bench.py                 # 10,000 vs 10,000, 384-d
     .venv/bin/python bench/drift_bench.py --n 2000 --report   # + the full Evidently report (t-SNE picture)
     .venv/bin/python bench/drift_bench.py --mmd-full      # + MMD on all rows: an (2N)^2 kernel, ~3 GB at N=10,000
+    .venv/bin/python bench/drift_bench.py --out bench/results/drift/run.json   # + every row as JSON
 
 The windows are synthetic unit vectors (a mixture of 50 clusters; the current
 window's cluster weights moved a little), because only size and shape matter
 for the cost. Every row is a ratio against the baseline measured in the same
 run: the centroid cosine distance (two means and a dot product). Peak memory
 is what ``tracemalloc`` sees (numpy and scikit-learn allocations), the time is
-wall clock on this machine.
+wall clock on this machine. ``--out FILE`` writes every row as JSON (``bench/results_io.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import BenchResults  # noqa: E402
 
 from jude.config import MonitorConfig  # noqa: E402
 from jude.monitoring.drift import EmbeddingSet, detect_drift, embedding_stats, evidently_method  # noqa: E402
@@ -68,7 +72,9 @@ def main() -> None:
     )
     p.add_argument("--mmd-full", action="store_true", help="also run MMD on all rows ((2n)^2 kernel matrix)")
     p.add_argument("--report", action="store_true", help="also time the whole Evidently report (adds t-SNE)")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the rows as JSON (bench/results_io.py)")
     args = p.parse_args()
+    results = BenchResults("drift_bench", args)
     warnings.filterwarnings("ignore")
 
     ref, cur = make_windows(args.n, args.dim)
@@ -119,6 +125,16 @@ def main() -> None:
             f"{name:<58} {rows:>11,} {float(score):>8.4f} {s:>9.3f} {s / base_s:>9.1f} {m:>9.1f} {m / base_m:>8.1f}",
             flush=True,
         )
+        results.row(
+            method=name,
+            rows_per_window=rows,
+            score=float(score),
+            seconds=s,
+            seconds_vs_baseline=s / base_s,
+            peak_mib=m,
+            peak_vs_baseline=m / base_m,
+        )
+    results.write(args.out)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import platform
 import sys
@@ -53,6 +52,9 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_io import run_info, write_json  # noqa: E402
 
 from jude.env import apply_offline_env  # noqa: E402
 
@@ -299,9 +301,8 @@ def main(argv: list[str] | None = None) -> None:
 
     _table(results)
     out = args.out or OUT_DIR / f"judges_{args.pairs}_seed{args.seed}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "command": "python bench/llm_judge_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        **run_info(__file__, argv),
         "prompt_version": PROMPT_VERSION,
         "pairs": len(sample),
         "seed": args.seed,
@@ -316,16 +317,8 @@ def main(argv: list[str] | None = None) -> None:
         "judges": results,
         "sample": sample.to_dict("records"),
     }
-    out.write_text(json.dumps(payload, indent=1, default=_json_default))
+    write_json(out, payload)
     print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
-
-
-def _json_default(x):
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, np.floating):
-        return float(x)
-    raise TypeError(type(x))
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:

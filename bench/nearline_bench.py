@@ -3,6 +3,7 @@
     .venv/bin/python bench/nearline_bench.py                       # 24,000 events, MiniLM in-process
     .venv/bin/python bench/nearline_bench.py --events 2000 --model hash   # a quick check of the harness
     .venv/bin/python bench/nearline_bench.py --server 127.0.0.1:50051     # through a running `jude serve --grpc-port`
+    .venv/bin/python bench/nearline_bench.py --out bench/results/nearline/run.json   # + the results as JSON
 
 One run, Redis Streams as the source (this machine's Redis), the real processor,
 online store and Delta history (under a temporary directory and a key prefix of the
@@ -19,7 +20,8 @@ run's own, deleted at the end):
    online write's time minus the event time: p50 / p95 / p99.
 
 The events of steps 1 and 2 keep the stream's own event times (weeks of simulated
-history), so only step 3 measures latency. The last line is ``inference reduction: <n>``.
+history), so only step 3 measures latency. The last line is ``inference reduction: <n>``. ``--out FILE``
+writes every row and summary line as JSON (``bench/results_io.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from uuid import uuid4
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import BenchResults  # noqa: E402
 
 from jude.data.changes import stream_summary  # noqa: E402
 from jude.nearline.inference import GrpcInference, HashInference, Inference, LocalInference  # noqa: E402
@@ -161,10 +166,12 @@ def main() -> None:
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", dest="redis_url")
     p.add_argument("--rate", type=float, default=None, help="latency step: events/s (default: half the throughput)")
     p.add_argument("--latency-events", type=int, default=3000, dest="latency_events", help="events in the latency step")
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the results as JSON (bench/results_io.py)")
     args = p.parse_args()
 
     import redis
 
+    results = BenchResults("nearline_bench", args)
     print(f"machine: {os.cpu_count()} CPUs, load average before: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.events < 20_000:
         print(f"note: {args.events} events (the benchmark's figures are for >= 20,000)")
@@ -179,6 +186,7 @@ def main() -> None:
     model = load_model(args)
     model.embed("resume", [{"resume_text": "warm-up"}])
     print(f"model: {model.info.model} ({type(model).__name__}, dimension {model.info.dimension})")
+    results.extra.update(stream=summary, model=model.info.model)
 
     naive = run_updater(client, model, events, args, naive=True)
     detect = run_updater(client, model, events, args, naive=False)
@@ -191,15 +199,40 @@ def main() -> None:
         print(
             f"{name:<22}{r['events']:>8}{r['inferences']:>12}{r['seconds']:>10.1f}{r['events'] / r['seconds']:>10.0f}"
         )
+        results.row(
+            step=name,
+            events=r["events"],
+            inferences=r["inferences"],
+            seconds=r["seconds"],
+            events_per_s=r["events"] / r["seconds"],
+        )
     lat = np.array(paced["latencies_ms"], dtype=float)
     p50, p95, p99 = np.percentile(lat, [50, 95, 99]) if lat.size else (float("nan"),) * 3
-    print(
-        f"latency at {rate:.0f} events/s ({paced['events']} events, change detection), event time -> online write: "
-        f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms"
+    results.row(
+        step="latency (change detection, paced)",
+        events=paced["events"],
+        inferences=paced["inferences"],
+        seconds=paced["seconds"],
+        rate_events_per_s=rate,
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        latency_p99_ms=p99,
     )
-    print(f"stream's own upserts / text-changing upserts: {summary['inference_reduction']:.2f}")
+    results.say(
+        f"latency at {rate:.0f} events/s ({paced['events']} events, change detection), event time -> online write: "
+        f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms",
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        latency_p99_ms=p99,
+    )
+    results.say(
+        f"stream's own upserts / text-changing upserts: {summary['inference_reduction']:.2f}",
+        stream_inference_reduction=summary["inference_reduction"],
+    )
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"inference reduction: {naive['inferences'] / max(detect['inferences'], 1):.2f}")
+    reduction = naive["inferences"] / max(detect["inferences"], 1)
+    results.say(f"inference reduction: {reduction:.2f}", inference_reduction=reduction)
+    results.write(args.out)
 
 
 if __name__ == "__main__":

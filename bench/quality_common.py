@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jude.config import TrainPipelineConfig, read_parameters  # noqa: E402
+from jude.evaluation.assemble import score_runs  # noqa: E402
 from jude.evaluation.retrieval import EvalSet, ranking_metrics  # noqa: E402
-from jude.evaluation.variants import evaluate_variants  # noqa: E402
 from jude.labels.judges import make_judge  # noqa: E402
 from jude.labels.rubric import rubric_grade  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
@@ -82,11 +82,11 @@ def score_variants(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """judgement name -> variant -> metrics, for three judgements of the same test members.
 
-    ``labelled`` (the budget's) and ``pooled`` (what the pipeline logs) come from the pipeline's own
-    ``evaluate_variants``, pooled whatever ``eval.qrels`` says; with the rubric judge, ``exhaustive`` too.
+    ``labelled`` (the budget's) and ``pooled`` (what the pipeline logs) come from the pipeline's own scoring
+    (``jude.evaluation.assemble.score_runs``), pooled whatever ``eval.qrels`` says; with the rubric judge,
+    ``exhaustive`` too.
     """
-    pooled_cfg = cfg.eval.model_copy(update={"qrels": "pooled"})
-    table = evaluate_variants(runs, test, make_judge(cfg.labels), pooled_cfg, cfg.labels.relevant_grade)
+    table = score_runs(runs, test, cfg.eval, cfg.labels.relevant_grade, make_judge(cfg.labels), qrels="pooled")
     out = {"labelled": table.labelled, "pooled": table.results}
     if cfg.labels.judge == "rubric":
         exhaustive = exhaustive_judgements(test, cfg.labels.relevant_grade)

@@ -53,6 +53,9 @@ from uuid import uuid4
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from results_io import load_avg, run_info, write_json  # noqa: E402
 
 from jude.env import apply_offline_env  # noqa: E402
 
@@ -554,7 +557,13 @@ def main() -> int:
 
     from jude.data.synthetic import generate_marketplace
 
-    result: dict = {"quick": q, "host_cpus": os.cpu_count(), "index": cfg.index, "nprobe": cfg.nprobe}
+    result: dict = {
+        **run_info(__file__),
+        "quick": q,
+        "host_cpus": os.cpu_count(),
+        "index": cfg.index,
+        "nprobe": cfg.nprobe,
+    }
     started = time.time()
     print(f"1. recall and speed: {n_jobs} synthetic jobs embedded by MiniLM")
     market = generate_marketplace(SyntheticConfig(n_jobs=n_jobs, n_members=max(400, n_queries), seed=0))
@@ -662,8 +671,8 @@ def main() -> int:
 
     result["seconds"] = time.time() - started
     out = Path(args.out) if args.out else ROOT / "bench/results/retrieval" / ("quick.json" if q else "run.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=float))
+    result["load_avg_after"] = load_avg()
+    write_json(out, result)
     print(f"wrote {out}")
     print(f"recall@10 ann vs exact: {result['recall_at_10']:.4f}")
     if "recommend" in result:

@@ -3,6 +3,7 @@ sentence-transformers MultipleNegativesRankingLoss loop, same model, data and ba
 
     python bench/train_throughput.py [--steps 6] [--warmup 2] [--batch-size 32] [--rounds 2]
     python bench/train_throughput.py --profile [--profile-steps 2]   # where the time goes, both sides
+    python bench/train_throughput.py --out bench/results/train_throughput/run.json   # + the results as JSON
 
 Both sides train on the same (member, positive job, hard-negative job) triplets
 rendered by jude's templates, at the same token budgets:
@@ -18,7 +19,8 @@ alternate for `--rounds` rounds, and the median pairs/s of each is compared.
 The load average is printed before and after; above 1.0 at the start the bench
 refuses to measure (the ratio of two runs on shared cores says little) unless
 `--allow-load` is given. `--bf16` runs both sides under bf16 autocast.
-The last line is `ratio: <jude pairs/s / baseline pairs/s>`.
+The last line is `ratio: <jude pairs/s / baseline pairs/s>`. `--out FILE` writes every measurement and
+the summary lines as JSON (`bench/results_io.py`).
 
 `--profile` runs each side once with `torch.profiler` over `--profile-steps`
 steps after the warm-up and prints the top operators by self CPU time, then the
@@ -43,6 +45,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_io import BenchResults  # noqa: E402
 
 from jude.env import apply_offline_env  # noqa: E402
 
@@ -252,6 +257,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="print torch.profiler tables of both sides, no ratio")
     p.add_argument("--profile-steps", type=int, default=2, help="steps profiled after the warm-up")
     p.add_argument("--worker", choices=["jude", "baseline"], help=argparse.SUPPRESS)
+    p.add_argument("--out", default=None, metavar="FILE", help="also write the results as JSON (bench/results_io.py)")
     args = p.parse_args()
     if args.warmup < 1 or args.steps < 1 or args.profile_steps < 1:
         p.error(
@@ -264,6 +270,7 @@ def main() -> None:
 
     import torch
 
+    results_file = BenchResults("train_throughput", {k: v for k, v in vars(args).items() if k != "worker"})
     load_start = os.getloadavg()[0]
     print(f"load average at start: {_load()}  (1, 5, 15 min; {os.cpu_count()} CPU cores)", flush=True)
     if load_start > MAX_LOAD and not args.allow_load and not args.profile:
@@ -276,7 +283,9 @@ def main() -> None:
             res = _worker(side, args)
             print(f"\n== {side}: {args.profile_steps} profiled steps after {args.warmup} warm-up ==", flush=True)
             print(res["profile"], flush=True)
+            results_file.row(side=side, **res)
         print(f"\nload average at end: {_load()}")
+        results_file.write(args.out)
         return
 
     results: dict[str, list[dict]] = {"jude": [], "baseline": []}
@@ -284,6 +293,7 @@ def main() -> None:
         for side in ("baseline", "jude"):
             res = _worker(side, args)
             results[side].append(res)
+            results_file.row(round=r + 1, side=side, **{k: v for k, v in res.items() if k != "profile"})
             print(
                 f"round {r + 1} {side:9s} {res['pairs_per_s']:7.2f} pairs/s  peak RSS {res['peak_rss_mb']:7.0f} MB",
                 flush=True,
@@ -306,10 +316,19 @@ def main() -> None:
         f"load average at end: {load_end}" + ("  (measured under load: --allow-load)" if load_start > MAX_LOAD else "")
     )
     print(f"{'':28s}{'pairs/s (median)':>18s}{'peak RSS MB':>14s}")
-    print(f"{'sentence-transformers MNRL':28s}{med['baseline']:18.2f}{rss['baseline']:14.0f}")
-    print(f"{'jude (LoRA, full suite)':28s}{med['jude']:18.2f}{rss['jude']:14.0f}")
-    print(f"memory ratio (jude / baseline): {rss['jude'] / rss['baseline']:.3f}  (target <= 1.2)")
-    print(f"ratio: {med['jude'] / med['baseline']:.3f}")
+    results_file.summary.update(torch_threads=torch.get_num_threads(), shared=load_start > MAX_LOAD)
+    results_file.say(
+        f"{'sentence-transformers MNRL':28s}{med['baseline']:18.2f}{rss['baseline']:14.0f}",
+        pairs_per_s_median=med,
+        peak_rss_mb=rss,
+    )
+    results_file.say(f"{'jude (LoRA, full suite)':28s}{med['jude']:18.2f}{rss['jude']:14.0f}")
+    results_file.say(
+        f"memory ratio (jude / baseline): {rss['jude'] / rss['baseline']:.3f}  (target <= 1.2)",
+        memory_ratio=rss["jude"] / rss["baseline"],
+    )
+    results_file.say(f"ratio: {med['jude'] / med['baseline']:.3f}", ratio=med["jude"] / med["baseline"])
+    results_file.write(args.out)
 
 
 if __name__ == "__main__":

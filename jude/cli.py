@@ -5,8 +5,8 @@
     jude deploy local [--config F] [--model URI]      (no ZenML needed)
     jude deploy stop [--state-dir .jude/deploy]
     jude train-hf --config configs/train_gpu_7b.yaml [--out DIR] [--max-steps N] [--base-model PATH] [--evaluate]
-    jude nearline run --config configs/nearline.yaml
-    jude nearline publish [--config F] (FILE... | --synthetic [--events N] | --event JSON)
+    jude nearline run --config configs/nearline.yaml [--no-index-feed]
+    jude nearline publish [--config F] (FILE... | --synthetic [--events N] [--world grounded] | --event JSON)
     jude nearline get ENTITY_TYPE ID... [--config F] [--version V] [--vectors]
     jude team up|down|status|join [--config configs/team.yaml]   (docs/team.md; JUDE_TEAM=1 uses the team servers)
     jude recommend MEMBER_ID [--url U] [--k N] [--remote|--on-site] [--location L] [--exclude ID]... [--exact]
@@ -280,8 +280,9 @@ def cmd_train_hf(args: argparse.Namespace) -> int:
 def _nearline_config(args: argparse.Namespace):
     from jude.nearline.worker import load_config
 
+    overrides = {"index_feed": getattr(args, "index_feed", None)}  # `nearline run`'s flag; None: not given
     try:
-        return load_config(getattr(args, "config", None))
+        return load_config(getattr(args, "config", None), overrides=overrides)
     except ValueError as e:
         raise SystemExit(f"jude nearline: {e}") from e
 
@@ -314,7 +315,7 @@ def cmd_nearline_publish(args: argparse.Namespace) -> int:
             except json.JSONDecodeError as e:
                 raise ValueError(f"--event {i + 1} is not JSON: {e.msg}") from None
         if args.synthetic:
-            events += synthetic_events(n_events=args.events, seed=args.seed)[0]
+            events += synthetic_events(n_events=args.events, seed=args.seed, world=args.world)[0]
         if not events:
             raise ValueError("nothing to publish: give event files, --event JSON or --synthetic")
         n = publish_events(events, open_transport(cfg))
@@ -474,6 +475,13 @@ def build_parser() -> argparse.ArgumentParser:
     nr = n.add_parser("run", help="run a worker: change streams -> embeddings -> online store + offline history")
     nr.add_argument("--config", default=None, help="a YAML with a nearline: section (configs/nearline.yaml)")
     nr.add_argument("--log-level", default="info", dest="log_level")
+    nr.add_argument(
+        "--index-feed",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        dest="index_feed",
+        help="feed applied job writes to the /v1/recommend index (nearline.index_feed; default: the config's, on)",
+    )
     nr.set_defaults(func=cmd_nearline_run)
     npub = n.add_parser("publish", help="put change events on the streams the worker reads")
     npub.add_argument("files", nargs="*", help="event files: .jsonl, .json, .parquet or .csv")
@@ -482,6 +490,12 @@ def build_parser() -> argparse.ArgumentParser:
     npub.add_argument("--synthetic", action="store_true", help="the synthetic marketplace's change stream")
     npub.add_argument("--events", type=int, default=24_000, help="--synthetic: events in the stream")
     npub.add_argument("--seed", type=int, default=0, help="--synthetic: seed of the marketplace and the stream")
+    npub.add_argument(
+        "--world",
+        choices=("synthetic", "grounded"),
+        default="synthetic",
+        help="--synthetic: the small world's marketplace or the grounded world's (data.synthetic.world)",
+    )
     npub.set_defaults(func=cmd_nearline_publish)
     ng = n.add_parser("get", help="read entities from the online store")
     ng.add_argument("entity_type", help="job, profile or resume")

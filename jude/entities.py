@@ -294,3 +294,22 @@ def entity_model(
     name = name or f"{entity_type.capitalize()}Entity"
     doc = f"The fields the {entity_type} template reads ({', '.join(fields)}); other fields are ignored."
     return create_model(name, __base__=base, __doc__=doc, __module__=base.__module__, **fields)
+
+
+def record_row(record: type[Record], *, later: tuple[str, ...] = (), **values: Any) -> dict[str, Any]:
+    """One row of ``record``'s table, from ``values`` by field name, in the contract's column order.
+
+    A generator builds its rows with this, so a new field of the contract is one edit here: an optional field
+    not given is None; a required field not given, or a name the contract does not have, raises ``ValueError``.
+    ``later``: required columns the caller fills for the whole table afterwards (a generator's timestamps); they
+    are left out of the row.
+    """
+    specs = fields_of(record)
+    names = {s.name for s in specs}
+    unknown = [n for n in [*values, *later] if n not in names]
+    if unknown:
+        raise ValueError(f"{record.__name__}: no field(s) {unknown}; the fields are {[s.name for s in specs]}")
+    missing = [s.name for s in specs if s.required and s.name not in values and s.name not in later]
+    if missing:
+        raise ValueError(f"{record.__name__}: required field(s) {missing} not given")
+    return {s.name: values.get(s.name) for s in specs if s.name not in later}

@@ -392,35 +392,51 @@ def build(n_areas: int, show: int) -> dict:
     return summary
 
 
-def measure(n_jobs: int, n_members: int, out: str | None = None) -> None:
-    """Generation and rubric-label time, small vs grounded world, in this process (no packages needed);
-    ``out``: also write the rows as JSON there (with the load average at the start)."""
+def measure(
+    n_jobs: int, n_members: int, out: str | None = None, worlds: tuple[str, ...] = ("synthetic", "grounded")
+) -> None:
+    """Generation and rubric-label time, small vs grounded world, in this process (no packages needed), and the
+    split the train pipeline would cut (train.yaml's fractions and eval.max_queries: validation and test queries,
+    and how many of them have a truth-relevant job); ``out``: also write the rows as JSON there (with the load
+    average at the start)."""
     import os
     import time
 
     import numpy as np
 
-    from jude.config import LabelConfig, SyntheticConfig
+    from jude.config import DataConfig, EvalConfig, LabelConfig, SyntheticConfig, TrainConfig
     from jude.data.grounded.taxonomy import load_taxonomy
     from jude.data.synthetic import generate_marketplace, truth_relevance
     from jude.labels.build import build_labels
+    from jude.training.pairs import split_from_config
 
     t = time.perf_counter()
     load_taxonomy()
     print(f"load taxonomy: {time.perf_counter() - t:.2f} s")
-    print("| world | generation s | rubric labels s | job titles | places | members with a truth-relevant job |")
+    print(
+        "| world | generation s | rubric labels s | split s | job titles | places | members with a truth-relevant job"
+        " | validation queries (truth-relevant) | test queries (truth-relevant) |"
+    )
     rows = []
     load = os.getloadavg()[0]
-    for world in ("synthetic", "grounded"):
+    for world in worlds:
         t0 = time.perf_counter()
         m = generate_marketplace(SyntheticConfig(world=world, n_jobs=n_jobs, n_members=n_members, seed=0))
         t1 = time.perf_counter()
-        build_labels(m.jobs, m.members, m.interactions, LabelConfig(budget=5000))
+        labels = build_labels(m.jobs, m.members, m.interactions, LabelConfig(budget=5000)).table
         t2 = time.perf_counter()
-        n = np.array([len(v) for v in truth_relevance(m.jobs, m.members, m.members["member_id"]).values()])
+        split = split_from_config(m.jobs, m.members, m.interactions, labels, DataConfig(), EvalConfig(), TrainConfig())
+        t3 = time.perf_counter()
+        truth = truth_relevance(m.jobs, m.members, m.members["member_id"])
+        n = np.array([len(v) for v in truth.values()])
+        held = {
+            name: (len(s.queries), sum(1 for q in s.queries if truth.get(q)))
+            for name, s in (("val", split.val), ("test", split.test))
+        }
         print(
-            f"| {world} | {t1 - t0:.1f} | {t2 - t1:.1f} | {m.jobs['title'].nunique()} | {m.jobs['location'].nunique()}"
-            f" | {(n > 0).sum()} of {len(n)} ({n.mean():.1f} each) |"
+            f"| {world} | {t1 - t0:.1f} | {t2 - t1:.1f} | {t3 - t2:.1f} | {m.jobs['title'].nunique()}"
+            f" | {m.jobs['location'].nunique()} | {(n > 0).sum()} of {len(n)} ({n.mean():.1f} each)"
+            f" | {held['val'][0]} ({held['val'][1]}) | {held['test'][0]} ({held['test'][1]}) |"
         )
         rows.append(
             {
@@ -431,6 +447,11 @@ def measure(n_jobs: int, n_members: int, out: str | None = None) -> None:
                 "places": int(m.jobs["location"].nunique()),
                 "members_with_relevant_job": int((n > 0).sum()),
                 "members": len(n),
+                "split_s": t3 - t2,
+                "val_queries": held["val"][0],
+                "val_queries_with_relevant_job": held["val"][1],
+                "test_queries": held["test"][0],
+                "test_queries_with_relevant_job": held["test"][1],
             }
         )
     if out:
@@ -449,9 +470,14 @@ def main() -> None:
     )
     ap.add_argument("--quick", action="store_true", help="with --measure: 120 jobs, 80 members (train.yaml: 600/400)")
     ap.add_argument("--out", default=None, help="with --measure: write the rows as JSON to this file")
+    ap.add_argument("--jobs", type=int, default=None, help="with --measure: jobs (default 600; --quick 120)")
+    ap.add_argument("--members", type=int, default=None, help="with --measure: members (default 400; --quick 80)")
+    ap.add_argument("--world", choices=("synthetic", "grounded"), default=None, help="with --measure: only this world")
     args = ap.parse_args()
     if args.measure:
-        measure(*((120, 80) if args.quick else (600, 400)), out=args.out)
+        n_jobs, n_members = (120, 80) if args.quick else (600, 400)
+        worlds = (args.world,) if args.world else ("synthetic", "grounded")
+        measure(args.jobs or n_jobs, args.members or n_members, out=args.out, worlds=worlds)
         return
     print(json.dumps(build(args.areas, args.show), indent=2))
 

@@ -11,7 +11,7 @@ from jude.config import PromotionConfig, RegistryConfig
 from jude.modeling.model_dir import ModelDir
 from jude.registry.champion import training_outcome
 from jude.registry.descriptions import data_summary
-from jude.registry.mlflow_registry import PROMOTION_TAG, log_model_version
+from jude.registry.mlflow_registry import PROMOTION_TAG, get_version, log_model_version
 from jude.registry.promotion import first_version_verdict
 from jude.serving.onnx_backend import export_for_serving
 from zenml_glue.model_stages import sync_model_stages
@@ -64,6 +64,7 @@ def register_embedder(
         data=data_summary(data or {}),
     )
     tag = mlflow.tracking.MlflowClient().get_model_version(info.name, info.version).tags.get(PROMOTION_TAG, "")
+    champion = get_version(info.name, "champion")  # this version, an earlier one, or none
     record = {
         "registered": True,
         "name": info.name,
@@ -73,6 +74,7 @@ def register_embedder(
         "aliases": info.aliases,
         "uri": info.uri,
         "promotion": tag,
+        "champion": champion.version if champion else None,
         "onnx": onnx_export,
     }
     record["outcome"] = training_outcome(record)

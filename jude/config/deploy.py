@@ -1,8 +1,8 @@
 """The ``deploy:`` section: ``DeployConfig`` with its targets, ``LocalDeployConfig`` (a local process) and
 ``KubernetesConfig`` (Deployment, Service, HPA, PDB), and ``NearlineDeployConfig`` (the worker beside the server).
 
-It holds the server's ``ServeConfig`` (``jude.config.serving``) and the worker's ``NearlineConfig``
-(``jude.config.nearline``).
+It holds the server's ``ServeConfig`` (``jude.config.serving``), its ``RetrievalConfig`` (``jude.config.retrieval``:
+``/v1/recommend``, off unless ``retrieval.enabled``) and the worker's ``NearlineConfig`` (``jude.config.nearline``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from jude.config.base import _Section
 from jude.config.nearline import NearlineConfig
+from jude.config.retrieval import RetrievalConfig
 from jude.config.serving import ServeConfig
 
 # ---- Kubernetes quantities and object names ----------------------------------------------
@@ -123,5 +124,10 @@ class DeployConfig(_Section):
     model_uri: str = Field("models:/jude-embedder@champion", min_length=1, description="What the server loads.")
     only_if_promoted: bool = Field(False, description="Skip deploying when the gate did not promote a new champion.")
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    retrieval: RetrievalConfig = Field(
+        default_factory=RetrievalConfig,
+        description="The server's job index and /v1/recommend: with enabled, the server starts as `jude serve "
+        "--recommend` and the fields that differ from the defaults reach it as $JUDE_RETRIEVAL_CONFIG.",
+    )
     local: LocalDeployConfig = Field(default_factory=LocalDeployConfig)
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)

@@ -89,6 +89,13 @@ class NearlineConfig(_Section):
     history_storage_options: dict[str, str] = Field(
         default_factory=dict, description="deltalake storage options (object-store credentials and endpoints)."
     )
+    index_feed: bool = Field(
+        True,
+        description="Append every job write and delete the online store applied to its version's job-index feed "
+        "({online_prefix}index:{version}:job, and each job's filter attributes), which `jude serve --recommend` "
+        "follows; false: no feed writes (no server reads them, or something else feeds the index), and a "
+        "recommending server's index stops following this worker's writes.",
+    )
     activate_if_unset: bool = Field(
         True,
         description="An entity type with no active version gets the first target's (the first version ever has "

@@ -62,6 +62,11 @@ class RetrievalConfig(_Section):
         "when its feed position is still in the feed, else they rebuild from the online store.",
     )
 
+    def overrides(self) -> dict:
+        """The fields that differ from the defaults, as JSON values: ``$JUDE_RETRIEVAL_CONFIG`` of a server that a
+        deployment starts (``jude.deploy``), as ``ServeConfig``'s reach it as ``$JUDE_SERVE_CONFIG``."""
+        return self.model_dump(exclude_defaults=True, mode="json")
+
     @model_validator(mode="after")
     def _check(self) -> RetrievalConfig:
         if self.default_k > self.max_k:

@@ -29,6 +29,24 @@ What happens, per entity
   ``uploaded_at``, same text) and resume edits (``resume_edit``: a new bullet, a new
   skill). 1% of members close their account (``profile_deleted``, ``resume_deleted``).
 
+The edits speak the entity's world. Which world is decided per title (``jude.data.grounded.taxonomy.role_of``:
+the small world's role families first), so the small world's stream is what it always was, byte for byte
+(``tests/data/test_changes.py`` pins it). An entity whose title is a grounded occupation's (a marketplace of
+``data.synthetic.world: grounded``) is edited from its occupation's vocabulary, never the small world's:
+
+- skills: the occupation's own ESCO skills (``GROUNDED_OWN_SKILL_SHARE``), else those of its SOC minor group or
+  ISCO unit group (the grounded world's related occupations), else any skill the marketplace uses;
+- a job's title: another real title variant of the same occupation under the same seniority prefix ("Sr.
+  Auditing Clerk" -> "Sr. Audit Control Clerk"), or a qualifier in brackets ("(Night Shift)", which the title resolver
+  drops), so an edited title keeps its role;
+- description lines and résumé bullets: the occupation's O*NET duties (as gerunds, or in the past tense), under
+  the grounded résumés' own headings ("WORK HISTORY", "Key skills");
+- places: a member moves to another metro of the marketplace, or writes that they are open to relocating there,
+  drawn by the occupation's employment in each metro (BLS OEWS); the summary's "Looking for ... roles" names the
+  occupation's canonical title.
+
+The schedule, the kinds and their shares are the same in both worlds.
+
 Proportions, and why
 --------------------
 The events that follow a creation (the *updates*, ``ChangeStreamConfig.mix``) are
@@ -96,12 +114,23 @@ content-hash cache across entities would not).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from jude.data.grounded import styles
+from jude.data.grounded.taxonomy import (
+    Occupation,
+    grounded_occupation_of,
+    load_taxonomy,
+    normalise_title,
+    role_fit,
+    role_of,
+    title_case,
+)
 from jude.data.synthetic import Marketplace
 from jude.data.vocab import ALL_ROLE_FAMILIES, RoleFamily, role_family_of
 
@@ -163,6 +192,21 @@ _SUMMARY_ADDENDA = (
     "Looking for {role} roles.",
     "Happy to relocate for the right role.",
 )
+# The grounded world's edits (an entity whose title is a grounded occupation's, jude.data.grounded): its
+# vocabulary comes from the taxonomy (skills, duties, title variants, metros); these are the words around it.
+GROUNDED_OWN_SKILL_SHARE = 0.75  # a skill edit takes one of the occupation's own skills, else a related one's
+GROUNDED_VARIANT_TITLE_SHARE = 0.6  # a title edit swaps in another real variant (when the occupation has one)
+_TITLE_QUALIFIERS = ("Day Shift", "Night Shift", "Full-Time", "Part-Time", "Contract", "Temporary", "Weekends")
+_GROUNDED_DESCRIPTION_LINES = ("The role also includes {duty}.", "Additional duties: {duty}.")
+_GROUNDED_SUMMARY_ADDENDA = (  # ESCO skills are mostly verb phrases ("prepare sandwiches"): after a colon
+    "Recently completed training: {skill}.",
+    "Currently building skills: {skill}.",
+    "Looking for {role} roles.",
+    "Open to relocating to {place}.",
+    "Also experienced in {duty}.",
+)
+_EXPERIENCE_HEADS = ("experience", "work history", "employment", "professional experience")
+_SKILLS_HEADS = ("skills", "core skills", "key skills", "competencies")
 
 
 class UpdateMix(BaseModel):
@@ -302,6 +346,165 @@ def _edit_resume(rng: np.random.Generator, f: dict, family: RoleFamily | None, p
         lines.insert(min(at, len(lines)), bullet)
     else:
         lines[-1] = f"{lines[-1]}{' / ' if ' / ' in lines[-1] else ', '}{skill}"
+    f["resume_text"] = "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- edits in the grounded world
+
+
+def _occupation(title: str, cache: dict[str, Occupation | None]) -> Occupation | None:
+    """The grounded occupation of a title that no small-world family claims (``taxonomy.role_of``), else None."""
+    if title not in cache:
+        code = grounded_occupation_of(title)
+        cache[title] = load_taxonomy().occupations.get(code) if code else None
+    return cache[title]
+
+
+@lru_cache(maxsize=1024)
+def _adjacent_skills(code: str) -> tuple[str, ...]:
+    """Skills of the occupations near ``code`` that it does not list: those of its SOC minor group or ISCO unit
+    group (the grounded world's "related" occupations, whose skills its jobs and members also carry), the
+    closest first (``role_fit`` 0.5: same SOC broad occupation or ISCO unit group), then by code."""
+    occupations = load_taxonomy().occupations
+    occ = occupations[code]
+    near = [
+        o
+        for c, o in sorted(occupations.items())
+        if c != code and (o.minor == occ.minor or (occ.isco and o.isco == occ.isco))
+    ]
+    near.sort(key=lambda o: -role_fit(code, o.code))  # stable: code order within each fit
+    out = {s: None for o in near for s in o.skills if s not in occ.skills}
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def _employment_by_soc() -> dict[str, dict[str, int]]:
+    """BLS OEWS employment by occupation cell and metro: ``{soc: {area_code: employment}}``."""
+    cells = load_taxonomy().area_occupations
+    out: dict[str, dict[str, int]] = {}
+    for soc, area, employment in zip(cells["soc"], cells["area_code"], cells["employment"]):
+        out.setdefault(soc, {})[area] = int(employment)
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _metros(code: str, locations: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """The grounded metros among ``locations`` and P(metro | occupation) there (BLS OEWS employment; the metros'
+    total employment where the occupation is not published in any of them)."""
+    tax = load_taxonomy()
+    areas = tax.areas[tax.areas["location"].isin(set(locations))]
+    employment = _employment_by_soc().get(tax.occupations[code].soc, {})
+    weight = np.array([employment.get(a, 0) for a in areas["area_code"]], dtype=float)
+    if weight.sum() <= 0:
+        weight = areas["employment"].to_numpy(dtype=float)
+    return tuple(areas["location"]), weight / max(weight.sum(), 1.0)
+
+
+def _new_metro(rng: np.random.Generator, occ: Occupation, current: str, locations: tuple[str, ...]) -> str | None:
+    """Another metro of the marketplace, where ``occ`` employs people (OEWS), or None when there is none."""
+    places, p = _metros(occ.code, locations)
+    keep = [i for i, place in enumerate(places) if place != current]
+    if not keep:
+        return None
+    cum = np.cumsum(p[keep]) if p[keep].sum() > 0 else np.arange(1, len(keep) + 1, dtype=float)
+    return places[keep[min(int(np.searchsorted(cum, rng.random() * float(cum[-1]), side="right")), len(keep) - 1)]]
+
+
+def _new_grounded_skill(
+    rng: np.random.Generator, skills: Iterable[str], occ: Occupation, pool: list[str]
+) -> str | None:
+    """A skill the entity does not list yet: the occupation's own (mostly) or a related occupation's (ESCO),
+    else from every skill seen."""
+    have = set(skills)
+    own = [s for s in occ.skills if s not in have]
+    near = [s for s in _adjacent_skills(occ.code) if s not in have]
+    candidates = own if own and (not near or rng.random() < GROUNDED_OWN_SKILL_SHARE) else near
+    if not candidates:
+        candidates = [s for s in pool if s not in have]
+    return candidates[int(rng.random() * len(candidates))] if candidates else None
+
+
+def _grounded_title(rng: np.random.Generator, title: str, occ: Occupation) -> str | None:
+    """Another title of the same occupation: a real variant under the same seniority prefix ("Senior Operations
+    Mgr" -> "Senior Business Operations Manager"), or a qualifier in brackets ("Registered Nurse (Night Shift)").
+    It differs from ``title`` and resolves to ``occ`` (``taxonomy.role_of``); None when neither would."""
+    head, bracket, rest = title.partition(" (")
+    seniority, base = normalise_title(head)
+    prefix = head.split()[0] if seniority is not None else ""
+    variants = [v for v in occ.titles if v != base]
+    if variants and rng.random() < GROUNDED_VARIANT_TITLE_SHARE:
+        new = " ".join([prefix, title_case(_pick(rng, variants))]).strip()
+        if new != title and role_of(new) == occ.code:
+            return new
+    current = rest[:-1] if bracket and rest.endswith(")") else ""
+    new = f"{head} ({_pick(rng, [q for q in _TITLE_QUALIFIERS if q != current])})"
+    return new if role_of(new) == occ.code else None
+
+
+def _edit_grounded_job_text(rng: np.random.Generator, f: dict, occ: Occupation, pool: list[str]) -> None:
+    """A skill added (ESCO), a sentence appended (a general one or one of the occupation's duties), or the title
+    changed to another of the occupation's (a real variant, or a shift/contract qualifier; a general sentence
+    instead when no other title would resolve to the occupation)."""
+    choice = rng.random()
+    skill = _new_grounded_skill(rng, f["skills"], occ, pool) if choice < 0.4 else None
+    title = _grounded_title(rng, f["title"], occ) if choice >= 0.8 else None
+    if skill is not None:
+        f["skills"] = [*f["skills"], skill]
+    elif title is not None:
+        f["title"] = title
+    elif choice < 0.6 or choice >= 0.8:
+        f["description"] = f"{f['description']}\n\n{_pick(rng, _DESCRIPTION_ADDENDA)}"
+    else:
+        line = _pick(rng, _GROUNDED_DESCRIPTION_LINES).format(duty=styles.duty_gerund(_pick(rng, occ.duties)))
+        f["description"] = f"{f['description']}\n\n{line}"
+
+
+def _edit_grounded_profile(
+    rng: np.random.Generator, f: dict, occ: Occupation, pool: list[str], locations: tuple[str, ...]
+) -> None:
+    """A skill added, a new headline, a summary sentence (a skill, the occupation, a metro, a duty), a move to
+    another metro of the marketplace (where the occupation employs people), or half a year more experience."""
+    choice = rng.random()
+    skill = _new_grounded_skill(rng, f["skills"], occ, pool) if choice < 0.35 else None
+    place = _new_metro(rng, occ, f["location"], locations) if 0.75 <= choice < 0.85 else None
+    if skill is not None:
+        f["skills"] = [*f["skills"], skill]
+    elif choice < 0.55:
+        tail = _pick(rng, [t for t in _HEADLINE_TAILS if not f["headline"].endswith(t)])
+        f["headline"] = f"{f['title']} | {tail}"
+    elif choice < 0.75:
+        sentence = _pick(rng, _GROUNDED_SUMMARY_ADDENDA)
+        there = _new_metro(rng, occ, f["location"], locations) if "{place}" in sentence else None
+        if "{place}" in sentence and there is None:
+            sentence = "Looking for {role} roles."
+        sentence = sentence.format(
+            skill=_new_grounded_skill(rng, f["skills"], occ, pool) or occ.skills[0],
+            role=title_case(occ.title),
+            place=there,
+            duty=styles.duty_gerund(_pick(rng, occ.duties)),
+        )
+        f["summary"] = f"{f['summary']} {sentence}".strip()
+    elif place is not None:
+        f["location"] = place
+    else:
+        f["years_experience"] = float(f["years_experience"]) + 0.5
+
+
+def _edit_grounded_resume(rng: np.random.Generator, f: dict, occ: Occupation, pool: list[str]) -> None:
+    """A bullet (one of the occupation's duties, in the past tense, with a skill) under the current position, or
+    a skill added to the skills line; the headings are the grounded résumés' ("WORK HISTORY", "Key skills")."""
+    text = f["resume_text"]
+    lines = text.split("\n")
+    listed = [s for s in (*occ.skills, *_adjacent_skills(occ.code)) if s in text]
+    skill = _new_grounded_skill(rng, listed, occ, pool) or occ.skills[0]
+    if rng.random() < 0.6:
+        duty = styles.duty_past(_pick(rng, occ.duties)).rstrip(".")
+        at = next((i + 2 for i, line in enumerate(lines) if line.strip().lower() in _EXPERIENCE_HEADS), len(lines))
+        lines.insert(min(at, len(lines)), f"- {duty} ({skill}).")
+    else:
+        at = next((i + 1 for i, line in enumerate(lines[:-1]) if line.strip().lower() in _SKILLS_HEADS), len(lines) - 1)
+        sep = next((s for s in (" | ", "; ", " · ", ", ") if s in lines[at]), ", ")
+        lines[at] = f"{lines[at]}{sep}{skill}"
     f["resume_text"] = "\n".join(lines)
 
 
@@ -462,6 +665,8 @@ def generate_change_stream(market: Marketplace, cfg: ChangeStreamConfig | None =
     members = market.members.set_index("member_id")
     pool = sorted({s for col in (jobs["skills"], members["skills"]) for skills in col for s in skills})
     families: dict[str, RoleFamily | None] = {}
+    occupations: dict[str, Occupation | None] = {}  # titles no family claims: the grounded world's
+    locations = tuple(sorted({str(x) for col in (jobs["location"], members["location"]) for x in col}))
     kinds = list(UPDATE_KINDS)
     final_job_fields: dict[str, dict] = {}  # a repost copies its original's last text
 
@@ -478,7 +683,9 @@ def generate_change_stream(market: Marketplace, cfg: ChangeStreamConfig | None =
                 fields |= {k: final_job_fields[origin][k] for k in ("title", "skills", "description")}
         else:
             fields = _initial_fields(etype, members.loc[eid], created)
-        family = _family(members.loc[eid, "title"] if etype == "resume" else fields["title"], families)
+        title = members.loc[eid, "title"] if etype == "resume" else fields["title"]
+        family = _family(title, families)
+        occupation = _occupation(title, occupations) if family is None else None
         timeline = [(int(t), int(k), None) for t, k in zip(group["t"].to_numpy(), group["k"].to_numpy())]
         if i in tailored:
             timeline = _merge_timeline(timeline, tailored[i])
@@ -509,6 +716,8 @@ def generate_change_stream(market: Marketplace, cfg: ChangeStreamConfig | None =
                 fields["recruiter_notes"] = f"{_date(t)}: {note}"
             elif kind == "job_refresh":
                 fields["refreshed_at"] = str(_iso(np.array([t]))[0])
+            elif kind == "job_text_edit" and occupation is not None:
+                _edit_grounded_job_text(rng, fields, occupation, pool)
             elif kind == "job_text_edit":
                 _edit_job_text(rng, fields, family, pool)
             elif kind == "profile_activity":
@@ -516,10 +725,14 @@ def generate_change_stream(market: Marketplace, cfg: ChangeStreamConfig | None =
                     fields["open_to_work"] = not fields["open_to_work"]
                 else:
                     fields["profile_views"] += 1 + int(rng.poisson(PROFILE_VIEWS_EXTRA))
+            elif kind == "profile_edit" and occupation is not None:
+                _edit_grounded_profile(rng, fields, occupation, pool, locations)
             elif kind == "profile_edit":
                 _edit_profile(rng, fields, family, pool)
             elif kind == "resume_reupload":
                 fields["uploaded_at"] = str(_iso(np.array([t]))[0])
+            elif kind == "resume_edit" and occupation is not None:
+                _edit_grounded_resume(rng, fields, occupation, pool)
             elif kind == "resume_edit":
                 _edit_resume(rng, fields, family, pool)
             changes_text = UPDATE_KINDS[kind][1] if kind in UPDATE_KINDS else True  # a creation

@@ -130,6 +130,7 @@ from jude.data.vocab import (
     RoleFamily,
     seniority_for_years,
 )
+from jude.entities import Job, Member, record_row
 
 # --- readable defaults of the simulation (one-line reasons) ---
 REMOTE_SHARE = 0.2  # share of remote postings
@@ -386,17 +387,19 @@ def _make_jobs(
             rng, world, title, company, industry, location, remote, min_years, skills, adjacent, family
         )
         rows.append(
-            {
-                "job_id": f"J{i:05d}",
-                "title": title,
-                "company": company,
-                "location": location,
-                "remote": remote,
-                "seniority": seniority,
-                "min_years": min_years,
-                "skills": skills,
-                "description": description,
-            }
+            record_row(
+                Job,
+                later=("posted_at", "updated_at"),  # drawn for the whole table below
+                job_id=f"J{i:05d}",
+                title=title,
+                company=company,
+                location=location,
+                remote=remote,
+                seniority=seniority,
+                min_years=min_years,
+                skills=skills,
+                description=description,
+            )
         )
     jobs = pd.DataFrame(rows)
 
@@ -603,16 +606,18 @@ def _make_members(
         grad_year = now_year - int(math.ceil(years)) - int(rng.integers(0, 2))
         resume = _resume(rng, world, name, location, positions, skills, study, university, grad_year)
         rows.append(
-            {
-                "member_id": f"M{i:05d}",
-                "headline": headline,
-                "title": title,
-                "location": location,
-                "years_experience": years,
-                "skills": skills,
-                "summary": summary,
-                "resume_text": resume,
-            }
+            record_row(
+                Member,
+                later=("updated_at",),  # drawn for the whole table below
+                member_id=f"M{i:05d}",
+                headline=headline,
+                title=title,
+                location=location,
+                years_experience=years,
+                skills=skills,
+                summary=summary,
+                resume_text=resume,
+            )
         )
     members = pd.DataFrame(rows)
     members["updated_at"] = _ts(start, rng.uniform(0.0, cfg.days, cfg.n_members))

@@ -8,6 +8,7 @@ deployed, rendered (dry run), or skipped (the gate did not promote and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,18 @@ def run_deployment(
     if cfg.target == "local":
         if dry_run:
             lc = cfg.local
+            would = f"jude serve --model {model_uri} --host {lc.host} --port {lc.port}"
+            if cfg.retrieval.enabled:
+                would += f" --recommend` with $JUDE_RETRIEVAL_CONFIG={json.dumps(cfg.retrieval.overrides())}"
+            else:
+                would += "`"
             return DeploymentRecord(
                 target="local",
                 status="rendered",
                 model_uri=model_uri,
                 model_version=version,
                 address=f"http://{lc.host}:{lc.port}",
-                detail=f"dry run: would run `jude serve --model {model_uri} --host {lc.host} --port {lc.port}`",
+                detail=f"dry run: would run `{would}",
             )
         return deploy_local(cfg, model_uri=model_uri, model_version=version, log=log)
 

@@ -87,6 +87,9 @@ def _deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deploymen
     overrides = _serve_overrides(cfg.serve, kc)
     if overrides:
         env.append(k8s.V1EnvVar(name="JUDE_SERVE_CONFIG", value=json.dumps(overrides, sort_keys=True)))
+    if cfg.retrieval.enabled:  # /v1/recommend: `--recommend` below, the settings as JSON
+        retrieval = json.dumps(cfg.retrieval.overrides(), sort_keys=True)
+        env.append(k8s.V1EnvVar(name="JUDE_RETRIEVAL_CONFIG", value=retrieval))
     env += [k8s.V1EnvVar(name=k, value=v) for k, v in sorted(kc.env.items())]
     if kc.api_key_secret:
         env.append(
@@ -128,7 +131,8 @@ def _deployment(cfg: DeployConfig, model_version: str | None) -> k8s.V1Deploymen
             "--grpc-port",
             str(kc.grpc_port),
         ]
-        + (["--device", "cuda"] if kc.gpus else []),
+        + (["--device", "cuda"] if kc.gpus else [])
+        + (["--recommend"] if cfg.retrieval.enabled else []),
         env=env,
         ports=[
             k8s.V1ContainerPort(name="http", container_port=kc.http_port, protocol="TCP"),

@@ -118,17 +118,26 @@ def start_server(
     log_file: Path,
     serve_overrides: dict | None = None,
     python: str = sys.executable,
+    retrieval: dict | None = None,
 ) -> subprocess.Popen:
-    """Start `jude serve` detached from this process (it outlives the pipeline step)."""
+    """Start `jude serve` detached from this process (it outlives the pipeline step).
+
+    ``retrieval``: the deploy config's ``retrieval:`` fields that differ from the defaults, for a server that
+    answers ``/v1/recommend`` (``--recommend``, the fields in ``$JUDE_RETRIEVAL_CONFIG``); None: no retrieval from
+    the deploy config (an inherited ``$JUDE_RETRIEVAL_CONFIG`` still applies, as for ``jude serve``).
+    """
     env = dict(os.environ)
     root = str(Path(jude.__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if serve_overrides:
         env["JUDE_SERVE_CONFIG"] = json.dumps(serve_overrides)
+    cmd = serve_command(model_uri, host, port, python, recommend=retrieval is not None)
+    if retrieval is not None:
+        env["JUDE_RETRIEVAL_CONFIG"] = json.dumps(retrieval)
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:
         return subprocess.Popen(
-            [python, "-m", "jude.cli", "serve", "--model", model_uri, "--host", host, "--port", str(port)],
+            cmd,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -136,6 +145,12 @@ def start_server(
             start_new_session=True,
             close_fds=True,
         )
+
+
+def serve_command(model_uri: str, host: str, port: int, python: str = sys.executable, recommend: bool = False):
+    """The `jude serve` command line of a local deployment."""
+    cmd = [python, "-m", "jude.cli", "serve", "--model", model_uri, "--host", host, "--port", str(port)]
+    return cmd + (["--recommend"] if recommend else [])
 
 
 def wait_ready(address: str, proc: subprocess.Popen, log_file: Path, timeout_s: float) -> None:
@@ -202,8 +217,10 @@ def deploy_local(
     overrides = cfg.serve.model_dump(exclude_defaults=True)
     for k in ("host", "port"):
         overrides.pop(k, None)
-    log(f"starting jude serve --model {model_uri} on {address} (log: {log_file})")
-    proc = start_server(model_uri, lc.host, port, log_file, overrides)
+    retrieval = cfg.retrieval.overrides() if cfg.retrieval.enabled else None
+    recommend = " --recommend" if retrieval is not None else ""
+    log(f"starting jude serve --model {model_uri}{recommend} on {address} (log: {log_file})")
+    proc = start_server(model_uri, lc.host, port, log_file, overrides, retrieval=retrieval)
     try:
         wait_ready(address, proc, log_file, lc.ready_timeout_s)
         smoke = smoke_request(address, os.environ.get(cfg.serve.api_key_env))

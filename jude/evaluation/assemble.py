@@ -8,7 +8,8 @@ this, and logs what comes back. Here, testable without ZenML:
 - the loss-suite rows come ranked already (``variant_runs``; a key ``unseen/<variant>`` is that variant's run
   on the unseen world: :func:`split_variant_runs`);
 - the teacher reranks the fine-tuned top ``rerank_k`` (its own row);
-- :func:`jude.evaluation.variants.evaluate_variants` pools and scores every row on the judge and the truths;
+- :func:`score_runs` pools and scores every row on the judge and the truths
+  (:func:`jude.evaluation.variants.evaluate_variants`); the quality benches score their own rows through it too;
 - every row's nDCG@10 gets its bootstrap interval on every truth, and the distilled row its paired difference
   against each control (:mod:`jude.evaluation.paired`);
 - the bi-encoders are scored on the foreign set, a guard (:func:`jude.evaluation.foreign.foreign_metrics`).
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from jude.config import EvalConfig
 from jude.evaluation.foreign import foreign_metrics
@@ -46,6 +47,28 @@ def split_variant_runs(variant_runs: Mapping[str, Any] | None) -> tuple[dict[str
         else:
             runs[variant] = run
     return runs, unseen
+
+
+def score_runs(
+    runs: Mapping[str, Any],
+    eval_set: EvalSet,
+    eval_cfg: EvalConfig,
+    relevant_grade: int,
+    judge: Any = None,
+    unseen_runs: Mapping[str, Any] | None = None,
+    qrels: Literal["labels", "pooled"] | None = None,
+) -> VariantTable:
+    """Ranked rows (variant -> ``{query: {job: score}}``, in table order) scored as the train run scores them.
+
+    ``judge`` grades the pool of every row's top ``eval_cfg.pool_depth`` when the judgements are pooled, and is
+    not used otherwise (the labelled judgements only); ``qrels`` overrides ``eval_cfg.qrels`` (the quality benches
+    pool whatever their config says). ``unseen_runs``: the rows' runs on the unseen world.
+    """
+    if qrels not in (None, "labels", "pooled"):
+        raise ValueError(f"qrels must be 'labels' or 'pooled' (None: eval_cfg.qrels), got {qrels!r}")
+    cfg = eval_cfg if qrels is None else eval_cfg.model_copy(update={"qrels": qrels})
+    pool_judge = judge if cfg.qrels == "pooled" else None
+    return evaluate_variants(runs, eval_set, pool_judge, cfg, relevant_grade, unseen_runs=unseen_runs)
 
 
 def evaluate_all(
@@ -89,9 +112,7 @@ def evaluate_all(
         if unseen is not None:
             unseen_runs["teacher"] = rerank(teacher, unseen_runs["finetuned"], unseen, k=rerank_k)
 
-    table = evaluate_variants(
-        runs, eval_set, judge if eval_cfg.qrels == "pooled" else None, eval_cfg, relevant_grade, unseen_runs=unseen_runs
-    )
+    table = score_runs(runs, eval_set, eval_cfg, relevant_grade, judge, unseen_runs=unseen_runs)
     flat = table.flat_metrics()
     # bootstrap over queries (jude/evaluation/paired.py), on the judge's pooled judgements, every truth of the
     # test set, and the unseen world: every variant's nDCG@10 interval, the fine-tuned lead over base (paired),

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from jude.entities import MAX_YEARS, SENIORITIES, TEMPLATE_FIELDS
+from jude.entities import TEMPLATE_FIELDS, entity_model, template_specs
 from jude.evaluation.paired import mean_interval, paired_bootstrap
 
 FOREIGN_DIR = Path(__file__).resolve().parents[1] / "data" / "foreign"
@@ -96,17 +96,10 @@ def _text(where: str, row: int, rec: Mapping, fld: str) -> None:
         _fail(where, row, fld, "expected non-empty text", v)
 
 
-def _number(where: str, row: int, rec: Mapping, fld: str) -> None:
+def _skills(where: str, row: int, rec: Mapping, fld: str = "skills") -> None:
     v = rec.get(fld)
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= MAX_YEARS
-    if not ok:
-        _fail(where, row, fld, f"expected a number in [0, {MAX_YEARS}]", v)
-
-
-def _skills(where: str, row: int, rec: Mapping) -> None:
-    v = rec.get("skills")
     if not isinstance(v, list) or not v or not all(isinstance(s, str) and s.strip() for s in v):
-        _fail(where, row, "skills", "expected a non-empty list of non-empty strings", v)
+        _fail(where, row, fld, "expected a non-empty list of non-empty strings", v)
 
 
 def _read_jsonl(path: Path, key: str, fields: Sequence[str], check: Callable[[str, int, dict], None]) -> dict:
@@ -137,22 +130,38 @@ def _read_jsonl(path: Path, key: str, fields: Sequence[str], check: Callable[[st
     return out
 
 
-def _check_job(where: str, row: int, rec: dict) -> None:
-    for fld in ("title", "company", "location", "description"):
-        _text(where, row, rec, fld)
-    if not isinstance(rec["remote"], bool):
-        _fail(where, row, "remote", "expected true or false", rec["remote"])
-    if rec["seniority"] not in SENIORITIES:
-        _fail(where, row, "seniority", f"expected one of {list(SENIORITIES)}", rec["seniority"])
-    _number(where, row, rec, "min_years")
-    _skills(where, row, rec)
+class _Strict(BaseModel):
+    """The foreign set's entities are files, not requests: no coercion ('yes' is not a boolean, 3.5 not a year)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
 
 
-def _check_profile(where: str, row: int, rec: dict) -> None:
-    for fld in ("headline", "title", "location", "summary"):
-        _text(where, row, rec, fld)
-    _number(where, row, rec, "years_experience")
-    _skills(where, row, rec)
+def _entity_check(entity_type: str) -> Callable[[str, int, dict], None]:
+    """The check of one record of ``entity_type``: the entity contract's model of its template fields (types,
+    bounds, vocabularies: :func:`jude.entities.entity_model`), strict, and, stricter than the contract, every text
+    non-empty and the skills a non-empty list (a foreign record is read by a model, so every field must say
+    something)."""
+    model = entity_model(entity_type, base=_Strict, name=f"Foreign{entity_type.capitalize()}")
+    specs = {s.name: s for s in template_specs(entity_type)}
+
+    def check(where: str, row: int, rec: dict) -> None:
+        try:
+            model.model_validate(rec)
+        except ValidationError as e:
+            err = e.errors()[0]
+            fld = str(err["loc"][0]) if err["loc"] else None
+            expected = f"expected {specs[fld].expected}" if fld in specs else "invalid"
+            _fail(where, row, fld, f"{expected} ({err['msg']})", rec.get(fld) if fld else None)
+        for fld, spec in specs.items():
+            if spec.kind == "list[str]":
+                _skills(where, row, rec, fld)
+            elif spec.kind == "str" and spec.choices is None:
+                _text(where, row, rec, fld)
+
+    return check
+
+
+_check_job, _check_profile = _entity_check("job"), _entity_check("profile")
 
 
 def _read_pairs(path: Path, jobs: Mapping, profiles: Mapping) -> tuple[tuple[str, str, str, int], ...]:
@@ -191,10 +200,11 @@ def _read_pairs(path: Path, jobs: Mapping, profiles: Mapping) -> tuple[tuple[str
 def load_foreign_set(path: str | Path | None = None) -> ForeignSet:
     """The foreign set in ``path`` (default: the committed ``jude/data/foreign``), validated.
 
-    Every job must be a valid job entity and every profile a valid profile entity (the serving endpoints'
-    fields and bounds), ids unique, every pair pointing at known ids with a known kind and a grade 0-3.
-    Raises :class:`ForeignSetError` (a ``ValueError``) naming the file, the row (1-based; for
-    ``pairs.csv`` counted after the header) and the field.
+    Every job must be a valid job entity and every profile a valid profile entity (the entity contract's fields
+    and bounds, :mod:`jude.entities`, without coercion: ``min_years`` 3.5 or ``"3"`` is refused), ids unique,
+    every pair pointing at known ids with a known kind and a grade 0-3. Raises :class:`ForeignSetError` (a
+    ``ValueError``) naming the file, the row (1-based; for ``pairs.csv`` counted after the header), the field
+    and the value.
     """
     root = Path(path) if path is not None else FOREIGN_DIR
     jobs = _read_jsonl(root / JOBS_FILE, "job_id", JOB_FIELDS, _check_job)

@@ -13,9 +13,11 @@ templates version and style the content hash is computed with, the dimension).
   ``DEADLINE_EXCEEDED``) is retried with exponential backoff and jitter (honouring the
   server's ``retry-after``), a bounded number of times; then :class:`InferenceUnavailable`
   tells the worker to hold the batch and try again later. An entity the server refuses
-  (``INVALID_ARGUMENT`` naming ``entities[i]`` or ``inputs[i]``) raises
-  :class:`InferenceRejected`, so that one event is dead-lettered and the rest of the
-  batch goes on.
+  (``INVALID_ARGUMENT`` naming ``entities[i]`` or ``inputs[i]``: a bad field, a text over
+  the server's ``max_input_chars``) raises :class:`InferenceRejected` at once, so that one
+  event is dead-lettered and the rest of the batch goes on. A ``RESOURCE_EXHAUSTED`` that
+  names an entity the same way is such a refusal too (servers before INVALID_ARGUMENT
+  answered a text over ``max_input_chars`` so): it is not retried.
 - :class:`LocalInference`: the same serving engine in-process
   (``jude.serving.engine.load_engine``: registry URIs, truncation to the entity's
   token budget, normalisation), for a single-machine set-up. Given the same model it
@@ -296,8 +298,8 @@ class GrpcInference(Inference):
                 return method(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as err:
                 code = err.code()
-                if code.name not in self.RETRYABLE:
-                    raise
+                if code.name not in self.RETRYABLE or _names_an_entity(err):
+                    raise  # a refusal of what the request holds: sent again, it is refused again
                 if attempt + 1 == self.retry.max_attempts:
                     raise InferenceUnavailable(
                         f"{what} at {self.address}: {code.name} after {self.retry.max_attempts} attempts "
@@ -364,10 +366,9 @@ class GrpcInference(Inference):
             try:
                 reply = self._call(method, request(chunk), what)
             except self._grpc.RpcError as err:
-                if err.code() == self._grpc.StatusCode.INVALID_ARGUMENT:
-                    m = _ENTITY_INDEX.match(err.details() or "")
-                    if m:
-                        raise InferenceRejected(start + int(m.group(1)), err.details()) from err
+                m = _names_an_entity(err)
+                if m:
+                    raise InferenceRejected(start + int(m.group(1)), err.details()) from err
                 raise
             if reply.dimension != self.info.dimension or len(reply.embeddings) != len(chunk):
                 raise ModelChanged(
@@ -388,6 +389,16 @@ def _proto_value(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+def _names_an_entity(err) -> re.Match | None:
+    """The ``entities[i]`` / ``inputs[i]`` a refusal names (INVALID_ARGUMENT, or an older server's
+    RESOURCE_EXHAUSTED for a text over ``max_input_chars``); None for any other error, overload included."""
+    import grpc
+
+    if err.code() not in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED):
+        return None
+    return _ENTITY_INDEX.match(err.details() or "")
 
 
 def _retry_after(err) -> float | None:

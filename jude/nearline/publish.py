@@ -7,7 +7,9 @@
   columns ``entity_type, entity_id, op, event_time, fields``; in CSV (and optionally in
   Parquet) ``fields`` is the JSON text of the object.
 - :func:`synthetic_events`: the synthetic marketplace's change stream
-  (``jude.data.changes``), in event-time order.
+  (``jude.data.changes``), in event-time order; the small world's by default, the
+  grounded world's with ``world="grounded"`` (``jude nearline publish --synthetic
+  --world grounded``).
 - :func:`open_transport`: the Redis Streams or Kafka publisher a
   :class:`~jude.config.NearlineConfig` points at (same names the worker reads).
 
@@ -80,13 +82,16 @@ def read_events(path: str | os.PathLike) -> list[dict]:
     return events
 
 
-def synthetic_events(n_events: int = 24_000, seed: int = 0, duplicates: float = 0.0, shuffle_window: int = 0):
-    """The synthetic marketplace's change stream (the default marketplace) -> (events, the stream frame)."""
+def synthetic_events(
+    n_events: int = 24_000, seed: int = 0, duplicates: float = 0.0, shuffle_window: int = 0, world: str = "synthetic"
+):
+    """The synthetic marketplace's change stream (the default marketplace of ``world``: ``synthetic``, the small
+    world, or ``grounded``, ``data.synthetic.world``) -> (events, the stream frame)."""
     from jude.config import SyntheticConfig
     from jude.data.changes import ChangeStreamConfig, generate_change_stream, to_events
     from jude.data.synthetic import generate_marketplace
 
-    market = generate_marketplace(SyntheticConfig(seed=seed))
+    market = generate_marketplace(SyntheticConfig(seed=seed, world=world))
     cfg = ChangeStreamConfig(seed=seed, n_events=n_events, duplicates=duplicates, shuffle_window=shuffle_window)
     stream = generate_change_stream(market, cfg)
     return to_events(stream), stream

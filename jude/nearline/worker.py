@@ -459,12 +459,16 @@ def build_worker(
             producer_config={k: v for k, v in cfg.kafka_config.items() if k.startswith(_KAFKA_SHARED)},
         )
     log.info("nearline worker %s in group %s: versions %s, source %s", consumer, group, versions, cfg.source)
-    from jude.config import RetrievalConfig
-    from jude.retrieval.feed import IndexFeed
+    listeners = []
+    if cfg.index_feed:
+        from jude.config import RetrievalConfig
+        from jude.retrieval.feed import IndexFeed
 
-    # every applied job write goes to its version's index feed, which the servers' job indexes follow
-    index_feed = IndexFeed(online_client, prefix=cfg.online_prefix, maxlen=RetrievalConfig().feed_maxlen)
-    processor = Processor(source, store, history, targets, listeners=[index_feed])
+        # every applied job write goes to its version's index feed, which the servers' job indexes follow
+        listeners.append(IndexFeed(online_client, prefix=cfg.online_prefix, maxlen=RetrievalConfig().feed_maxlen))
+    else:
+        log.info("index feed off (nearline.index_feed: false): job writes are not fed to /v1/recommend's index")
+    processor = Processor(source, store, history, targets, listeners=listeners)
     return Worker(
         source,
         processor,

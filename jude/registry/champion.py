@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from typing import Any
 
 from jude.registry.standing import PROMOTION_TAG, WAS_CHAMPION_TAG, describe_versions
@@ -26,21 +27,40 @@ from jude.registry.standing import no_champion_message as no_champion_message  #
 
 
 def training_outcome(record: dict[str, Any]) -> str:
-    """The last line of ``make train``: what was registered, with which aliases, and why (or why nothing was)."""
+    """The last line of ``make train``: what was registered, with which aliases, and why (or why nothing was).
+
+    ``record`` is ``register_embedder``'s output: ``registered``, ``name``, ``version``, ``variant``, ``aliases``
+    (the new version's), ``promotion`` (its tag) and ``champion``, the version holding ``champion`` once the new
+    one is registered (None: no champion). A record without ``champion`` (written before it was recorded) is read
+    from the promotion tag, which names the champion a later version waits to meet.
+    """
     if not record.get("registered"):
         return (
             f"jude: NOTHING REGISTERED for {record.get('name', 'the model')} and no champion: {record.get('reason')}. "
             "Train longer or on more data, or change the rule (promotion: in the config)"
         )
     aliases = record.get("aliases") or []
-    head = f"jude: registered {record['name']} v{record['version']} ({record.get('variant', '?')})"
+    version, promotion = record["version"], record.get("promotion", "")
+    head = f"jude: registered {record['name']} v{version} ({record.get('variant', '?')})"
     if "champion" in aliases:
-        return f"{head} as champion — {record.get('promotion', '')}"
-    return (
-        f"{head} as challenger only, NO CHAMPION — {record.get('promotion', '')}. "
-        f"`make deploy` runs the gate again; to promote it anyway: `jude registry promote {record['version']} "
-        "--reason TEXT`"
-    )
+        return f"{head} as champion — {promotion}"
+    promote = f"to promote it anyway: `jude registry promote {version} --reason TEXT`"
+    champion = record["champion"] if "champion" in record else _champion_in_tag(promotion)
+    if champion is not None and str(champion) != str(version):
+        return (
+            f"{head} as challenger; v{champion} stays champion — {promotion}. "
+            f"`make deploy` runs the gate (v{version} against champion v{champion}); {promote}"
+        )
+    return f"{head} as challenger only, NO CHAMPION — {promotion}. `make deploy` runs the gate again; {promote}"
+
+
+_WAITS_FOR_CHAMPION = re.compile(r"compares it with champion v(\d+)")  # jude.registry.mlflow_registry._waiting_note
+
+
+def _champion_in_tag(promotion: str) -> str | None:
+    """The champion a later version's registration tag names (``… compares it with champion v3``), else None."""
+    found = _WAITS_FOR_CHAMPION.search(promotion or "")
+    return found.group(1) if found else None
 
 
 def promote_by_hand(name: str, version: str, reason: str, who: str | None = None, client: Any = None) -> str:

@@ -20,7 +20,7 @@ about 1.6x their real tokens). On a GPU, where a bigger forward costs little
 more than a small one, raise ``max_forward_tokens``.
 
 The backend is the model's forward pass on padded ids: :class:`TorchBackend`
-(the :class:`Embedder`'s own modules) or ``jude.serving.onnx_backend.OnnxBackend``
+(the :class:`Embedder`'s own modules, in ``jude.serving.torch_backend``) or ``jude.serving.onnx_backend.OnnxBackend``
 (ONNX Runtime over a graph exported from the same directory). Both return the
 pooled, not yet normalised embeddings; :func:`normalize_rows` applies the
 model's L2 normalisation (or not, for TEI's ``normalize=false``), so the server
@@ -40,7 +40,7 @@ import torch
 
 from jude.modeling import templates
 from jude.modeling.embedder import Embedder
-from jude.modeling.pooling import pool
+from jude.serving.torch_backend import TorchBackend  # the default backend, re-exported here
 
 log = logging.getLogger("jude.serving")
 
@@ -92,24 +92,6 @@ class Backend(Protocol):
     name: str
 
     def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray: ...
-
-
-class TorchBackend:
-    """The embedder's own backbone and pooling, in eager PyTorch (on its device and dtype)."""
-
-    name = "torch"
-
-    def __init__(self, embedder: Embedder):
-        self.embedder = embedder
-
-    @torch.inference_mode()
-    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        device = self.embedder.device
-        ids = torch.from_numpy(input_ids).to(device)
-        mask = torch.from_numpy(attention_mask).to(device)
-        hidden = self.embedder.backbone(input_ids=ids, attention_mask=mask)
-        hidden = hidden.last_hidden_state if hasattr(hidden, "last_hidden_state") else hidden[0]  # (B, T, H)
-        return pool(hidden, mask, self.embedder.meta.pooling).float().cpu().numpy()  # (B, D)
 
 
 def _rust_tokenizer(tokenizer: Any) -> Any | None:

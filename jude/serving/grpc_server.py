@@ -10,7 +10,10 @@ the header of the .proto for the command). The methods are registered here with
 a request parser that does not raise: a message that does not parse (a string
 field that is not UTF-8) becomes INVALID_ARGUMENT with a message, not grpc's
 UNKNOWN. Overload is RESOURCE_EXHAUSTED with trailing metadata ``retry-after``
-(seconds), as HTTP's 429 has the header.
+(seconds), as HTTP's 429 has the header; it is the only RESOURCE_EXHAUSTED, so a
+client may retry every one. A request refused for what it holds (too many inputs,
+a text over ``max_input_chars``: HTTP's 413) is INVALID_ARGUMENT: sent again it is
+refused again, and the nearline client dead-letters the entity the message names.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ def _status_for(exc: Exception) -> grpc.StatusCode:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(exc, NotReadyError):
         return grpc.StatusCode.UNAVAILABLE
-    if isinstance(exc, InputError):
-        return grpc.StatusCode.RESOURCE_EXHAUSTED if exc.status == 413 else grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, InputError):  # 413 included: a permanent refusal of this request, not overload
+        return grpc.StatusCode.INVALID_ARGUMENT
     return grpc.StatusCode.INTERNAL
 
 

@@ -42,6 +42,7 @@ import torch
 from jude.modeling.embedder import Embedder
 from jude.modeling.model_dir import resolve_model_path
 from jude.modeling.pooling import pool
+from jude.serving.torch_backend import TorchBackend
 
 ONNX_DIR = "onnx"
 ONNX_FILE = "model.onnx"
@@ -210,19 +211,16 @@ PROBE_TEXTS = [
 
 
 def check_export(embedder: Embedder, onnx_path: str | Path, texts: list[str] | None = None) -> float:
-    """The smallest cosine between ONNX Runtime's and torch's pooled embeddings of ``texts`` (the probes)."""
+    """The smallest cosine between ONNX Runtime's and torch's pooled embeddings of ``texts`` (the probes).
+
+    The reference is the torch backend the server would run otherwise (:class:`TorchBackend`), on the same
+    padded ids.
+    """
     texts = texts or PROBE_TEXTS
     batch = embedder.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="np")
     ids, mask = batch["input_ids"].astype(np.int64), batch["attention_mask"].astype(np.int64)
-    got = OnnxBackend(onnx_path, embedder.meta.pooling, threads=1).forward(ids, mask)
-    with torch.no_grad():
-        feeds = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-        if "token_type_ids" in _input_names(embedder):
-            feeds["token_type_ids"] = torch.zeros_like(feeds["input_ids"])
-        device = embedder.device
-        out = embedder.backbone(**{k: v.to(device) for k, v in feeds.items()})
-        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
-        want = pool(hidden.float().cpu(), feeds["attention_mask"], embedder.meta.pooling).numpy()
+    got = OnnxBackend(onnx_path, embedder.meta.pooling, threads=1).forward(ids, mask)  # (N, D)
+    want = TorchBackend(embedder).forward(ids, mask)  # (N, D)
     cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1) + 1e-12)
     return float(cos.min())
 

@@ -101,6 +101,54 @@ def test_an_entity_the_server_refuses_is_named_by_its_index(served):
     remote.close()
 
 
+def test_a_text_over_the_servers_character_limit_is_refused_at_once_not_retried(tiny_engine):
+    """max_input_chars is a permanent refusal: the server answers INVALID_ARGUMENT naming the input, and the client
+    raises InferenceRejected for it on the first answer (the worker dead-letters that event), with no retry."""
+    from jude.serving.app import create_app
+
+    app = create_app(tiny_engine, ServeConfig(grpc_port=0, max_input_chars=200))
+    with live_server(app):
+        retried, waits = [], []
+        remote = GrpcInference(
+            f"127.0.0.1:{app.state.grpc_port}",
+            request_size=2,
+            retry=RetryPolicy(4, 0.01, 0.1),
+            on_retry=retried.append,
+            sleep=waits.append,
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            remote._stub.Embed(pb.EmbedRequest(inputs=["x" * 201]))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        texts = ["Job: short.", "Job: short too.", "Job: short three.", "Job: " + "long " * 60]
+        with pytest.raises(InferenceRejected) as rejected:
+            remote.embed_texts("job", texts)
+        assert rejected.value.index == 3 and "inputs[1] has 305 characters; the limit is 200" in rejected.value.reason
+        assert retried == [] and waits == []
+        assert remote.embed_texts("job", texts[:3]).shape == (3, 32)  # the rest goes on
+        remote.close()
+
+
+class OldServer(pb_grpc.EmbedderServicer):
+    """A server from before the fix: a text over max_input_chars answered RESOURCE_EXHAUSTED (no retry-after)."""
+
+    calls = 0
+
+    def Info(self, request, context):
+        return Flaky(0).Info(request, context)
+
+    def Embed(self, request, context):
+        self.calls += 1
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "inputs[0] has 100001 characters; the limit is 100000")
+
+
+def test_an_older_servers_resource_exhausted_naming_an_input_is_a_refusal_not_overload(flaky_server):
+    servicer, retried = OldServer(), []
+    remote = GrpcInference(flaky_server(servicer), retry=RetryPolicy(4, 0.0, 0.0), on_retry=retried.append)
+    with pytest.raises(InferenceRejected) as rejected:
+        remote.embed_texts("job", ["Job: " + "x" * 100_000])
+    assert rejected.value.index == 0 and servicer.calls == 1 and retried == []
+
+
 def test_local_inference_loads_a_model_uri(tiny_bert_dir):
     local = LocalInference(str(tiny_bert_dir))
     assert local.info.model == str(tiny_bert_dir) and local.info.default_embedding_version() is None

@@ -128,6 +128,54 @@ def test_worker_serves_metrics_and_probes_while_it_processes(built, redis_client
 
 
 @pytest.mark.services
+@pytest.mark.parametrize("index_feed", [True, False])
+def test_the_index_feed_is_written_unless_switched_off(redis_client, redis_prefix, tmp_path, index_feed):
+    """nearline.index_feed (default on): the applied job writes go to the version's job-index feed, which
+    `jude serve --recommend` follows; off, the stores are written the same and the feed is never touched."""
+    from tests.nearline.nearline_support import job
+
+    cfg = NearlineConfig(
+        stream_prefix=redis_prefix,
+        online_prefix=redis_prefix,
+        history_path=str(tmp_path / "history"),
+        targets=[{"model_uri": "hash", "embedding_version": VERSION}],
+        block_ms=50,
+        lag_interval_s=0.01,
+        index_feed=index_feed,
+    )
+    assert NearlineConfig().index_feed is True
+    model = HashInference()
+    worker = build_worker(cfg, inference_factory=lambda t: model)
+    try:
+        events = [job("J1", 1000), job("J2", 1000, location="Paris"), resume("R1", 1000, "Welder.")]
+        publish_events(events, RedisStreamPublisher(redis_client, prefix=redis_prefix))
+        run_until(worker, lambda: worker.metrics.acked._value.get() == 3)
+    finally:
+        worker.source.close()
+    assert online_mismatches(RedisOnlineStore(redis_client, prefix=redis_prefix), events, model) == []
+    feed = f"{redis_prefix}index:{VERSION}:job"
+    if index_feed:
+        assert redis_client.xlen(feed) == 2 and redis_client.exists(f"{redis_prefix}jobattrs:J2")
+    else:
+        assert not redis_client.exists(feed) and not redis_client.keys(f"{redis_prefix}jobattrs:*")
+
+
+def test_nearline_run_switches_the_index_feed_by_flag_over_the_config(tmp_path, monkeypatch):
+    import jude.nearline.worker as worker_module
+
+    seen = []
+    monkeypatch.setattr(worker_module, "run", lambda cfg: seen.append(cfg.index_feed) or 0)
+    monkeypatch.delenv("JUDE_NEARLINE_CONFIG", raising=False)
+    off = tmp_path / "off.yaml"
+    off.write_text("nearline:\n  index_feed: false\n")
+    assert jude_main(["nearline", "run"]) == 0
+    assert jude_main(["nearline", "run", "--no-index-feed"]) == 0
+    assert jude_main(["nearline", "run", "--config", str(off)]) == 0
+    assert jude_main(["nearline", "run", "--config", str(off), "--index-feed"]) == 0
+    assert seen == [True, False, False, True]
+
+
+@pytest.mark.services
 def test_the_worker_makes_its_versions_live_and_activates_the_first(built):
     worker, _, _ = built
     store = worker.processor.store

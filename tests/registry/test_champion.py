@@ -70,6 +70,8 @@ def test_the_cli_promotes_and_reports(mlflow_uri, saved_model, capsys):
 
 
 def test_the_training_outcome_line_says_champion_challenger_or_nothing():
+    """The four cases of make train's last line: a first version crowned, a later version while a champion exists
+    (it stays), a version kept as challenger with no champion at all, and nothing registered."""
     champion = {
         "registered": True,
         "name": NAME,
@@ -77,17 +79,59 @@ def test_the_training_outcome_line_says_champion_challenger_or_nothing():
         "variant": "distilled",
         "aliases": ["challenger", "champion"],
         "promotion": "promoted to champion — the first version: nDCG@10 0.71 vs base 0.30",
+        "champion": "1",
     }
     assert training_outcome(champion) == (
         "jude: registered jude-embedder v1 (distilled) as champion — promoted to champion — the first version: "
         "nDCG@10 0.71 vs base 0.30"
     )
-    kept = {**champion, "aliases": ["challenger"], "promotion": "kept as challenger — recall@100 falls by 0.08"}
+    waiting = "waiting for the promotion gate — registered as challenger; `python run.py --pipeline deploy` compares"
+    later = {**champion, "version": "2", "aliases": ["challenger"], "promotion": f"{waiting} it with champion v1"}
+    line = training_outcome(later)
+    assert line.startswith("jude: registered jude-embedder v2 (distilled) as challenger; v1 stays champion — waiting")
+    assert "NO CHAMPION" not in line and "the gate (v2 against champion v1)" in line
+    assert "jude registry promote 2 --reason TEXT" in line
+    # a record from before the champion was recorded: the registration's tag names it
+    assert training_outcome({k: v for k, v in later.items() if k != "champion"}) == line
+    kept = {
+        **champion,
+        "aliases": ["challenger"],
+        "promotion": "kept as challenger — recall@100 falls by 0.08",
+        "champion": None,
+    }
     line = training_outcome(kept)
     assert "as challenger only, NO CHAMPION — kept as challenger — recall@100 falls by 0.08" in line
     assert "jude registry promote 1 --reason TEXT" in line
+    assert training_outcome({k: v for k, v in kept.items() if k != "champion"}) == line
+    # a later version while no version is champion (the first one was kept back)
+    orphan = {**later, "promotion": f"{waiting} it with the last champion, or else the base model", "champion": None}
+    assert "as challenger only, NO CHAMPION" in training_outcome(orphan)
+    assert "as challenger only, NO CHAMPION" in training_outcome({k: v for k, v in orphan.items() if k != "champion"})
     nothing = {"registered": False, "name": NAME, "reason": "no candidate passes the promotion rule (...)"}
     assert training_outcome(nothing).startswith("jude: NOTHING REGISTERED for jude-embedder and no champion: no cand")
+
+
+def test_the_outcome_of_a_second_version_names_the_champion_it_waits_for(mlflow_uri, saved_model):
+    """The registry's own record (as register_embedder builds it): v1 crowned, v2 registered while v1 is champion."""
+
+    def outcome(info):
+        champion = reg.get_version(NAME, "champion")
+        record = {
+            "registered": True,
+            "name": NAME,
+            "version": info.version,
+            "variant": "finetuned",
+            "aliases": info.aliases,
+            "promotion": _tags(info.version)["promotion"],
+            "champion": champion.version if champion else None,
+        }
+        return training_outcome(record), training_outcome({k: v for k, v in record.items() if k != "champion"})
+
+    first, _ = outcome(_register(saved_model, verdict=(True, "nDCG@10 0.70 vs base model 0.31")))
+    assert first.startswith("jude: registered jude-embedder v1 (finetuned) as champion — promoted to champion")
+    second, from_tag = outcome(_register(saved_model, verdict=None))
+    assert second.startswith("jude: registered jude-embedder v2 (finetuned) as challenger; v1 stays champion")
+    assert "NO CHAMPION" not in second and from_tag == second
 
 
 def test_monitor_bootstrap_and_ranker_stop_with_the_same_reason(mlflow_uri, saved_model):

@@ -52,14 +52,21 @@ async def test_grpc_embed_matches_http_and_reports_health(engine):
 
 async def test_grpc_errors_have_status_codes(engine, monkeypatch):
     monkeypatch.setenv("JUDE_API_KEY", "k")
-    async with app_client(engine, grpc_port=0, max_client_batch_size=2) as c:
+    async with app_client(engine, grpc_port=0, max_client_batch_size=2, max_input_chars=4000) as c:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{c.app.state.grpc_port}") as channel:
             stub = pb_grpc.EmbedderStub(channel)
             auth = (("authorization", "Bearer k"),)
             cases = [
                 (pb.EmbedRequest(inputs=["x"]), (), grpc.StatusCode.UNAUTHENTICATED, "API key"),
                 (pb.EmbedRequest(inputs=[]), auth, grpc.StatusCode.INVALID_ARGUMENT, "empty"),
-                (pb.EmbedRequest(inputs=["a", "b", "c"]), auth, grpc.StatusCode.RESOURCE_EXHAUSTED, "at most 2"),
+                # refusals of what the request holds are permanent: INVALID_ARGUMENT, never the overload code
+                (pb.EmbedRequest(inputs=["a", "b", "c"]), auth, grpc.StatusCode.INVALID_ARGUMENT, "at most 2"),
+                (
+                    pb.EmbedRequest(inputs=["a", "x" * 4001]),
+                    auth,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "inputs[1] has 4001 characters; the limit is 4000",
+                ),
                 (
                     pb.EmbedRequest(inputs=["word " * 600], truncate=False),
                     auth,

@@ -41,6 +41,7 @@ from jude.config import SyntheticConfig
 from jude.data import vocab
 from jude.data.grounded import styles
 from jude.data.grounded.taxonomy import TITLE_ABBREVIATIONS, Occupation, load_taxonomy, title_case
+from jude.entities import Job, Member, record_row
 
 OCCUPATION_WEIGHT_POWER = 0.75  # flattens national employment a little: retail clerks would fill half the board
 REMOTE_SHARE = 0.2  # as in the small world
@@ -323,17 +324,19 @@ def make_jobs(cfg: SyntheticConfig, rng: np.random.Generator, start: pd.Timestam
         pay = _pay(rng, world, i, a, seniority)
         location = world.locations[a]
         rows.append(
-            {
-                "job_id": f"J{n:05d}",
-                "title": title,
-                "company": company,
-                "location": location,
-                "remote": remote,
-                "seniority": seniority,
-                "min_years": min_years,
-                "skills": skills,
-                "description": _job_description(rng, occ, title, company, location, remote, min_years, skills, pay),
-            }
+            record_row(
+                Job,
+                later=("posted_at", "updated_at"),  # drawn for the whole table below
+                job_id=f"J{n:05d}",
+                title=title,
+                company=company,
+                location=location,
+                remote=remote,
+                seniority=seniority,
+                min_years=min_years,
+                skills=skills,
+                description=_job_description(rng, occ, title, company, location, remote, min_years, skills, pay),
+            )
         )
     jobs = pd.DataFrame(rows)
     n = cfg.n_jobs
@@ -490,16 +493,18 @@ def make_members(cfg: SyntheticConfig, rng: np.random.Generator, fake: Faker, st
         grad_year = now_year - int(math.ceil(years)) - int(rng.integers(0, 2))
         resume = _resume(rng, fake.name(), title, location, positions, skills, study, school, grad_year, summary)
         rows.append(
-            {
-                "member_id": f"M{n:05d}",
-                "headline": headline,
-                "title": title,
-                "location": location,
-                "years_experience": years,
-                "skills": skills,
-                "summary": summary,
-                "resume_text": resume,
-            }
+            record_row(
+                Member,
+                later=("updated_at",),  # drawn for the whole table below
+                member_id=f"M{n:05d}",
+                headline=headline,
+                title=title,
+                location=location,
+                years_experience=years,
+                skills=skills,
+                summary=summary,
+                resume_text=resume,
+            )
         )
     members = pd.DataFrame(rows)
     members["updated_at"] = _ts(start, rng.uniform(0.0, cfg.days, cfg.n_members))
