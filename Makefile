@@ -31,7 +31,7 @@ help:
 	@echo "make test-fast  unit tests only (no pipelines end to end)"
 	@echo "make test-gpu   the gpu-marked tests (on a CUDA machine)"
 	@echo "make bench      run the benchmarks in bench/"
-	@echo "make dashboard  ZenML dashboard + MLflow UI on the project's stores, with direct links"
+	@echo "make dashboard  ZenML dashboard + MLflow UI on the project's stores, with direct links (JUDE_TEAM=1: the team servers', nothing started)"
 	@echo "make dashboard-stop  stop both UIs"
 	@echo "make sync-stages     ZenML Model version stages from the MLflow aliases (after moving one by hand)"
 	@echo "make screenshots     PNGs of the HTML reports under docs/img/ (headless Chromium)"

@@ -2,11 +2,18 @@
 
     python -m jude.dashboard [--mlflow-port 5000] [--zenml-port 8237] [--no-zenml] [--timeout 120]
     python -m jude.dashboard --stop            (make dashboard-stop)
+    JUDE_TEAM=1 python -m jude.dashboard       (JUDE_TEAM=1 make dashboard: the team servers' UIs; starts nothing)
 
 - MLflow UI: ``mlflow ui`` on the project's tracking store (sqlite under .jude/), in the background. Its pid,
   port and store are kept in .jude/dashboard.json, so a second start reuses it and ``--stop`` ends it.
 - ZenML dashboard: ``zenml login --local`` (ZenML's local server on 127.0.0.1:8237); ``--stop`` runs
   ``zenml logout --local``.
+
+Team mode (``JUDE_TEAM=1``, as for ``run.py``; or ``--team``): the team's servers are the dashboards. Nothing is
+started; both servers (``configs/team.yaml``, started by ``make team-up``) are checked, and their URLs are printed
+with the same links, read from the team's MLflow server and the ZenML server the project's team client is logged
+in to. A team server that does not answer is an error naming its URL (exit 1). ``--stop`` leaves the team servers
+running (``make team-down`` stops them).
 
 Both ports are checked before anything starts. A port held by another program is an error that names the
 port and the program (exit 2), never a silent success: with another MLflow on port 5000 the user would be
@@ -19,21 +26,18 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from jude.config import RegistryConfig
 from jude.env import OFFLINE_ENV
+from jude.procs import HOST, PortHolder, _alive, _command_line, _kill_group, _same_group, port_holder, port_in_use  # noqa: F401
 from jude.registry.mlflow_registry import resolve_tracking_uri, state_dir
 
-HOST = "127.0.0.1"
 MLFLOW_PORT = 5000
 ZENML_PORT = 8237  # ZenML's default for `zenml login --local`
 TRAIN_PIPELINE = "train_pipeline"  # pipelines/train.py: the ZenML pipeline whose latest run is linked
@@ -55,6 +59,19 @@ Notes:
 - Stop both with `make dashboard-stop`."""
 
 
+TEAM_NOTES = """\
+Notes:
+- These are the team's servers (configs/team.yaml): every run and version the team registered, not only yours.
+  Nothing was started here; `make team-down` on the server machine stops them, `make dashboard-stop` leaves
+  them running.
+- ZenML asks for a login: the user above, password in the server machine's .jude/team/secrets.json
+  (zenml_password), or your own ZenML user.
+- The open-source ZenML dashboard shows runs, their DAG, artifacts and the HTML reports; its Models page is
+  ZenML Pro only. The registered model and its aliases are in MLflow (link above).
+- MLflow keeps the runs list's columns in your browser: open the run for the variant table
+  (Artifacts > evaluation/variants.json), or tick Columns > Metrics > finetuned/ndcg_at_10 once."""
+
+
 class DashboardError(RuntimeError):
     """A UI could not be started (or its port is taken); the message says what and what to do."""
 
@@ -63,81 +80,7 @@ class DashboardError(RuntimeError):
         self.exit_code = exit_code
 
 
-# ---- ports ------------------------------------------------------------------------------------
-
-
-def port_in_use(port: int, host: str = HOST) -> bool:
-    """True when something listens on ``host:port`` or the port cannot be bound there."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        if s.connect_ex((host, port)) == 0:
-            return True
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "in use"
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-@dataclass
-class PortHolder:
-    pid: int | None  # None: the listening process could not be found (another user's, or no psutil/lsof)
-    command: str
-
-    def __str__(self) -> str:
-        return f"pid {self.pid} ({self.command})" if self.pid is not None else self.command
-
-
-def port_holder(port: int) -> PortHolder:
-    """The process listening on ``port``: psutil where it can see sockets, else ``lsof``."""
-    pid = None
-    try:
-        import psutil
-
-        pid = next(
-            (c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port and c.pid),
-            None,
-        )
-    except Exception:  # no psutil, or not allowed to list sockets (macOS without root)
-        pass
-    if pid is None and shutil.which("lsof"):
-        out = subprocess.run(
-            ["lsof", "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"], capture_output=True, text=True, timeout=10
-        )
-        pid = next((int(p) for p in out.stdout.split() if p.isdigit()), None)
-    if pid is None:
-        return PortHolder(None, f"a process this user cannot see (`lsof -i :{port}` as root shows which)")
-    return PortHolder(pid, _command_line(pid) or "command unknown")
-
-
-def _command_line(pid: int) -> str:
-    try:
-        import psutil
-
-        return " ".join(psutil.Process(pid).cmdline())
-    except Exception:
-        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True)
-        return out.stdout.strip()
-
-
-def _same_group(pid: int, leader: int) -> bool:
-    """``pid`` is ``leader`` or runs in its process group (the UI's server workers)."""
-    try:
-        return pid == leader or os.getpgid(pid) == leader
-    except OSError:
-        return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# ---- ports and processes: jude.procs (shared with jude.team) -----------------------------------------
 
 
 def busy_port_error(port: int, what: str, flag: str) -> DashboardError:
@@ -339,7 +282,7 @@ def mlflow_links(base: str, uri: str, run_name: str | None) -> dict[str, str]:
     return links
 
 
-def print_links(zenml_url: str | None, mlflow_url: str, uri: str, env: dict) -> None:
+def print_links(zenml_url: str | None, mlflow_url: str, uri: str, env: dict, notes: str = NOTES) -> None:
     run = latest_train_run(env) if zenml_url else None
     links = mlflow_links(mlflow_url, uri, run["name"] if run else None)
     print("\nWhere to look:")
@@ -359,26 +302,38 @@ def print_links(zenml_url: str | None, mlflow_url: str, uri: str, env: dict) -> 
     else:
         print(f"- no registered model {RegistryConfig().model_name} yet (make train registers it)")
     print()
-    print(NOTES)
+    print(notes)
+
+
+# ---- team mode: the team servers are the dashboards ---------------------------------------------------
+
+
+def team_dashboard(env: dict, zenml: bool = True) -> int:
+    """Print the team servers' UIs (``configs/team.yaml``, or ``$JUDE_TEAM``/``$JUDE_TEAM_CONFIG``'s file) with the
+    links, after checking that they answer; start nothing. Exit status: 0, or 1 when a server does not answer."""
+    from jude.team import TeamError, check_mlflow, check_zenml, load_team_config, team_env
+
+    try:
+        cfg = load_team_config()
+        mlflow_url = cfg.mlflow.client_url
+        check_mlflow(mlflow_url)
+        zenml_url = cfg.zenml.client_url if zenml else None
+        if zenml_url:
+            check_zenml(zenml_url)
+    except TeamError as e:
+        print(f"dashboard: team mode: {e}", file=sys.stderr)
+        return 1
+    print(f"MLflow UI:        {mlflow_url}  (the team's tracking server; registry and aliases)")
+    if zenml_url:
+        client = cfg.zenml_client_dir / "config.yaml"
+        login = "" if client.exists() else f"; this machine's client is not logged in ({cfg.zenml_client_dir})"
+        print(f"ZenML dashboard:  {zenml_url}  (the team's ZenML server; user {cfg.zenml.username}{login})")
+    # the links come from the team's stores: its MLflow server, and the ZenML server the team client is logged in to
+    print_links(zenml_url, mlflow_url, mlflow_url, {**env, **team_env(cfg)}, notes=TEAM_NOTES)
+    return 0
 
 
 # ---- start / stop -----------------------------------------------------------------------------
-
-
-def _kill_group(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM the process group led by ``pid`` (started with start_new_session), SIGKILL after ``grace`` s."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.2)
-    if _alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def stop(env: dict) -> int:
@@ -414,10 +369,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-zenml", action="store_true", help="only the MLflow UI")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each UI to answer")
     parser.add_argument("--stop", action="store_true", help="stop the MLflow UI and ZenML's local server")
+    parser.add_argument(
+        "--team", action="store_true", help="the team servers' UIs (what JUDE_TEAM=1 selects); nothing is started"
+    )
     args = parser.parse_args(argv)
     env = {**os.environ, **{k: v for k, v in OFFLINE_ENV.items() if k not in os.environ}}
+    from jude.team import team_mode
+
+    team = args.team or team_mode()
     if args.stop:
+        if team:
+            print("team mode: the team servers keep running (`make team-down` stops them)")
         return stop(env)
+    if team:
+        return team_dashboard(env, zenml=not args.no_zenml)
     uri = resolve_tracking_uri()
     try:
         running = check_ports(args.mlflow_port, None if args.no_zenml else args.zenml_port, uri)

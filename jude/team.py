@@ -432,11 +432,11 @@ def _python_bin() -> str:
 
 
 def _proc():
-    """The process helpers `make dashboard` uses (imported when a server is started or stopped, not by
-    :func:`apply_team_env`, which must stay light: it runs before zenml and mlflow are imported)."""
-    from jude import dashboard
+    """The process helpers (:mod:`jude.procs`, shared with `make dashboard`; imported when a server is started or
+    stopped, not by :func:`apply_team_env`, which must stay light: it runs before zenml and mlflow are imported)."""
+    from jude import procs
 
-    return dashboard
+    return procs
 
 
 def _ours(cfg: TeamConfig, name: str, port: int) -> dict | None:

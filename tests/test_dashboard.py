@@ -93,3 +93,84 @@ def test_the_mlflow_links_open_the_training_view_of_the_latest_train_run(mlflow_
     }
     client.create_registered_model(cfg.model_name)
     assert dashboard.mlflow_links("http://ui", mlflow_uri, None)["model"] == f"http://ui/#/models/{cfg.model_name}"
+
+
+@pytest.fixture()
+def team_servers(isolated, monkeypatch):
+    """Two loopback HTTP servers that answer as the team's MLflow and ZenML servers, a team.yaml naming them, and
+    JUDE_TEAM pointing at it (what `JUDE_TEAM=1 make dashboard` sees after `make team-up`)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Answer(BaseHTTPRequestHandler):
+        def _ok(self):
+            known = ("/api/2.0/mlflow/experiments/search", "/api/v1/info")
+            self.send_response(200 if self.path in known else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_POST = _ok
+
+        def log_message(self, *args):
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Answer) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    mlflow_url, zenml_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    config = isolated / "team.yaml"
+    config.write_text(f"mlflow: {{url: {mlflow_url}}}\nzenml: {{url: {zenml_url}}}\nstate_dir: {isolated / 'team'}\n")
+    monkeypatch.setenv("JUDE_TEAM", str(config))
+    yield mlflow_url, zenml_url
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_team_mode_prints_the_team_servers_and_starts_nothing(team_servers, isolated, monkeypatch, capsys):
+    mlflow_url, zenml_url = team_servers
+    seen = {}
+
+    def latest_train_run(env):
+        seen["zenml_config"] = env["ZENML_CONFIG_PATH"]
+        return {"id": "r1", "name": "train_pipeline-2026", "status": "completed"}
+
+    def mlflow_links(base, uri, run_name):
+        seen["mlflow"] = (base, uri, run_name)
+        return {"model": f"{base}/#/models/jude-embedder"}
+
+    monkeypatch.setattr(dashboard, "latest_train_run", latest_train_run)
+    monkeypatch.setattr(dashboard, "mlflow_links", mlflow_links)
+    assert dashboard.main([]) == 0  # the isolated fixture fails the test if a UI is started
+    out = capsys.readouterr().out
+    assert f"MLflow UI:        {mlflow_url}  (the team's tracking server" in out
+    assert f"ZenML dashboard:  {zenml_url}  (the team's ZenML server; user jude" in out
+    assert f"- latest train run in ZenML (train_pipeline-2026, completed): {zenml_url}/projects/default/runs/r1" in out
+    assert f"{mlflow_url}/#/models/jude-embedder" in out and "team's servers" in out
+    # the links are read from the team's stores: its tracking server, the team client's ZenML configuration
+    assert seen == {
+        "zenml_config": str(isolated / "team" / "zenml-client"),
+        "mlflow": (mlflow_url, mlflow_url, "train_pipeline-2026"),
+    }
+
+
+def test_team_mode_with_a_server_down_names_it_and_starts_nothing(isolated, monkeypatch, capsys):
+    down = f"http://127.0.0.1:{free_port()}"
+    config = isolated / "team.yaml"
+    config.write_text(f"mlflow: {{url: {down}}}\nstate_dir: {isolated / 'team'}\n")
+    monkeypatch.setenv("JUDE_TEAM_CONFIG", str(config))
+    monkeypatch.delenv("JUDE_TEAM", raising=False)
+    assert dashboard.main(["--team"]) == 1
+    err = capsys.readouterr().err
+    assert f"dashboard: team mode: the MLflow tracking server at {down} does not answer" in err
+    assert "make team-up" in err
+
+
+def test_stop_in_team_mode_leaves_the_team_servers_alone(isolated, monkeypatch, capsys):
+    monkeypatch.setenv("JUDE_TEAM", "1")
+    monkeypatch.setattr(dashboard, "_zenml_server_pid", lambda: None)
+    assert dashboard.main(["--stop"]) == 0
+    out = capsys.readouterr().out
+    assert "the team servers keep running (`make team-down` stops them)" in out
+    assert "no MLflow UI started by `make dashboard` is running" in out

@@ -41,6 +41,7 @@ LAYERS = [
         "jude.config",
         "jude.env",
         "jude.fsutils",
+        "jude.procs",  # ports and process groups: make dashboard and the team servers
         "jude.optim",
         "jude.htmlreport",
         "jude.entities",  # the entity contract: jude.data.schema derives its tables from it
