@@ -59,6 +59,12 @@ def stamp(t: dt.datetime | None = None) -> str:
     return (t or now()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A shell's background job (`nohup … &`, CI) starts with SIGINT
+    ignored, and a child inherits that, so the deadline's SIGINT would do nothing and only SIGKILL would stop it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -128,7 +134,13 @@ class Runner:
                 started[name] = (now(), time.monotonic(), loadavg(), log)
                 with open(log, "wb") as out:
                     procs[name] = subprocess.Popen(
-                        argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                        argv,
+                        cwd=ROOT,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=_default_sigint,
                     )
                 print(f"[{stamp()}] started {name} (pid {procs[name].pid}): {_line(argv, team)}", flush=True)
             ended: dict[str, tuple[float, list[float], bool]] = {}
