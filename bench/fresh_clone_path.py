@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from results_io import load_avg, utc_now, write_json  # noqa: E402
 
 STEPS = [
     ("make setup", ["make", "setup"]),
@@ -57,7 +60,7 @@ def _empty_online_store(redis_url: str, prefix: str) -> int:
 
 def run_step(name: str, argv: list[str], cwd: Path, env: dict[str, str], log_dir: Path) -> dict:
     log = log_dir / (name.replace(" ", "_").replace("/", "_").replace("-", "") + ".log")
-    before = os.getloadavg()
+    before = load_avg()
     print(f"[{dt.datetime.now(dt.UTC):%H:%M:%S}] {name} (load {before[0]:.2f}) ...", flush=True)
     start = time.perf_counter()
     with log.open("w") as fh:
@@ -69,8 +72,8 @@ def run_step(name: str, argv: list[str], cwd: Path, env: dict[str, str], log_dir
         "command": name,
         "exit_code": rc,
         "seconds": round(seconds, 1),
-        "loadavg_before": [round(x, 2) for x in before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_before": before,
+        "loadavg_after": load_avg(),
         "last_lines": tail,
         "log": str(log),
     }
@@ -108,21 +111,20 @@ def main() -> None:
         "command": " ".join(shlex.quote(a) for a in sys.argv),
         "commit": commit,
         "working_tree_had_uncommitted_changes": dirty,
-        "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "started_utc": utc_now(),
         "cpus": os.cpu_count(),
         "online_store_keys_deleted_first": deleted,
         "steps": [],
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     for name, argv in STEPS:
         step = run_step(name, argv, dest, env, log_dir)
         record["steps"].append(step)
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        write_json(out, record)
         if step["exit_code"] != 0:
             print(f"{name} failed (exit {step['exit_code']}): see {step['log']}", file=sys.stderr)
             break
-    record["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    record["finished_utc"] = utc_now()
 
     tracking = f"sqlite:///{dest / '.jude' / 'mlflow.db'}"
     if (dest / ".jude" / "mlflow.db").exists():
@@ -147,7 +149,7 @@ def main() -> None:
             env=env,
         ).returncode
         record["mlflow"] = json.loads(export.read_text()) if rc == 0 else {"export_failed": rc}
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    write_json(out, record)
     failed = [s["command"] for s in record["steps"] if s["exit_code"] != 0]
     print(f"wrote {out}; " + (f"FAILED: {failed[0]}" if failed else f"all {len(record['steps'])} commands exited 0"))
     sys.exit(1 if failed else 0)

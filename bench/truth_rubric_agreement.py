@@ -19,9 +19,6 @@ matrix (rows truth, columns rubric). Deterministic: no timing, so the machine's 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,6 +28,9 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from results_io import command_line, git_commit, utc_now, write_json  # noqa: E402
 
 from jude.env import apply_offline_env  # noqa: E402
 
@@ -76,9 +76,9 @@ def main() -> None:
     args = ap.parse_args()
 
     record: dict = {
-        "command": " ".join(sys.argv),
-        "date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "command": command_line(),
+        "date_utc": utc_now(),
+        "commit": git_commit()[0],
         "relevant_grade": RELEVANT,
         "seeds": {},
     }
@@ -107,9 +107,7 @@ def main() -> None:
             )
         record["seeds"][str(seed)] = per_seed
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.out}")
+        print(f"wrote {write_json(args.out, record)}")
 
 
 if __name__ == "__main__":
