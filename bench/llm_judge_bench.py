@@ -23,7 +23,9 @@ reads), the exact rubric's grade and whether the member applied. Judges:
   ``.jude/models/`` served by ``python -m llama_cpp.server`` (``jude.labels.llm_server``) on ``--threads``
   threads, judged through the pipeline's client (``jude.labels.llm_judge.LLMJudge``, one request at a time)
   with the strict prompt and its JSON-schema grammar (``jude.labels.judge_prompt``). Each LLM judge also gets a
-  ``<name>/facts`` row: the grade its own three facts give by the rubric's combination (no extra requests).
+  ``<name>/facts`` row: the grade its own three facts give by the rubric's combination (no extra requests),
+  and a ``<name>/questions`` row: the three-question prompt (``labels.llm.prompt: questions``, three short
+  requests a pair, the grade from the answers by the rubric's combination). ``--prompts`` picks either.
 
 Per judge: Cohen's kappa against the truth and against the exact rubric (unweighted, and linearly weighted),
 agreement with applies (relevant = grade >= 2 vs applied, share and kappa), the confusion matrix against the
@@ -62,7 +64,7 @@ apply_offline_env()
 
 from jude.config import JudgeErrorConfig, LLMJudgeConfig, SyntheticConfig  # noqa: E402
 from jude.data.synthetic import generate_marketplace, pair_features, truth_grades  # noqa: E402
-from jude.labels.judge_prompt import PROMPT_VERSION, grade_from_facts, parse_facts  # noqa: E402
+from jude.labels.judge_prompt import PROMPT_VERSION, QUESTIONS_VERSION, grade_from_facts, parse_facts  # noqa: E402
 from jude.labels.llm_judge import LLMJudge  # noqa: E402
 from jude.labels.llm_server import LLMServer, LLMServerError  # noqa: E402
 from jude.labels.rubric import RubricJudge, rubric_grade  # noqa: E402
@@ -181,8 +183,11 @@ def run_rubric(name: str, pairs: list) -> tuple[list[int | None], dict]:
     return [j.grade for j in out], {"seconds": dt, "pairs_per_s": len(pairs) / dt if dt > 0 else None}
 
 
-def run_llm(name: str, pairs: list, args: argparse.Namespace, cache_dir: Path) -> tuple[list, list, dict]:
-    """Serve the model, judge the pairs in chunks (stopping after ``--max-minutes``), stop the server."""
+def run_llm(
+    name: str, pairs: list, args: argparse.Namespace, cache_dir: Path, prompt: str = "strict"
+) -> tuple[list, list, dict]:
+    """Serve the model, judge the pairs with ``prompt`` (``labels.llm.prompt``) in chunks (stopping after
+    ``--max-minutes``), stop the server."""
     spec = get_llm.MODELS[name]
     path = args.models_dir / spec.filename
     server = LLMServer(path, model_name=name, n_threads=args.threads, n_ctx=4096, log_path=cache_dir / f"{name}.log")
@@ -200,6 +205,7 @@ def run_llm(name: str, pairs: list, args: argparse.Namespace, cache_dir: Path) -
         max_retries=1,
         response_format="json_object_schema",
         cache_dir=str(cache_dir / "cache"),
+        prompt=prompt,
     )
     judge = LLMJudge(cfg, show_progress=not args.quiet)
     grades: list[int | None] = [None] * len(pairs)
@@ -224,6 +230,8 @@ def run_llm(name: str, pairs: list, args: argparse.Namespace, cache_dir: Path) -
     finally:
         server.stop()
     run = {
+        "prompt": prompt,
+        "prompt_version": judge.prompt_version,
         "model_file": spec.filename,
         "model_bytes": spec.size,
         "server": "python -m llama_cpp.server",
@@ -249,6 +257,13 @@ def main(argv: list[str] | None = None) -> None:
         nargs="+",
         default=["rubric", "rubric-errors", "smollm2-135m", "qwen2.5-0.5b"],
         choices=[*RUBRIC_JUDGES, *sorted(get_llm.MODELS)],
+    )
+    ap.add_argument(
+        "--prompts",
+        nargs="+",
+        default=["strict", "questions"],
+        choices=["strict", "questions"],
+        help="the LLM judges' prompts (labels.llm.prompt): a row per LLM and prompt ('<llm>' and '<llm>/questions')",
     )
     ap.add_argument("--seed", type=int, default=0, help="marketplace and sample seed")
     ap.add_argument("--threads", type=int, default=2, help="the LLM server's CPU threads")
@@ -287,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             if name in RUBRIC_JUDGES:
                 grades, run = run_rubric(name, pairs)
                 results[name] = {"run": run, **score(grades, sample)}
-            else:
+            elif "strict" in args.prompts:
                 grades, facts, run = run_llm(name, pairs, args, cache_dir)
                 results[name] = {"run": run, **score(grades, sample)}
                 derived = [grade_from_facts(f) if f else None for f in facts]
@@ -296,7 +311,10 @@ def main(argv: list[str] | None = None) -> None:
                     float(np.mean(consistent)) if consistent else None
                 )
                 results[f"{name}/facts"] = {"run": {"derived_from": name}, **score(derived, sample)}
-            for key in [k for k in results if k == name or k == f"{name}/facts"]:
+            if name not in RUBRIC_JUDGES and "questions" in args.prompts:
+                grades, _, run = run_llm(name, pairs, args, cache_dir, prompt="questions")
+                results[f"{name}/questions"] = {"run": run, **score(grades, sample)}
+            for key in [k for k in results if k == name or k.startswith(f"{name}/")]:
                 print(f"kappa vs truth {key}: {_fmt(results[key]['kappa_vs_truth'])}", flush=True)
 
     _table(results)
@@ -304,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     payload = {
         **run_info(__file__, argv),
         "prompt_version": PROMPT_VERSION,
+        "prompt_versions": {"strict": PROMPT_VERSION, "questions": QUESTIONS_VERSION},
         "pairs": len(sample),
         "seed": args.seed,
         "kind_counts": sample["kind"].value_counts().to_dict(),

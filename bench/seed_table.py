@@ -45,6 +45,10 @@ TRUTHS = {  # metric prefix -> what the truth is
 }
 KEEP = ("/ndcg_at_10", "/ndcg_at_10_ci_low", "/ndcg_at_10_ci_high", "finetuned_vs_base_ndcg_delta")
 KEEP += tuple(f"finetuned_vs_base_ndcg_delta{end}" for end in ("_ci_low", "_ci_high"))
+# the foreign set (jude/data/foreign, a guard: never chosen on): pairwise accuracy, per kind, the lead over base
+KEEP_FOREIGN = ("pairwise_accuracy", "pairwise_accuracy_ci_low", "pairwise_accuracy_ci_high")
+KEEP_FOREIGN += tuple(f"_vs_base_delta{end}" for end in ("", "_ci_low", "_ci_high"))
+FOREIGN_KINDS = ("other_city", "under_qualified", "look_alike")
 
 
 def cell_name(data_seed: int, train_seed: int) -> str:
@@ -67,8 +71,15 @@ def cell_parameters(base: dict, data_seed: int, train_seed: int) -> dict:
 
 def kept_metrics(metrics: dict[str, float]) -> dict[str, float]:
     """What the table needs from a run's MLflow metrics: every nDCG@10, its interval ends, the lead over base,
-    the validation selection's scores."""
-    return {k: v for k, v in sorted(metrics.items()) if k.endswith(KEEP) or k.startswith("select/")}
+    the validation selection's scores, recall@100 on applies, the foreign set's pairwise accuracy."""
+    return {
+        k: v
+        for k, v in sorted(metrics.items())
+        if k.endswith(KEEP)
+        or k.startswith("select/")
+        or (k.startswith("applies/") and k.endswith("/recall_at_100"))
+        or (k.startswith("foreign/") and k.endswith(KEEP_FOREIGN))
+    }
 
 
 def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Path) -> dict:
@@ -183,6 +194,7 @@ def report(cells: list[dict]) -> str:
         lines.append("| fine-tuned / base | " + " | ".join(ratio) + f" | {spread} |")
         lines.append("| fine-tuned − base (paired) | " + " | ".join(lead) + " | |")
         lines.append("")
+    lines += _foreign_and_recall(cells, names)
     lines.append("registered (the validation winner) and the time of each cell:")
     lines.append("")
     for name, c in zip(names, cells, strict=True):
@@ -194,6 +206,53 @@ def report(cells: list[dict]) -> str:
             f"MLflow run {c['mlflow_run_id']}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _cell_figure(m: dict, key: str) -> tuple[str, float | None]:
+    """``0.8000 [0.760, 0.840]`` (a lead over base: signed), or ``–`` when the cell did not log ``key``."""
+    if key not in m:
+        return "–", None
+    sign = "+" if "_vs_base_" in key else ""
+    low, high = m.get(key + "_ci_low"), m.get(key + "_ci_high")
+    spread = f" [{low:{sign}.3f}, {high:{sign}.3f}]" if low is not None and high is not None else ""
+    return f"{m[key]:{sign}.4f}{spread}", m[key]
+
+
+def _foreign_and_recall(cells: list[dict], names: list[str]) -> list[str]:
+    """The foreign set's pairwise accuracy (all pairs, then each hard kind) and the lead over base, and recall@100
+    on the test period's applies; rows only for what the cells logged."""
+    lines: list[str] = []
+    rows: list[tuple[str, str]] = []
+    for variant in VARIANTS:
+        rows.append((f"{variant}: all", f"foreign/{variant}/pairwise_accuracy"))
+        rows += [(f"{variant}: {k}", f"foreign/{variant}/{k}/pairwise_accuracy") for k in FOREIGN_KINDS]
+    rows += [(f"{v} − base (paired)", f"foreign/{v}_vs_base_delta") for v in VARIANTS if v != "base"]
+    if any(key in c["metrics"] for _, key in rows for c in cells):
+        lines += [
+            "**foreign set (jude/data/foreign: occupations, places and writing the generator never uses; a guard, "
+            "never chosen on): pairwise accuracy [95 % interval over its members]**",
+            "",
+            "| row | " + " | ".join(names) + " | mean ± std |",
+            "| --- " * (len(names) + 2) + "|",
+        ]
+        for label, key in rows:
+            figs = [_cell_figure(c["metrics"], key) for c in cells]
+            values = [v for _, v in figs if v is not None]
+            if values:
+                lines.append(f"| {label} | " + " | ".join(t for t, _ in figs) + f" | {_mean_std(values)} |")
+        lines.append("")
+    recall = [(v, f"applies/{v}/recall_at_100") for v in VARIANTS]
+    if any(key in c["metrics"] for _, key in recall for c in cells):
+        lines += ["**recall@100 on the test period's applies**", ""]
+        lines.append("| variant | " + " | ".join(names) + " | mean ± std |")
+        lines.append("| --- " * (len(names) + 2) + "|")
+        for variant, key in recall:
+            figs = [_cell_figure(c["metrics"], key) for c in cells]
+            values = [v for _, v in figs if v is not None]
+            if values:
+                lines.append(f"| {variant} | " + " | ".join(t for t, _ in figs) + f" | {_mean_std(values)} |")
+        lines.append("")
+    return lines
 
 
 def main() -> None:

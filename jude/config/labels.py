@@ -46,6 +46,12 @@ class LLMJudgeConfig(_Section):
         "'json_object_schema' (llama-cpp-python's server: json_object plus a schema), 'json_object' (JSON mode "
         "only); 'auto': json_object_schema when `server` is set, else json_schema.",
     )
+    prompt: Literal["strict", "questions"] = Field(
+        "strict",
+        description="'strict': one request a pair, the rubric and a procedure, the facts and the grade in one "
+        "answer (jude/labels/judge_prompt.py); 'questions': three short questions a pair (role, location, "
+        "qualification), the grade from their answers by the rubric's combination (for small models).",
+    )
     cache_dir: str = Field(".jude/judge_cache", description="On-disk cache keyed by model, prompt version and pair.")
     server: LLMServerConfig | None = Field(
         None, description="Start a local llama.cpp server for the judge (base_url is then ignored); None: use base_url."

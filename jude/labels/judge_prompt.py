@@ -12,8 +12,14 @@ before it commits to the grade. Servers enforce it as a grammar (llama.cpp, vLLM
 OpenAI's structured outputs): see :func:`response_format` for the three request shapes. An answer that still
 does not parse is counted as malformed by the client and never becomes a label.
 
-Changing the prompt, the procedure or the schema changes what the judge answers: bump :data:`PROMPT_VERSION`,
-which is part of the judge cache's key (:func:`jude.labels.llm_judge.cache_key`).
+A second prompt, ``labels.llm.prompt: questions`` (:data:`QUESTIONS_VERSION`), is for small models that the
+long rubric overwhelms: three short questions about the same two texts, one request each (role, location,
+qualification), each answer constrained to a few words (:func:`question_schema`), combined into the grade by the
+rubric's own combination (:func:`grade_from_facts`). The texts come first and the question last, so a server
+with prefix caching (llama.cpp, vLLM) reads the texts once for the three questions.
+
+Changing the prompt, the procedure or the schema changes what the judge answers: bump :data:`PROMPT_VERSION`
+(or :data:`QUESTIONS_VERSION`), which is part of the judge cache's key (:func:`jude.labels.llm_judge.cache_key`).
 """
 
 from __future__ import annotations
@@ -74,18 +80,20 @@ def build_messages(member: Mapping[str, Any], job: Mapping[str, Any]) -> list[di
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def response_format(kind: str) -> dict[str, Any]:
-    """The ``response_format`` of the request that constrains the answer to :data:`ANSWER_SCHEMA`.
+def response_format(kind: str, schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``response_format`` of the request that constrains the answer to ``schema`` (default
+    :data:`ANSWER_SCHEMA`).
 
     - ``json_schema``: OpenAI's structured outputs, also vLLM, Ollama (>= 0.5) and llama.cpp's ``llama-server``;
     - ``json_object_schema``: ``{"type": "json_object", "schema": ...}``, what llama-cpp-python's server
       (``python -m llama_cpp.server``) turns into a grammar (it rejects ``json_schema``);
     - ``json_object``: JSON mode only (any JSON object; for servers without schemas).
     """
+    schema = ANSWER_SCHEMA if schema is None else dict(schema)
     if kind == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "judgement", "strict": True, "schema": ANSWER_SCHEMA}}
+        return {"type": "json_schema", "json_schema": {"name": "judgement", "strict": True, "schema": schema}}
     if kind == "json_object_schema":
-        return {"type": "json_object", "schema": ANSWER_SCHEMA}
+        return {"type": "json_object", "schema": schema}
     if kind == "json_object":
         return {"type": "json_object"}
     raise ValueError(f"labels.llm.response_format must be json_schema, json_object_schema or json_object, got {kind!r}")
@@ -120,3 +128,62 @@ def grade_from_facts(facts: Mapping[str, str]) -> int:
     if role == "adjacent":
         return 1 if loc_ok and qual == "fully qualified" else 0
     return 0
+
+
+# --- the three-question prompt (labels.llm.prompt: questions) ---------------------------------------------------
+
+QUESTIONS_VERSION = "questions-v1"
+
+QUESTION_SYSTEM = (
+    "You compare a member profile with a job posting on a job marketplace. Read only the two texts. Answer the "
+    'question with one of the allowed answers, as a JSON object {"answer": ...}.'
+)
+
+# fact -> (the question, {allowed answer: the fact's value in the strict prompt's terms})
+QUESTIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "role": (
+        "Is the job the same occupation as the member's current job title? Other words for the same job, and "
+        'seniority words such as "Senior" or "Lead", do not make a different occupation. Titles that share words '
+        'but are other jobs (Sales Engineer and Software Engineer) are different. Answer "same", "related" '
+        '(a neighbouring occupation in the same field) or "different".',
+        {"same": "same", "related": "adjacent", "different": "different"},
+    ),
+    "location": (
+        'Can the member take this job where they live? Answer "yes" if the posting is remote or its city is the '
+        'member\'s city, and "no" if it is on site in another city.',
+        {"yes": "fits", "no": "does not fit"},
+    ),
+    "qualification": (
+        "Does the member meet the job's requirements? Compare the member's years of experience with the minimum "
+        "years the job asks for, and the member's skills with the job's skills. Answer \"yes\" (enough years and "
+        'most of the skills), "almost" (at most two years short, or missing several skills) or "no".',
+        {"yes": "fully qualified", "almost": "slightly under-qualified", "no": "clearly under-qualified"},
+    ),
+}
+
+
+def question_schema(fact: str) -> dict[str, Any]:
+    """The JSON schema of one question's answer: ``{"answer": <one of the question's allowed answers>}``."""
+    return {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": list(QUESTIONS[fact][1])}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+
+
+def build_question_messages(
+    member: Mapping[str, Any], job: Mapping[str, Any]
+) -> list[tuple[str, list[dict[str, str]]]]:
+    """``[(fact, messages), ...]`` for the three questions of :data:`QUESTIONS`: the same system message and the
+    same two texts each time (a shared prefix), then the question."""
+    texts = f"Member profile:\n{render('profile', member)}\n\nJob posting:\n{render('job', job)}\n\n"
+    return [
+        (fact, [{"role": "system", "content": QUESTION_SYSTEM}, {"role": "user", "content": texts + q}])
+        for fact, (q, _) in QUESTIONS.items()
+    ]
+
+
+def fact_from_answer(fact: str, answer: Any) -> str | None:
+    """The strict prompt's value of ``fact`` for one question's allowed answer, else None."""
+    return QUESTIONS[fact][1].get(answer) if isinstance(answer, str) else None

@@ -33,7 +33,17 @@ from tqdm.auto import tqdm
 from jude.config import LLMJudgeConfig
 from jude.fsutils import atomic_write_text
 from jude.labels.judge_interface import GRADES, Judge, JudgeError, Judgement, Pair
-from jude.labels.judge_prompt import PROMPT_VERSION, build_messages, facts_rationale, response_format
+from jude.labels.judge_prompt import (
+    PROMPT_VERSION,
+    QUESTIONS_VERSION,
+    build_messages,
+    build_question_messages,
+    fact_from_answer,
+    facts_rationale,
+    grade_from_facts,
+    question_schema,
+    response_format,
+)
 
 __all__ = ["JudgeCache", "LLMJudge", "build_messages", "cache_key", "parse_answer"]
 
@@ -111,6 +121,19 @@ def parse_answer(content: Any) -> tuple[int, str]:
     if not isinstance(rationale, str):
         rationale = json.dumps(rationale)
     return grade, _one_line(rationale)
+
+
+def _answer_field(content: Any) -> Any:
+    """``'{"answer": "yes"}'`` -> ``"yes"`` (a Markdown code fence allowed); None when it is not that shape."""
+    if not isinstance(content, str):
+        return None
+    text = content.strip()
+    fence = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, flags=re.DOTALL)
+    try:
+        obj = json.loads(fence.group(1) if fence else text)
+    except json.JSONDecodeError:
+        return None
+    return obj.get("answer") if isinstance(obj, dict) else None
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:
@@ -219,14 +242,25 @@ class LLMJudge(Judge):
         if kind == "auto":
             kind = "json_object_schema" if cfg.server is not None else "json_schema"
         self.response_format = response_format(kind)
+        self._question_formats = {
+            f: response_format(kind, question_schema(f)) for f in ("role", "location", "qualification")
+        }
+        self.prompt_version = QUESTIONS_VERSION if cfg.prompt == "questions" else PROMPT_VERSION
         self.server: Any = None  # the running jude.labels.llm_server.LLMServer, while grade_pairs runs one
 
-    def key(self, messages: list[dict[str, str]]) -> str:
-        """The cache key of one prompt under this judge's model, temperature and answer format."""
-        return cache_key(self.cfg.model, messages, self.cfg.temperature, PROMPT_VERSION, self.response_format)
+    def key(self, messages: Any) -> str:
+        """The cache key of one pair's prompt (the strict prompt's messages, or the three questions' list of
+        ``(fact, messages)``) under this judge's model, prompt version, temperature and answer format."""
+        fmt = self._question_formats if self.cfg.prompt == "questions" else self.response_format
+        return cache_key(self.cfg.model, messages, self.cfg.temperature, self.prompt_version, fmt)
+
+    def _prompt(self, member: dict, job: dict) -> Any:
+        if self.cfg.prompt == "questions":
+            return build_question_messages(member, job)
+        return build_messages(member, job)
 
     @contextmanager
-    def _endpoint(self, prompts: list[list[dict[str, str]]]) -> Iterator[None]:
+    def _endpoint(self, prompts: list[Any]) -> Iterator[None]:
         """``cfg.server`` set and some prompt not cached: run a local server for the block, pointing at it."""
         if self.cfg.server is None or all(self.cache.get(self.key(m)) is not None for m in prompts):
             yield
@@ -268,7 +302,7 @@ class LLMJudge(Judge):
         timeout = httpx.Timeout(self.cfg.timeout_s)
         limits = httpx.Limits(max_connections=self.cfg.concurrency)
         # Render every prompt first: a bad record fails here, before any request is sent (or server started).
-        prompts = [build_messages(m, j) for m, j in pairs]
+        prompts = [self._prompt(m, j) for m, j in pairs]
         with (
             self._endpoint(prompts),
             httpx.Client(timeout=timeout, limits=limits, headers=self._headers()) as client,
@@ -286,12 +320,14 @@ class LLMJudge(Judge):
         self._count(graded=sum(r.ok for r in out))
         return out
 
-    def _grade_one(self, client: httpx.Client, messages: list[dict[str, str]]) -> Judgement:
+    def _grade_one(self, client: httpx.Client, messages: Any) -> Judgement:
         key = self.key(messages)
         cached = self.cache.get(key)
         if cached is not None:
             self._count(cache_hits=1)
             return Judgement(grade=int(cached["grade"]), rationale=str(cached.get("rationale", "")))
+        if self.cfg.prompt == "questions":
+            return self._grade_questions(client, key, messages)
 
         body = {
             "model": self.cfg.model,
@@ -316,9 +352,50 @@ class LLMJudge(Judge):
                 "grade": grade,
                 "rationale": rationale,
                 "model": self.cfg.model,
-                "prompt_version": PROMPT_VERSION,
+                "prompt_version": self.prompt_version,
                 "temperature": self.cfg.temperature,
                 "content": content,
+            },
+        )
+        return Judgement(grade=grade, rationale=rationale)
+
+    def _grade_questions(self, client: httpx.Client, key: str, questions: list[tuple[str, Any]]) -> Judgement:
+        """The three questions of one pair, in order (one request each); the grade from their answers by the
+        rubric's combination. Any answer that is not one of its question's allowed answers makes the pair
+        malformed (nothing cached, no label)."""
+        facts: dict[str, str] = {}
+        contents = []
+        for fact, messages in questions:
+            body = {
+                "model": self.cfg.model,
+                "messages": messages,
+                "temperature": self.cfg.temperature,
+                "max_tokens": self.cfg.max_tokens,
+                "response_format": self._question_formats[fact],
+            }
+            try:
+                content = self._post(client, body)
+            except JudgeError as e:
+                self._count(failed=1)
+                return Judgement(grade=None, error=f"{fact}: {e}")
+            contents.append(content)
+            value = fact_from_answer(fact, _answer_field(content))
+            if value is None:
+                self._count(malformed=1)
+                return Judgement(
+                    grade=None, error=f"malformed answer to the {fact} question: {_one_line(content, 120)!r}"
+                )
+            facts[fact] = value
+        grade, rationale = grade_from_facts(facts), facts_rationale(facts) or ""
+        self.cache.put(
+            key,
+            {
+                "grade": grade,
+                "rationale": rationale,
+                "model": self.cfg.model,
+                "prompt_version": self.prompt_version,
+                "temperature": self.cfg.temperature,
+                "content": contents,
             },
         )
         return Judgement(grade=grade, rationale=rationale)

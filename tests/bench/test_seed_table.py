@@ -64,14 +64,39 @@ def test_kept_metrics_are_the_table_s_and_the_selection_s():
             "select/finetuned/val_ndcg_at_10": 0.5,
             "truth/finetuned_vs_base_ndcg_delta_ci_low": 0.1,
             "truth/finetuned/ndcg_at_10_ci_high": 0.45,
+            "applies/finetuned/recall_at_100": 0.9,
+            "applies/finetuned/recall_at_10": 0.3,
+            "foreign/finetuned/pairwise_accuracy": 0.8,
+            "foreign/finetuned/look_alike/pairwise_accuracy_ci_low": 0.7,
+            "foreign/finetuned_vs_base_delta": 0.05,
+            "foreign/finetuned/members": 120,
         }
     )
     assert set(kept) == {
+        "applies/finetuned/recall_at_100",
+        "foreign/finetuned/pairwise_accuracy",
+        "foreign/finetuned/look_alike/pairwise_accuracy_ci_low",
+        "foreign/finetuned_vs_base_delta",
         "select/finetuned/val_ndcg_at_10",
         "truth/finetuned/ndcg_at_10",
         "truth/finetuned_vs_base_ndcg_delta_ci_low",
         "truth/finetuned/ndcg_at_10_ci_high",
     }
+
+
+def test_the_report_gives_the_foreign_set_and_applies_recall_when_logged():
+    cells = [_cell(0, 0, 0.40), _cell(1, 0, 0.42)]
+    assert "foreign set" not in seed_table.report(cells)  # cells from before the set: no empty section
+    for c, (acc, lead) in zip(cells, ((0.80, 0.04), (0.70, -0.06)), strict=True):
+        m = c["metrics"]
+        m |= {"foreign/finetuned/pairwise_accuracy": acc, "foreign/finetuned/pairwise_accuracy_ci_low": acc - 0.04}
+        m |= {"foreign/finetuned/pairwise_accuracy_ci_high": acc + 0.04, "foreign/finetuned_vs_base_delta": lead}
+        m |= {"applies/finetuned/recall_at_100": acc + 0.1}
+    text = seed_table.report(cells)
+    assert "| finetuned: all | 0.8000 [0.760, 0.840] | 0.7000 [0.660, 0.740] | 0.7500 ± 0.0707 |" in text
+    assert "| finetuned − base (paired) | +0.0400 | -0.0600 | -0.0100 ± 0.0707 |" in text
+    assert "recall@100 on the test period's applies" in text
+    assert "| finetuned | 0.9000 | 0.8000 | 0.8500 ± 0.0707 |" in text
 
 
 def test_no_cells_is_said_plainly():

@@ -47,6 +47,15 @@ def test_headline_names_the_truth_and_falls_back_to_the_best_variant():
     assert headline(seeds, "labelled judgements", 3) == best
 
 
+def test_headline_names_the_distilled_student_beside_the_fine_tuned_model():
+    results = {"base": {"ndcg_at_10": 0.3}, "finetuned": {"ndcg_at_10": 0.45}, "distilled": {"ndcg_at_10": 0.72}}
+    sentence = headline(results, "the truth", 104)
+    assert sentence == (
+        "Fine-tuned nDCG@10 is 1.50x the base model's (0.450 vs 0.300); distilled 2.40x (0.720) "
+        "on the truth (104 test members)."
+    )
+
+
 def test_mlflow_records_and_figure_hold_every_variant_on_each_truth():
     pooled = EvalConfig(qrels="pooled", pool_depth=2)
     table = evaluate_variants(RUNS_2, EVAL_SET, TableJudge({("q1", "b"): 3}), pooled, relevant_grade=2)

@@ -338,3 +338,72 @@ def test_parse_answer_and_cache_key_units():
     msgs = [{"role": "user", "content": "x"}]
     assert cache_key("m", msgs, 0.0) == cache_key("m", msgs, 0.0)
     assert cache_key("m", msgs, 0.0) != cache_key("m", msgs, 0.7)
+
+
+class QuestionsLLM(FakeLLM):
+    """Answers the three-question prompt: the member's headline holds ``answers=<role>,<location>,<qualification>``;
+    the question is told apart by its schema's allowed answers."""
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        user = body["messages"][-1]["content"]
+        with self.lock:
+            self.requests.append({"path": handler.path, "headers": dict(handler.headers), "body": body})
+        allowed = body["response_format"]["schema"]["properties"]["answer"]["enum"]
+        fact = {"same": 0, "yes": 1}[allowed[0]] if "almost" not in allowed else 2
+        answer = re.search(r"answers=([\w,]+)", user).group(1).split(",")[fact]
+        message = {"role": "assistant", "content": json.dumps({"answer": answer})}
+        self.send(handler, 200, {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": message}]})
+
+
+@pytest.fixture()
+def questions_server():
+    fake = QuestionsLLM()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            fake.handle(self)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield fake
+    server.shutdown()
+    server.server_close()
+
+
+def _asked(i: int, answers: str) -> dict:
+    return member(i, 0) | {"headline": f"answers={answers} #{i}"}
+
+
+def test_the_questions_prompt_asks_three_questions_and_grades_by_the_rubric_s_combination(questions_server, tmp_path):
+    judge = make_judge(questions_server, tmp_path, prompt="questions", response_format="json_object_schema")
+    cases = {"same,yes,yes": 3, "same,yes,almost": 2, "same,no,yes": 1, "related,yes,yes": 1, "different,yes,yes": 0}
+    pairs = [(_asked(i, answers), job(i)) for i, answers in enumerate(cases)]
+    out = judge.grade_pairs(pairs)
+    assert [j.grade for j in out] == list(cases.values())
+    assert out[1].rationale == "role: same; location: fits; qualification: slightly under-qualified"
+    assert len(questions_server.requests) == 3 * len(cases) and judge.stats.malformed == 0
+    first = [r["body"] for r in questions_server.requests if "#0" in r["body"]["messages"][-1]["content"]]
+    users = [b["messages"][-1]["content"] for b in first]
+    texts = users[0][: users[0].index("Is the job")]
+    assert all(u.startswith(texts) for u in users)  # the texts first, shared by the three questions (prefix cache)
+    assert "Member profile:" in texts and "Job posting:" in texts and "Berlin" in texts
+    # a rerun asks nothing; the strict prompt on the same cache is another key, so it asks again
+    again = make_judge(questions_server, tmp_path, prompt="questions", response_format="json_object_schema")
+    assert [j.grade for j in again.grade_pairs(pairs)] == list(cases.values())
+    assert again.stats.cache_hits == len(cases) and len(questions_server.requests) == 3 * len(cases)
+    assert judge.key(judge._prompt(*pairs[0])) != make_judge(questions_server, tmp_path).key(
+        make_judge(questions_server, tmp_path)._prompt(*pairs[0])
+    )
+
+
+def test_an_answer_outside_the_question_s_choices_is_malformed_and_not_cached(questions_server, tmp_path):
+    judge = make_judge(questions_server, tmp_path, prompt="questions", response_format="json_object_schema")
+    [j] = judge.grade_pairs([(_asked(0, "same,maybe,yes"), job())])
+    assert j.grade is None and "location question" in j.error and "maybe" in j.error
+    assert judge.stats.malformed == 1 and len(judge.cache) == 0

@@ -121,3 +121,29 @@ def test_cache_key_holds_model_prompt_version_pair_and_format():
     assert key != cache_key("smollm2", msgs, 0.0, "strict-v0", fmt)  # another prompt version
     assert key != cache_key("smollm2", build_messages(member(), job(location="Rome, Italy")), 0.0, PROMPT_VERSION, fmt)
     assert key != cache_key("smollm2", msgs, 0.0, PROMPT_VERSION, response_format("json_object"))
+
+
+def test_the_three_questions_share_the_texts_and_map_every_allowed_answer_to_a_fact():
+    from jude.labels.judge_prompt import (
+        FACTS,
+        QUESTIONS,
+        build_question_messages,
+        fact_from_answer,
+        facts_rationale,
+        question_schema,
+    )
+
+    asked = build_question_messages(member(), job())
+    assert [fact for fact, _ in asked] == list(FACTS)
+    users = [m[-1]["content"] for _, m in asked]
+    assert all(render("profile", member()) in u and render("job", job()) in u for u in users)
+    for fact, (_, answers) in QUESTIONS.items():
+        assert question_schema(fact)["properties"]["answer"]["enum"] == list(answers)
+        assert response_format("json_object_schema", question_schema(fact))["schema"] == question_schema(fact)
+    # every combination of allowed answers is a valid set of the strict prompt's facts
+    for role in QUESTIONS["role"][1]:
+        for loc in QUESTIONS["location"][1]:
+            for qual in QUESTIONS["qualification"][1]:
+                facts = {f: fact_from_answer(f, a) for f, a in zip(FACTS, (role, loc, qual), strict=True)}
+                assert facts_rationale(facts) is not None
+    assert fact_from_answer("location", "maybe") is None and fact_from_answer("role", 1) is None
