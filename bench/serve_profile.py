@@ -1,12 +1,11 @@
 """Where `jude serve` spends its time at c=32: py-spy samples the server while the serve bench's load generator
 sends single-text requests (issue #31 item 2, the "before" profile).
 
-    .venv/bin/pip install py-spy
     .venv/bin/python bench/serve_profile.py --out bench/results/serving/profile/onnx_c32.json
 
 The server is `jude serve --model minilm --backend onnx` (the CPU default), started and driven by
 bench/serve_bench.py's own functions; py-spy records every thread of it (``--idle`` off: only samples where a
-thread is on the CPU) for the whole level. The JSON holds the top functions by own samples and by inclusive
+thread is on the CPU) for the whole level. py-spy is in the `dev` extra (`make setup`). The JSON holds the top functions by own samples and by inclusive
 samples (a function counted once per stack it is in), the level's req/s and p50/p95, and the load average.
 """
 
