@@ -5,8 +5,9 @@ sends single-text requests (issue #31 item 2, the "before" profile).
 
 The server is `jude serve --model minilm --backend onnx` (the CPU default), started and driven by
 bench/serve_bench.py's own functions; py-spy records every thread of it (``--idle`` off: only samples where a
-thread is on the CPU) for the whole level. py-spy is in the `dev` extra (`make setup`). The JSON holds the top functions by own samples and by inclusive
-samples (a function counted once per stack it is in), the level's req/s and p50/p95, and the load average.
+thread is on the CPU) for the whole level. py-spy is in the `dev` extra (`make setup`). The JSON holds the top
+functions by own samples and by inclusive samples (a function counted once per stack it is in), the level's
+req/s and p50/p95, the CPU cores the server and the load generator used, and the load average.
 """
 
 from __future__ import annotations
