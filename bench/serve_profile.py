@@ -59,11 +59,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--serve-config", help="serve settings as JSON ($JUDE_SERVE_CONFIG), e.g. '{\"threads\": 1}'")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     (ROOT / ".jude" / "bench").mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
-    server = sb.start_server(f"jude-{args.backend}", None, None)
+    server = sb.start_server(f"jude-{args.backend}", args.serve_config, None)
     pool = sb.make_texts(4000)
     raw = Path(tempfile.mkdtemp(prefix="jude-pyspy-")) / "stacks.txt"
     try:
@@ -91,6 +92,7 @@ def main() -> None:
     payload = {
         **run_info(__file__, None),
         "server": f"jude serve --model minilm --backend {args.backend}",
+        "serve_config": args.serve_config,
         "level": {"concurrency": args.concurrency, "texts_per_request": 1, "requests": args.requests},
         "req_per_s": result.rps,
         "p50_ms": result.pct(50),
