@@ -218,41 +218,38 @@ def _cell_figure(m: dict, key: str) -> tuple[str, float | None]:
     return f"{m[key]:{sign}.4f}{spread}", m[key]
 
 
+def _figure_section(
+    title: str, first: str, rows: list[tuple[str, str]], cells: list[dict], names: list[str]
+) -> list[str]:
+    """A markdown table of ``rows`` (label, metric key): each cell's figure and the mean ± std over the cells; a
+    row no cell logged is left out, and the whole section when none is logged."""
+    if not any(key in c["metrics"] for _, key in rows for c in cells):
+        return []
+    lines = [title, "", f"| {first} | " + " | ".join(names) + " | mean ± std |", "| --- " * (len(names) + 2) + "|"]
+    for label, key in rows:
+        figs = [_cell_figure(c["metrics"], key) for c in cells]
+        values = [v for _, v in figs if v is not None]
+        if values:
+            lines.append(f"| {label} | " + " | ".join(t for t, _ in figs) + f" | {_mean_std(values)} |")
+    return lines + [""]
+
+
 def _foreign_and_recall(cells: list[dict], names: list[str]) -> list[str]:
     """The foreign set's pairwise accuracy (all pairs, then each hard kind) and the lead over base, and recall@100
     on the test period's applies; rows only for what the cells logged."""
-    lines: list[str] = []
     rows: list[tuple[str, str]] = []
     for variant in VARIANTS:
         rows.append((f"{variant}: all", f"foreign/{variant}/pairwise_accuracy"))
         rows += [(f"{variant}: {k}", f"foreign/{variant}/{k}/pairwise_accuracy") for k in FOREIGN_KINDS]
     rows += [(f"{v} − base (paired)", f"foreign/{v}_vs_base_delta") for v in VARIANTS if v != "base"]
-    if any(key in c["metrics"] for _, key in rows for c in cells):
-        lines += [
-            "**foreign set (jude/data/foreign: occupations, places and writing the generator never uses; a guard, "
-            "never chosen on): pairwise accuracy [95 % interval over its members]**",
-            "",
-            "| row | " + " | ".join(names) + " | mean ± std |",
-            "| --- " * (len(names) + 2) + "|",
-        ]
-        for label, key in rows:
-            figs = [_cell_figure(c["metrics"], key) for c in cells]
-            values = [v for _, v in figs if v is not None]
-            if values:
-                lines.append(f"| {label} | " + " | ".join(t for t, _ in figs) + f" | {_mean_std(values)} |")
-        lines.append("")
+    foreign_title = (
+        "**foreign set (jude/data/foreign: occupations, places and writing the generator never uses; a guard, "
+        "never chosen on): pairwise accuracy [95 % interval over its members]**"
+    )
     recall = [(v, f"applies/{v}/recall_at_100") for v in VARIANTS]
-    if any(key in c["metrics"] for _, key in recall for c in cells):
-        lines += ["**recall@100 on the test period's applies**", ""]
-        lines.append("| variant | " + " | ".join(names) + " | mean ± std |")
-        lines.append("| --- " * (len(names) + 2) + "|")
-        for variant, key in recall:
-            figs = [_cell_figure(c["metrics"], key) for c in cells]
-            values = [v for _, v in figs if v is not None]
-            if values:
-                lines.append(f"| {variant} | " + " | ".join(t for t, _ in figs) + f" | {_mean_std(values)} |")
-        lines.append("")
-    return lines
+    return _figure_section(foreign_title, "row", rows, cells, names) + _figure_section(
+        "**recall@100 on the test period's applies**", "variant", recall, cells, names
+    )
 
 
 def main() -> None:

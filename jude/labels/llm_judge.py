@@ -329,15 +329,8 @@ class LLMJudge(Judge):
         if self.cfg.prompt == "questions":
             return self._grade_questions(client, key, messages)
 
-        body = {
-            "model": self.cfg.model,
-            "messages": messages,
-            "temperature": self.cfg.temperature,
-            "max_tokens": self.cfg.max_tokens,
-            "response_format": self.response_format,
-        }
         try:
-            content = self._post(client, body)
+            content = self._post(client, self._body(messages, self.response_format))
         except JudgeError as e:
             self._count(failed=1)
             return Judgement(grade=None, error=str(e))
@@ -346,6 +339,20 @@ class LLMJudge(Judge):
         except _Malformed as e:
             self._count(malformed=1)
             return Judgement(grade=None, error=f"malformed answer: {e}")
+        return self._keep(key, grade, rationale, content)
+
+    def _body(self, messages: list[dict[str, str]], answer_format: dict[str, Any]) -> dict[str, Any]:
+        """One chat-completions request: this judge's model, temperature and answer cap, ``answer_format``."""
+        return {
+            "model": self.cfg.model,
+            "messages": messages,
+            "temperature": self.cfg.temperature,
+            "max_tokens": self.cfg.max_tokens,
+            "response_format": answer_format,
+        }
+
+    def _keep(self, key: str, grade: int, rationale: str, content: Any) -> Judgement:
+        """Cache a valid answer under ``key`` and return its judgement."""
         self.cache.put(
             key,
             {
@@ -366,15 +373,8 @@ class LLMJudge(Judge):
         facts: dict[str, str] = {}
         contents = []
         for fact, messages in questions:
-            body = {
-                "model": self.cfg.model,
-                "messages": messages,
-                "temperature": self.cfg.temperature,
-                "max_tokens": self.cfg.max_tokens,
-                "response_format": self._question_formats[fact],
-            }
             try:
-                content = self._post(client, body)
+                content = self._post(client, self._body(messages, self._question_formats[fact]))
             except JudgeError as e:
                 self._count(failed=1)
                 return Judgement(grade=None, error=f"{fact}: {e}")
@@ -386,19 +386,7 @@ class LLMJudge(Judge):
                     grade=None, error=f"malformed answer to the {fact} question: {_one_line(content, 120)!r}"
                 )
             facts[fact] = value
-        grade, rationale = grade_from_facts(facts), facts_rationale(facts) or ""
-        self.cache.put(
-            key,
-            {
-                "grade": grade,
-                "rationale": rationale,
-                "model": self.cfg.model,
-                "prompt_version": self.prompt_version,
-                "temperature": self.cfg.temperature,
-                "content": contents,
-            },
-        )
-        return Judgement(grade=grade, rationale=rationale)
+        return self._keep(key, grade_from_facts(facts), facts_rationale(facts) or "", contents)
 
     def _post(self, client: httpx.Client, body: dict[str, Any]) -> Any:
         """Send one request, retrying what can get better; return the message content."""

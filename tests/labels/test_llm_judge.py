@@ -105,9 +105,8 @@ class FakeLLM:
             pass  # the client timed out and left
 
 
-@pytest.fixture()
-def llm_server():
-    fake = FakeLLM()
+def _serving(fake: FakeLLM):
+    """Serve ``fake`` on a free loopback port for the length of a fixture; yields it with its ``base_url``."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
@@ -127,6 +126,11 @@ def llm_server():
     yield fake
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture()
+def llm_server():
+    yield from _serving(FakeLLM())
 
 
 def member(i: int, grade: int, script: str = "ok") -> dict:
@@ -358,22 +362,7 @@ class QuestionsLLM(FakeLLM):
 
 @pytest.fixture()
 def questions_server():
-    fake = QuestionsLLM()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            fake.handle(self)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield fake
-    server.shutdown()
-    server.server_close()
+    yield from _serving(QuestionsLLM())
 
 
 def _asked(i: int, answers: str) -> dict:
