@@ -115,6 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_forward_tokens=cfg.max_forward_tokens,
             threads=cfg.threads,
             dtype=cfg.dtype,
+            concurrent_forwards=cfg.batches_in_flight,
         ),
         cfg,
         on_load_failure=stop_serving,

@@ -22,6 +22,14 @@ class ServeConfig(_Section):
     max_wait_ms: float = Field(
         2.0, ge=0, le=1000, description="Extra wait to fill a batch, only while under concurrent load."
     )
+    batches_in_flight: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="Micro-batches the model works on at once, each tokenised and run through its own forward "
+        "(on `threads` intra-op threads each); 1 = one after the other, the forward using every core. "
+        "bench/serve_profile.py --serve-config measures the choice (docs/serving.md).",
+    )
     max_queue_size: int = Field(1024, gt=0, description="Texts waiting for the model; beyond it requests get 429.")
     max_queue_wait_s: float | None = Field(
         2.0,

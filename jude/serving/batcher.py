@@ -10,7 +10,11 @@ Each request gets its rows back; a request whose text is too long with
 ``truncate=false`` gets its 422 alone, the rest of its batch is served.
 
 Batching is greedy: while the model computes one batch the next requests pile
-up, and the worker takes them all at once when it is free. A lone request never
+up, and the worker takes them all at once when it is free. With
+``batches_in_flight`` 2, the next batch is taken while the forward of the one before
+still runs: its tokenising overlaps that forward, and the two forwards run side by
+side where the engine allows it (``InferenceEngine(concurrent_forwards=2)``, which
+``jude serve`` sets from the same setting). A lone request never
 waits (latency at concurrency 1 is one forward pass). Only when the previous
 batch held several requests (the server is under concurrent load) does the worker
 wait up to ``max_wait_ms`` more to fill the batch.
@@ -41,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -103,7 +108,10 @@ class MicroBatcher:
         max_queue_size: int = 1024,
         max_queue_wait_s: float | None = 2.0,
         metrics=None,
+        batches_in_flight: int = 1,
     ):
+        if batches_in_flight < 1:
+            raise ValueError(f"batches_in_flight must be >= 1, got {batches_in_flight}")
         self.engine = engine
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
@@ -116,7 +124,12 @@ class MicroBatcher:
         self._queued_tokens = 0
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jude-model")
+        self.batches_in_flight = batches_in_flight
+        self._executor = ThreadPoolExecutor(max_workers=batches_in_flight, thread_name_prefix="jude-model")
+        self._slots: asyncio.Semaphore | None = None  # one per batch in flight
+        self._in_flight: set[asyncio.Task] = set()
+        self._clock = threading.Lock()
+        self._last_end = 0.0  # perf_counter when the last batch's compute ended
         self._last_batch_jobs = 0
         # decayed sums of the tokens and model seconds of recent batches: their ratio is the throughput
         self._done_tokens = 0.0
@@ -129,6 +142,7 @@ class MicroBatcher:
     async def start(self) -> None:
         if self._task is None:
             self._wakeup = asyncio.Event()
+            self._slots = asyncio.Semaphore(self.batches_in_flight)
             self._task = asyncio.create_task(self._run(), name="jude-batcher")
 
     async def stop(self) -> None:
@@ -140,6 +154,9 @@ class MicroBatcher:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        for task in list(self._in_flight):  # batches the model is on: their requests are failed, not left hanging
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
         while self._queue:
             job = self._queue.popleft()
             if not job.future.done():
@@ -340,11 +357,18 @@ class MicroBatcher:
         for k, start, end in spans:
             results[k] = emb[start:end]
         tokens = sum(p.n_tokens for p in items)
-        return _Done(results, len(items), tokens, time.perf_counter() - t0, seen_tokens, seen_chars)
+        t1 = time.perf_counter()
+        with self._clock:
+            # the model's time for this batch: from its start, or from the end of the batch before where the two
+            # overlapped (batches_in_flight > 1), so the throughput is not halved by time spent waiting for it
+            seconds = t1 - max(t0, self._last_end)
+            self._last_end = t1
+        return _Done(results, len(items), tokens, seconds, seen_tokens, seen_chars)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            await self._slots.acquire()  # a batch is taken only when the model's threads can start on it
             if not self._queue:
                 self._wakeup.clear()
                 await self._wakeup.wait()
@@ -367,15 +391,28 @@ class MicroBatcher:
                     n, tokens = self._take(batch, n, tokens)
             self._report_queue()
             if not batch:
+                self._slots.release()
                 continue
             self._last_batch_jobs = len(batch)
+            task = asyncio.create_task(self._serve(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _serve(self, batch: list[_Job]) -> None:
+        """Run one batch in a model thread and answer its requests; frees its slot however it ends."""
+        try:
             try:
-                done = await loop.run_in_executor(self._executor, self._compute, batch)
+                done = await asyncio.get_running_loop().run_in_executor(self._executor, self._compute, batch)
+            except asyncio.CancelledError:  # the server is stopping
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(RuntimeError("the server is shutting down"))
+                raise
             except Exception as e:  # the model failed: every request in the batch gets the error
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(e)
-                continue
+                return
             self._measure(done)
             for job, result in zip(batch, done.results):
                 if job.future.done():
@@ -384,6 +421,8 @@ class MicroBatcher:
                     job.future.set_exception(result)
                 else:
                     job.future.set_result(result)
+        finally:
+            self._slots.release()
 
     def _measure(self, done: _Done) -> None:
         """Fold one batch into the throughput and tokens-per-character averages (long batches weigh more)."""

@@ -137,9 +137,12 @@ class InferenceEngine:
         max_batch_size: int = 32,
         max_forward_tokens: int = 384,
         backend: Backend | None = None,
+        concurrent_forwards: int = 1,
     ):
         if max_forward_tokens < 1:
             raise ValueError(f"max_forward_tokens must be >= 1, got {max_forward_tokens}")
+        if concurrent_forwards < 1:
+            raise ValueError(f"concurrent_forwards must be >= 1, got {concurrent_forwards}")
         self.embedder = embedder.eval()
         self.info = info
         self.max_batch_tokens = max_batch_tokens
@@ -154,7 +157,10 @@ class InferenceEngine:
         self._pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
         self._pad_left = embedder.meta.padding_side == "left"
         self._specials = frozenset(self.tokenizer.all_special_ids)
-        self._lock = threading.Lock()  # one micro-batch at a time: the backend already uses every core
+        # One micro-batch's forward at a time by default (the backend already uses every core); more where the
+        # server runs several batches in flight (serve.batches_in_flight), each forward on its own threads.
+        self.concurrent_forwards = concurrent_forwards
+        self._lock = threading.BoundedSemaphore(concurrent_forwards)
         # Last-token pooling: an EOS already at the end of a text is dropped and the EOS id appended after
         # tokenising, unless the tokenizer ends every text with EOS itself: exactly Embedder.tokenize.
         self._eos = embedder.tokenizer.eos_token if embedder.meta.append_eos else None
@@ -374,6 +380,7 @@ def load_engine(
     max_forward_tokens: int = 384,
     threads: int | None = None,
     dtype: str = "float32",
+    concurrent_forwards: int = 1,
 ) -> InferenceEngine:
     """Load a model once: a local sentence-transformers directory, 'minilm', or a registry URI.
 
@@ -418,4 +425,5 @@ def load_engine(
         max_batch_size=max_batch_size,
         max_forward_tokens=max_forward_tokens,
         backend=make_backend(embedder, path, backend, threads=threads, dtype=dtype),
+        concurrent_forwards=concurrent_forwards,
     )

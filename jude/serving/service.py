@@ -88,6 +88,7 @@ class EmbeddingService:
             max_queue_size=self.cfg.max_queue_size,
             max_queue_wait_s=self.cfg.max_queue_wait_s,
             metrics=self.metrics,
+            batches_in_flight=self.cfg.batches_in_flight,
         )
         await self.batcher.start()
         self.metrics.model_ready.set(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -111,3 +112,58 @@ def test_jude_serve_takes_the_backend_flag():
     assert build_parser().parse_args(["serve"]).backend is None, "unset: the config (or torch) decides"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--backend", "tensorrt"])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("in_flight", [1, 2])
+async def test_batches_in_flight_run_side_by_side_and_answer_alike(minilm, monkeypatch, in_flight):
+    """batches_in_flight 2 (with the engine's concurrent_forwards 2, as `jude serve` sets them): a batch is
+    tokenised and run while the one before is still in its forward; 1: strictly one after the other. Every request
+    gets exactly what the engine alone gives."""
+    engine = InferenceEngine.from_embedder(minilm, concurrent_forwards=in_flight)
+    events: list[tuple] = []
+    inside = most_inside = 0
+    guard = threading.Lock()
+    prepare, forward = engine.prepare, engine.backend.forward
+
+    def recording_prepare(*args, **kwargs):
+        events.append(("prepare", time.perf_counter()))
+        return prepare(*args, **kwargs)
+
+    def slow_forward(ids, mask):
+        nonlocal inside, most_inside
+        with guard:
+            inside += 1
+            most_inside = max(most_inside, inside)
+        start = time.perf_counter()
+        try:
+            time.sleep(0.15)  # long enough for the next batch to be taken meanwhile
+            return forward(ids, mask)
+        finally:
+            events.append(("forward", start, time.perf_counter()))
+            with guard:
+                inside -= 1
+
+    monkeypatch.setattr(engine, "prepare", recording_prepare)
+    monkeypatch.setattr(engine.backend, "forward", slow_forward)
+    batcher = MicroBatcher(engine, max_batch_size=2, max_wait_ms=0, batches_in_flight=in_flight)
+    await batcher.start()
+    try:
+        got = await asyncio.gather(*[batcher.submit_texts([t]) for t in TEXTS[:6]])
+    finally:
+        await batcher.stop()
+    monkeypatch.undo()
+    want = engine.embed(TEXTS[:6], normalize=False)
+    for (emb, _), w in zip(got, want):
+        np.testing.assert_allclose(emb[0], w, atol=1e-5)
+    spans = [(e[1], e[2]) for e in events if e[0] == "forward"]
+    prepared = [e[1] for e in events if e[0] == "prepare"]
+    assert any(start < t < end for t in prepared for start, end in spans) == (in_flight == 2)
+    assert most_inside == in_flight  # two forwards side by side only when allowed, and then they happen
+
+
+def test_batches_in_flight_or_concurrent_forwards_below_one_is_refused(engine, minilm):
+    with pytest.raises(ValueError, match="batches_in_flight must be >= 1, got 0"):
+        MicroBatcher(engine, batches_in_flight=0)
+    with pytest.raises(ValueError, match="concurrent_forwards must be >= 1, got 0"):
+        InferenceEngine.from_embedder(minilm, concurrent_forwards=0)
