@@ -51,7 +51,10 @@ def _arguments(ap) -> None:
         "--distill-variants",
         nargs="+",
         metavar="LR:W",
-        help="distillations to try as rate:infonce_weight pairs (e.g. 3e-3:0.1 3e-3:1); replaces --distill-lrs",
+        help=(
+            "distillations to try as rate:infonce_weight[:steps] (e.g. 3e-3:0.1 3e-3:1 3e-3:1:81; steps default "
+            "to --distill-steps or the config's); replaces --distill-lrs"
+        ),
     )
 
 
@@ -133,12 +136,13 @@ def main() -> None:
     lap(f"teacher scored {len(scores)} pairs: {times['teacher_scoring_pairs_per_s']:.1f} pairs/s")
 
     w0 = cfg.distill.infonce_weight
-    variants = _variants(args.distill_variants, args.distill_lrs, cfg.distill.learning_rate, w0)
     distill_steps = _steps(args.distill_steps, cfg.distill)
+    variants = _variants(args.distill_variants, args.distill_lrs, cfg.distill.learning_rate, w0, distill_steps)
     names = {}
-    for lr, w in variants:
-        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": distill_steps, "infonce_weight": w})
+    for lr, w, steps in variants:
+        dcfg = cfg.distill.model_copy(update={"learning_rate": lr, "max_steps": steps, "infonce_weight": w})
         name = f"distilled_lr{lr:g}" + (f"_w{w:g}" if args.distill_variants else "")
+        name += f"_s{steps}" if steps != distill_steps else ""
         t = time.time()
         dres = distill_embedder(
             ft.model_dir, scores, split.train_jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
@@ -146,15 +150,21 @@ def main() -> None:
         )  # fmt: skip
         times["distill_s_per_step"] = (time.time() - t) / dres.stats["steps"]
         runs[name] = retrieve(Embedder.load(dres.model_dir), val, k=100)
-        names[(lr, w)] = name
+        names[(lr, w, steps)] = name
         lap(f"{name}: {dres.stats['steps']} steps, {times['distill_s_per_step']:.2f} s/step")
 
     table = pooled_table()
     if args.distill_variants:
-        best_distill = _choose_keeping_the_tail(table, runs, names, (cfg.distill.learning_rate, w0), cfg, lap)
+        default = (cfg.distill.learning_rate, w0, distill_steps)
+        best_distill = _choose_keeping_the_tail(table, runs, names, default, cfg, lap)
     else:
         best_distill = _choose(
-            table, runs, {lr: names[(lr, w0)] for lr, _ in variants}, cfg.distill.learning_rate, "distill lr", lap
+            table,
+            runs,
+            {lr: names[(lr, w0, distill_steps)] for lr, _, _ in variants},
+            cfg.distill.learning_rate,
+            "distill lr",
+            lap,
         )
     relevant = table.judged.relevant
     per_query = {name: per_query_scores(run, relevant) for name, run in runs.items()}
@@ -212,18 +222,30 @@ def _steps(given: int | None, section) -> int | None:
     return given or None
 
 
-def _variants(given: list[str] | None, lrs: list[float] | None, lr0: float, w0: float) -> list[tuple[float, float]]:
-    """(rate, infonce_weight) pairs: ``--distill-variants`` as ``LR:W``, else ``--distill-lrs`` at the config's
-    weight, else the config's own pair."""
+def _variants(
+    given: list[str] | None, lrs: list[float] | None, lr0: float, w0: float, steps0: int | None = None
+) -> list[tuple[float, float, int | None]]:
+    """(rate, infonce_weight, max_steps) triples: ``--distill-variants`` as ``LR:W[:STEPS]``, else
+    ``--distill-lrs`` at the config's weight, else the config's own rate; steps default to ``steps0``."""
     if not given:
-        return [(lr, w0) for lr in (lrs or [lr0])]
+        return [(lr, w0, steps0) for lr in (lrs or [lr0])]
     out = []
     for g in given:
-        lr, sep, w = g.partition(":")
+        parts = g.split(":")
         try:
-            out.append((float(lr), float(w) if sep else w0))
+            if not 1 <= len(parts) <= 3:
+                raise ValueError
+            lr = float(parts[0])
+            w = float(parts[1]) if len(parts) > 1 else w0
+            steps = int(parts[2]) if len(parts) > 2 else steps0
+            if steps is not None and steps <= 0:
+                raise ValueError
         except ValueError:
-            raise SystemExit(f"--distill-variants: {g!r} is not RATE:WEIGHT (e.g. 3e-3:0.1)") from None
+            raise SystemExit(
+                f"--distill-variants: {g!r} is not RATE:WEIGHT[:STEPS] with STEPS a positive integer "
+                "(e.g. 3e-3:0.1 or 3e-3:1:81)"
+            ) from None
+        out.append((lr, w, steps))
     return out
 
 

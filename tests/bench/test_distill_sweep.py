@@ -67,3 +67,18 @@ def test_a_stage_keeps_the_configs_steps_unless_told():
     assert distill_sweep._steps(None, section) == 24  # not the section's epochs, as it was before
     assert distill_sweep._steps(0, section) is None
     assert distill_sweep._steps(7, section) == 7
+
+
+def test_distill_variants_carry_rate_weight_and_steps():
+    v = distill_sweep._variants(["3e-3:1", "3e-3:3:81", "1e-3"], None, 3e-3, 1.0, 27)
+    assert v == [(3e-3, 1.0, 27), (3e-3, 3.0, 81), (1e-3, 1.0, 27)]
+    assert distill_sweep._variants(None, [1e-3, 3e-3], 3e-3, 1.0, 27) == [(1e-3, 1.0, 27), (3e-3, 1.0, 27)]
+    assert distill_sweep._variants(None, None, 3e-3, 0.5, None) == [(3e-3, 0.5, None)]
+
+
+def test_a_malformed_variant_is_named():
+    import pytest
+
+    for bad in ("3e-3:1:0", "3e-3:x", "3e-3:1:2.5", "3e-3:1:8:9"):
+        with pytest.raises(SystemExit, match=bad.replace(".", r"\.")):
+            distill_sweep._variants([bad], None, 3e-3, 1.0, 27)
