@@ -135,6 +135,55 @@ def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Pat
     return figures
 
 
+def _flat(doc: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def adopt_cell(config: Path, data_seed: int, train_seed: int, tracking_uri: str, out: Path) -> dict:
+    """A cell from a train run made elsewhere with the same config and seeds (the fresh-clone path's ``make train``
+    is the default config's cell d0 t0), read from that MLflow store: the newest run with evaluation metrics.
+
+    Refused, naming the key, where a parameter the run logged differs from the cell's config (every logged
+    ``section.field`` the cell's YAML also sets is compared), or where no such parameter was logged."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, order_by=["attribute.start_time DESC"], max_results=50)
+    run = next((r for r in runs if "truth/finetuned/ndcg_at_10" in r.data.metrics), None)
+    if run is None:
+        raise SystemExit(f"--adopt {tracking_uri}: no MLflow run with evaluation metrics there")
+    want = _flat(cell_parameters(yaml.safe_load(config.read_text()), data_seed, train_seed)["parameters"])
+    logged = run.data.params
+    compared = [k for k in want if k in logged]
+    differ = [f"{k}: run {logged[k]!r}, cell {want[k]!r}" for k in compared if str(want[k]) != logged[k]]
+    if not compared or differ:
+        why = "; ".join(differ) if differ else "none of the cell's keys was logged"
+        raise SystemExit(f"--adopt: run {run.info.run_id} is not cell {cell_name(data_seed, train_seed)}: {why}")
+    figures = {
+        "data_seed": data_seed,
+        "train_seed": train_seed,
+        "config": str(config),
+        "mlflow_run_id": run.info.run_id,
+        "adopted_from": tracking_uri,
+        "params_checked": sorted(compared),
+        "seconds": round((run.info.end_time - run.info.start_time) / 1000, 1) if run.info.end_time else None,
+        "load_average_before": None,
+        "tags": {k: v for k, v in run.data.tags.items() if k.startswith(("select", "distillation"))},
+        "metrics": kept_metrics(run.data.metrics),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{cell_name(data_seed, train_seed)}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"cell data {data_seed} train {train_seed}: adopted run {run.info.run_id} ({len(compared)} params checked)")
+    return figures
+
+
 def _client(home: Path):
     import mlflow
 
@@ -262,6 +311,12 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=ROOT / ".jude" / "bench" / "seed_table", help="ZenML/MLflow home")
     ap.add_argument("--report", action="store_true", help="only print the table of the cells in --out")
     ap.add_argument("--reread", action="store_true", help="re-read the cells' metrics from their MLflow runs")
+    ap.add_argument(
+        "--adopt",
+        metavar="TRACKING_URI",
+        help="take the one cell of --cells from the newest train run in this MLflow store instead of running it "
+        "(e.g. sqlite:////tmp/fresh/.jude/mlflow.db after bench/fresh_clone_path.py: the default config's d0 t0)",
+    )
     args = ap.parse_args()
     if args.reread:
         reread(args.out, args.home.resolve())
@@ -273,6 +328,11 @@ def main() -> None:
             raise SystemExit(f"--cells: expected data:train pairs of integers such as 1:0, got {args.cells}") from None
     else:
         todo = [(d, t) for d in args.data_seeds for t in args.train_seeds]
+    if args.adopt:
+        if len(todo) != 1:
+            raise SystemExit(f"--adopt takes exactly one cell (--cells D:T), got {len(todo)}")
+        adopt_cell(args.config.resolve(), *todo[0], args.adopt, args.out)
+        args.report = True
     if not args.report:
         for d, t in todo:
             if (args.out / f"{cell_name(d, t)}.json").exists():

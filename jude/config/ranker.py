@@ -100,7 +100,7 @@ class RankerConfig(_Section):
         8_000,
         gt=0,
         description="Events of the synthetic change stream the history is built from (~2,600 distinct texts per "
-        "model at configs/train.yaml's size: what the history build costs).",
+        "model at the small world's size, configs/train_small.yaml: what the history build costs).",
     )
     stream_seed: int = Field(0, description="The change stream's seed.")
     apply_edit_share: float = Field(

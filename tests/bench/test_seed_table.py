@@ -107,3 +107,34 @@ def test_bad_cells_argument_names_the_value(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "argv", ["seed_table.py", "--cells", "1-0", "--out", str(tmp_path)])
     with pytest.raises(SystemExit, match="1-0"):
         seed_table.main()
+
+
+def _store_with_run(tmp_path, params):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("train")
+    run = client.create_run(exp)
+    for k, v in params.items():
+        client.log_param(run.info.run_id, k, v)
+    for name in ("truth/finetuned/ndcg_at_10", "truth/base/ndcg_at_10"):
+        client.log_metric(run.info.run_id, name, 0.5)
+    client.set_terminated(run.info.run_id)
+    return uri, run.info.run_id
+
+
+def test_a_cell_is_adopted_from_a_run_made_elsewhere_when_its_params_are_the_cells(tmp_path):
+    base = yaml.safe_load((ROOT / "configs" / "train.yaml").read_text())
+    steps = base["parameters"]["distill"]["max_steps"]
+    uri, run_id = _store_with_run(tmp_path, {"train.seed": 0, "distill.max_steps": steps, "train.max_steps": 45})
+    cell = seed_table.adopt_cell(ROOT / "configs" / "train.yaml", 0, 0, uri, tmp_path / "out")
+    assert cell["mlflow_run_id"] == run_id and cell["params_checked"] == ["distill.max_steps", "train.max_steps", "train.seed"]
+    assert (tmp_path / "out" / "d0_t0.json").exists()
+
+
+def test_a_run_of_another_cell_is_refused_by_name(tmp_path):
+    uri, _ = _store_with_run(tmp_path, {"train.seed": 1})
+    with pytest.raises(SystemExit, match=r"is not cell d0_t0: train.seed: run '1', cell 0"):
+        seed_table.adopt_cell(ROOT / "configs" / "train.yaml", 0, 0, uri, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
