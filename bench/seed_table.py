@@ -251,8 +251,12 @@ def report(cells: list[dict]) -> str:
         lines.append(
             f"- {name}: {tags.get('selected_candidate', '?')} ({tags.get('selection_reason', 'no reason logged')}); "
             f"teacher ahead on validation: {tags.get('distillation_meaningful', '?')}; "
-            f"{c['seconds'] / 60:.1f} min at load {c['load_average_before']:.2f}; "
-            f"MLflow run {c['mlflow_run_id']}"
+            + (
+                f"{c['seconds'] / 60:.1f} min at load {c['load_average_before']:.2f}; "
+                if c.get("load_average_before") is not None
+                else f"{c['seconds'] / 60:.1f} min (adopted from {c.get('adopted_from', '?')}, load not recorded); "
+            )
+            + f"MLflow run {c['mlflow_run_id']}"
         )
     return "\n".join(lines) + "\n"
 
