@@ -129,7 +129,8 @@ def test_a_cell_is_adopted_from_a_run_made_elsewhere_when_its_params_are_the_cel
     steps = base["parameters"]["distill"]["max_steps"]
     uri, run_id = _store_with_run(tmp_path, {"train.seed": 0, "distill.max_steps": steps, "train.max_steps": 45})
     cell = seed_table.adopt_cell(ROOT / "configs" / "train.yaml", 0, 0, uri, tmp_path / "out")
-    assert cell["mlflow_run_id"] == run_id and cell["params_checked"] == ["distill.max_steps", "train.max_steps", "train.seed"]
+    assert cell["mlflow_run_id"] == run_id
+    assert cell["params_checked"] == ["distill.max_steps", "train.max_steps", "train.seed"]
     assert (tmp_path / "out" / "d0_t0.json").exists()
 
 
