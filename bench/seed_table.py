@@ -113,25 +113,36 @@ def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Pat
     seconds = time.time() - t0
     if res.returncode != 0:
         raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: run.py exited {res.returncode}; see {log}")
-    client = _client(home)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, order_by=["attribute.start_time DESC"], max_results=50)
-    run = next((r for r in runs if "truth/finetuned/ndcg_at_10" in r.data.metrics), None)
+    run = _newest_evaluated_run(_client(home))
     if run is None:
         raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: no MLflow run with evaluation metrics in {home}")
+    figures = _write_cell(
+        out, config, data_seed, train_seed, run, seconds=round(seconds, 1), load_average_before=round(load, 2)
+    )
+    print(f"cell data {data_seed} train {train_seed}: {seconds / 60:.1f} min, run {run.info.run_id}", flush=True)
+    return figures
+
+
+def _newest_evaluated_run(client):
+    """The newest of the store's last 50 runs that logged the evaluation's metrics, or None."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, order_by=["attribute.start_time DESC"], max_results=50)
+    return next((r for r in runs if "truth/finetuned/ndcg_at_10" in r.data.metrics), None)
+
+
+def _write_cell(out: Path, config: Path, data_seed: int, train_seed: int, run, **extra) -> dict:
+    """A cell's JSON under ``out``: its seeds, config and run, ``extra`` (timing, provenance), tags and metrics."""
     figures = {
         "data_seed": data_seed,
         "train_seed": train_seed,
         "config": str(config),
         "mlflow_run_id": run.info.run_id,
-        "seconds": round(seconds, 1),
-        "load_average_before": round(load, 2),
+        **extra,
         "tags": {k: v for k, v in run.data.tags.items() if k.startswith(("select", "distillation"))},
         "metrics": kept_metrics(run.data.metrics),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{cell_name(data_seed, train_seed)}.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"cell data {data_seed} train {train_seed}: {seconds / 60:.1f} min, run {run.info.run_id}", flush=True)
     return figures
 
 
@@ -153,10 +164,7 @@ def adopt_cell(config: Path, data_seed: int, train_seed: int, tracking_uri: str,
     ``section.field`` the cell's YAML also sets is compared), or where no such parameter was logged."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    runs = client.search_runs(experiments, order_by=["attribute.start_time DESC"], max_results=50)
-    run = next((r for r in runs if "truth/finetuned/ndcg_at_10" in r.data.metrics), None)
+    run = _newest_evaluated_run(mlflow.MlflowClient(tracking_uri=tracking_uri))
     if run is None:
         raise SystemExit(f"--adopt {tracking_uri}: no MLflow run with evaluation metrics there")
     want = _flat(cell_parameters(yaml.safe_load(config.read_text()), data_seed, train_seed)["parameters"])
@@ -166,20 +174,17 @@ def adopt_cell(config: Path, data_seed: int, train_seed: int, tracking_uri: str,
     if not compared or differ:
         why = "; ".join(differ) if differ else "none of the cell's keys was logged"
         raise SystemExit(f"--adopt: run {run.info.run_id} is not cell {cell_name(data_seed, train_seed)}: {why}")
-    figures = {
-        "data_seed": data_seed,
-        "train_seed": train_seed,
-        "config": str(config),
-        "mlflow_run_id": run.info.run_id,
-        "adopted_from": tracking_uri,
-        "params_checked": sorted(compared),
-        "seconds": round((run.info.end_time - run.info.start_time) / 1000, 1) if run.info.end_time else None,
-        "load_average_before": None,
-        "tags": {k: v for k, v in run.data.tags.items() if k.startswith(("select", "distillation"))},
-        "metrics": kept_metrics(run.data.metrics),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{cell_name(data_seed, train_seed)}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    figures = _write_cell(
+        out,
+        config,
+        data_seed,
+        train_seed,
+        run,
+        adopted_from=tracking_uri,
+        params_checked=sorted(compared),
+        seconds=round((run.info.end_time - run.info.start_time) / 1000, 1) if run.info.end_time else None,
+        load_average_before=None,
+    )
     print(f"cell data {data_seed} train {train_seed}: adopted run {run.info.run_id} ({len(compared)} params checked)")
     return figures
 
