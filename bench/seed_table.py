@@ -77,7 +77,7 @@ def kept_metrics(metrics: dict[str, float]) -> dict[str, float]:
         for k, v in sorted(metrics.items())
         if k.endswith(KEEP)
         or k.startswith("select/")
-        or (k.startswith("applies/") and k.endswith("/recall_at_100"))
+        or (k.startswith("applies/") and (k.endswith("/recall_at_100") or "_vs_base_recall_at_100_delta" in k))
         or (k.startswith("foreign/") and k.endswith(KEEP_FOREIGN))
     }
 
@@ -305,6 +305,7 @@ def _foreign_and_recall(cells: list[dict], names: list[str]) -> list[str]:
         "never chosen on): pairwise accuracy [95 % interval over its members]**"
     )
     recall = [(v, f"applies/{v}/recall_at_100") for v in VARIANTS]
+    recall += [(f"{v} − base (paired)", f"applies/{v}_vs_base_recall_at_100_delta") for v in VARIANTS if v != "base"]
     return _figure_section(foreign_title, "row", rows, cells, names) + _figure_section(
         "**recall@100 on the test period's applies**", "variant", recall, cells, names
     )

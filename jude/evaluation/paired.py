@@ -141,7 +141,9 @@ def variant_intervals(
     Returns ``{prefix}<variant>/ndcg_at_10_ci_low`` and ``_ci_high`` for each run (the point value is the
     ``<variant>/ndcg_at_10`` the evaluation logs), and, when ``base`` and ``finetuned`` are both in ``runs``,
     ``{prefix}finetuned_vs_base_ndcg_delta`` with its paired ``_ci_low`` / ``_ci_high``: the same resampled
-    queries for both, so the per-query variance they share cancels.
+    queries for both, so the per-query variance they share cancels. With a ``base`` run, every other run's
+    recall@100 lead over it, paired the same way: ``{prefix}<variant>_vs_base_recall_at_100_delta`` (+ ends); on
+    ``applies/`` this is the check that a model hands a ranker no thinner a candidate list than the base model.
     """
     per_query = {variant: per_query_scores(run, relevant) for variant, run in runs.items()}
     out: dict[str, float] = {}
@@ -152,6 +154,16 @@ def variant_intervals(
         d = paired_bootstrap(per_query["finetuned"], per_query["base"], resamples=resamples, seed=seed)
         key = f"{prefix}finetuned_vs_base_ndcg_delta"
         out.update({key: d.delta, f"{key}_ci_low": d.ci_low, f"{key}_ci_high": d.ci_high})
+    if "base" in runs:  # recall@100 (the tail a retrieval stage hands on) of every other run, paired against base
+        base_recall = per_query_scores(runs["base"], relevant, "recall@100")
+        for variant, run in runs.items():
+            if variant == "base":
+                continue
+            d = paired_bootstrap(
+                per_query_scores(run, relevant, "recall@100"), base_recall, resamples=resamples, seed=seed
+            )
+            key = f"{prefix}{variant}_vs_base_recall_at_100_delta"
+            out.update({key: d.delta, f"{key}_ci_low": d.ci_low, f"{key}_ci_high": d.ci_high})
     return out
 
 

@@ -66,6 +66,8 @@ def test_kept_metrics_are_the_table_s_and_the_selection_s():
             "truth/finetuned/ndcg_at_10_ci_high": 0.45,
             "applies/finetuned/recall_at_100": 0.9,
             "applies/finetuned/recall_at_10": 0.3,
+            "applies/finetuned_vs_base_recall_at_100_delta_ci_low": -0.01,
+            "applies/finetuned_vs_base_ndcg_delta": 0.2,
             "foreign/finetuned/pairwise_accuracy": 0.8,
             "foreign/finetuned/look_alike/pairwise_accuracy_ci_low": 0.7,
             "foreign/finetuned_vs_base_delta": 0.05,
@@ -74,6 +76,8 @@ def test_kept_metrics_are_the_table_s_and_the_selection_s():
     )
     assert set(kept) == {
         "applies/finetuned/recall_at_100",
+        "applies/finetuned_vs_base_recall_at_100_delta_ci_low",
+        "applies/finetuned_vs_base_ndcg_delta",
         "foreign/finetuned/pairwise_accuracy",
         "foreign/finetuned/look_alike/pairwise_accuracy_ci_low",
         "foreign/finetuned_vs_base_delta",
@@ -91,12 +95,16 @@ def test_the_report_gives_the_foreign_set_and_applies_recall_when_logged():
         m = c["metrics"]
         m |= {"foreign/finetuned/pairwise_accuracy": acc, "foreign/finetuned/pairwise_accuracy_ci_low": acc - 0.04}
         m |= {"foreign/finetuned/pairwise_accuracy_ci_high": acc + 0.04, "foreign/finetuned_vs_base_delta": lead}
-        m |= {"applies/finetuned/recall_at_100": acc + 0.1}
+        m |= {"applies/finetuned/recall_at_100": acc + 0.1, "applies/finetuned_vs_base_recall_at_100_delta": lead / 2}
+        m |= {"applies/finetuned_vs_base_recall_at_100_delta_ci_low": lead / 2 - 0.01}
+        m |= {"applies/finetuned_vs_base_recall_at_100_delta_ci_high": lead / 2 + 0.01}
     text = seed_table.report(cells)
     assert "| finetuned: all | 0.8000 [0.760, 0.840] | 0.7000 [0.660, 0.740] | 0.7500 ± 0.0707 |" in text
     assert "| finetuned − base (paired) | +0.0400 | -0.0600 | -0.0100 ± 0.0707 |" in text
     assert "recall@100 on the test period's applies" in text
     assert "| finetuned | 0.9000 | 0.8000 | 0.8500 ± 0.0707 |" in text
+    # the recall lead over base, paired, with its interval (logged by jude.evaluation.paired.variant_intervals)
+    assert "| finetuned − base (paired) | +0.0200 [+0.010, +0.030] | -0.0300 [-0.040, -0.020] |" in text
 
 
 def test_no_cells_is_said_plainly():

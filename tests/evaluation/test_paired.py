@@ -133,3 +133,16 @@ def test_a_mean_interval_is_seeded_and_refuses_nothing_to_resample():
     assert mean_interval(scores, seed=3) != mean_interval(scores, seed=4)
     with pytest.raises(EvaluationError, match="no queries"):
         mean_interval({})
+
+
+def test_every_run_gets_its_recall_at_100_lead_over_base_paired():
+    # a run cut to its top 5 hands on a thinner list than the full one: recall@100 below base, the interval too
+    thin = {q: dict(sorted(r.items(), key=lambda x: -x[1])[:5]) for q, r in MIXED.items()}
+    out = variant_intervals({"base": GOOD, "finetuned": thin, "distilled": GOOD}, RELEVANT, prefix="applies/")
+    delta = ranking_metrics(thin, RELEVANT)["recall_at_100"] - ranking_metrics(GOOD, RELEVANT)["recall_at_100"]
+    key = "applies/finetuned_vs_base_recall_at_100_delta"
+    assert delta < 0 and out[key] == pytest.approx(delta, abs=1e-9)
+    assert out[f"{key}_ci_low"] <= delta <= out[f"{key}_ci_high"] < 0
+    same = "applies/distilled_vs_base_recall_at_100_delta"
+    assert (out[same], out[f"{same}_ci_low"], out[f"{same}_ci_high"]) == (0.0, 0.0, 0.0)
+    assert "applies/base_vs_base_recall_at_100_delta" not in out
