@@ -1,0 +1,236 @@
+"""Training that keeps general ability, chosen on the VALIDATION members: the LoRA rank and the teacher's reach.
+
+    .venv/bin/python bench/generalisation_sweep.py --config configs/train.yaml \\
+        --lora-ranks 4 16 --candidates-ks 10 20 --out bench/results/generalisation_sweep
+
+The default chain (``configs/train.yaml``: fine-tune -> teacher on the fine-tuned hard negatives -> offline
+scoring -> distillation) with two choices varied, each by a rule fixed before the run and applied on the
+validation members only (``split.val``, judge nDCG@10 pooled over every row, as ``bench/distill_sweep.py``):
+
+- ``--lora-ranks``: one fine-tune per LoRA rank (alpha = 2 x rank, so the LoRA scale alpha / r stays the config's
+  2). Fewer trainable directions keep the model nearer the base; more let it fit the generator. The config's rank
+  stays unless another rank beats it with the paired 95 % interval of the nDCG@10 difference above zero. The
+  chosen fine-tuned model feeds the teacher and the distillation.
+- ``--candidates-ks``: the teacher's reach, how far down the fine-tuned model's list the teacher's scores go
+  (``distill.candidates_k``): the teacher scores the top max(K) once and each distillation learns from the top K.
+  A K qualifies as in ``distill_sweep.py`` (passes the promotion rule against the base model on validation and
+  keeps recall@100 within the paired interval of the fine-tuned model's); the config's K stays unless a
+  qualifying K beats it on nDCG@10 with the paired interval above zero.
+
+Every model is then MEASURED, never chosen on, against what lies outside validation: the in-world truth (test
+members, nDCG@10), the test period's applies (recall@100), the unseen world (nDCG@10), each paired against the
+base model over its queries, and the foreign set (``jude/data/foreign``, pairwise accuracy paired over its
+members). Writes ``results.json`` under ``--out`` and prints one table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from distill_sweep import _choose, _choose_keeping_the_tail  # noqa: E402
+from quality_common import prepare, start  # noqa: E402
+
+from jude.evaluation.assemble import score_runs  # noqa: E402
+from jude.evaluation.foreign import embedder_entity_fns, load_foreign_set, paired_foreign, score_foreign  # noqa: E402
+from jude.evaluation.paired import compare_runs, mean_interval, per_query_scores  # noqa: E402
+from jude.evaluation.retrieval import retrieve, top_k_candidates  # noqa: E402
+from jude.evaluation.truths import APPLIES, TRUTH, attach_truths  # noqa: E402
+from jude.labels.judges import make_judge  # noqa: E402
+from jude.modeling.cross_encoder import CrossEncoderTeacher, score_candidates  # noqa: E402
+from jude.modeling.embedder import Embedder  # noqa: E402
+from jude.training.distill import distill_embedder  # noqa: E402
+from jude.training.teacher import check_teacher, finetuned_top_k, train_cross_encoder  # noqa: E402
+from jude.training.trainer import train_embedder  # noqa: E402
+
+
+def _arguments(ap) -> None:
+    ap.add_argument("--lora-ranks", type=int, nargs="+", help="LoRA ranks of the fine-tune (default: the config's)")
+    ap.add_argument(
+        "--candidates-ks", type=int, nargs="+", help="teacher's reach: distill.candidates_k values (default: config's)"
+    )
+
+
+def reach_subsets(scores, ks: list[int]) -> dict[int, object]:
+    """The teacher's scores of each member's top K candidates, for every K in ``ks``, from the scores of the top
+    max(K) (``score_candidates`` keeps the candidates' order, best first)."""
+    if min(ks) < 2:
+        raise SystemExit(f"--candidates-ks: every K must be at least 2 (distill.candidates_k), got {min(ks)}")
+    rank = scores.groupby("member_id", sort=False).cumcount()
+    return {k: scores[rank < k].reset_index(drop=True) for k in ks}
+
+
+def guard_figures(models: dict, test, fs, resamples: int = 1000) -> dict[str, dict]:
+    """Every model on what validation does not see, each paired against ``models['base']``."""
+    runs = {name: retrieve(m, test, k=100) for name, m in models.items()}
+    unseen = {name: retrieve(m, test.unseen, k=100) for name, m in models.items()} if test.unseen else {}
+    foreign = {name: score_foreign(*embedder_entity_fns(m), fs, resamples=resamples) for name, m in models.items()}
+    out: dict[str, dict] = {}
+    measures = [("truth_ndcg_at_10", runs, test.truths[TRUTH], "ndcg@10")]
+    measures.append(("applies_recall_at_100", runs, test.truths[APPLIES], "recall@100"))
+    if unseen:
+        measures.append(("unseen_ndcg_at_10", unseen, test.unseen.relevant, "ndcg@10"))
+    for name in models:
+        row: dict[str, dict] = {}
+        for key, rs, relevant, metric in measures:
+            value, low, high = mean_interval(per_query_scores(rs[name], relevant, metric), resamples=resamples)
+            d = compare_runs(rs[name], rs["base"], relevant, metric=metric, resamples=resamples)
+            row[key] = {"value": value, "ci": [low, high], "vs_base": [d.delta, d.ci_low, d.ci_high]}
+        f = foreign[name]
+        d = paired_foreign(f, foreign["base"], resamples=resamples)
+        row["foreign_pairwise_accuracy"] = {
+            "value": f["pairwise_accuracy"],
+            "ci": [f["ci_low"], f["ci_high"]],
+            "vs_base": [d["delta"], d["ci_low"], d["ci_high"]],
+        }
+        out[name] = row
+    return out
+
+
+def main() -> None:
+    run = start(__doc__, "configs/train.yaml", "/tmp/jude-generalisation-sweep", _arguments)
+    args, out, lap, cfg = run.args, run.out, run.lap, run.cfg
+    ranks = args.lora_ranks or [cfg.lora.r]
+    ks = args.candidates_ks or [cfg.distill.candidates_k]
+    times: dict[str, float] = {}
+    m, split, base = prepare(cfg)
+    val = split.val
+    test = attach_truths(split.test, m.jobs, m.members, m.interactions, split.t_test, cfg.data, cfg.eval)
+    lap(f"data and labels: {split.stats}")
+
+    judge = make_judge(cfg.labels)
+    runs = {"base": retrieve(base, val, k=100)}
+    models = {"base": base}
+    ft_dirs = {}
+    for r in ranks:
+        lora = cfg.lora.model_copy(update={"r": r, "alpha": 2 * r})
+        t = time.time()
+        ft = train_embedder(
+            split.pairs, split.train_jobs, m.members, cfg.model, lora, cfg.train, out / f"finetuned_r{r}",
+            loss_cfg=cfg.loss, scale=cfg.scale, show_progress=False,
+        )  # fmt: skip
+        times[f"finetune_r{r}_s"] = time.time() - t
+        name = f"finetuned_r{r}"
+        ft_dirs[r], models[name] = ft.model_dir, Embedder.load(ft.model_dir)
+        runs[name] = retrieve(models[name], val, k=100)
+        lap(f"{name}: {ft.stats['steps']} steps in {times[f'finetune_r{r}_s']:.0f} s")
+
+    def pooled_table():
+        return score_runs(runs, val, cfg.eval, cfg.labels.relevant_grade, judge, qrels="pooled")
+
+    rank = _choose(pooled_table(), runs, {r: f"finetuned_r{r}" for r in ranks}, cfg.lora.r, "LoRA rank", lap)
+    finetuned = models[f"finetuned_r{rank}"]
+    runs["finetuned"] = runs[f"finetuned_r{rank}"]  # what the distillation rule's tail is kept against
+
+    t = time.time()
+    mined = finetuned_top_k(finetuned, split.pairs, split.train_jobs, m.members, cfg.teacher.hard_negatives_k)
+    tres = train_cross_encoder(
+        split.pairs, split.train_jobs, m.members, cfg.teacher, out / "teacher",
+        template_style=cfg.model.template_style, show_progress=False, mined=mined,
+    )  # fmt: skip
+    teacher = CrossEncoderTeacher.load(tres.model_dir)
+    check = check_teacher(finetuned, teacher, val, judge, cfg.eval, cfg.labels.relevant_grade, cfg.ablation.rerank_k)
+    times["teacher_s"] = time.time() - t
+    lap(f"teacher ({tres.stats['steps']} steps): {check.summary()}")
+
+    t = time.time()
+    train_members = m.members[m.members["member_id"].isin(set(split.pairs["member_id"]))]
+    candidates = top_k_candidates(finetuned, split.train_jobs, train_members, k=max(ks))
+    all_scores = score_candidates(teacher, candidates, split.train_jobs, m.members, show_progress=False)
+    times["teacher_scoring_s"] = time.time() - t
+    lap(f"teacher scored {len(all_scores)} pairs (top {max(ks)}) in {times['teacher_scoring_s']:.0f} s")
+
+    names = {}
+    for k, scores in reach_subsets(all_scores, ks).items():
+        name = f"distilled_k{k}"
+        dcfg = cfg.distill.model_copy(update={"candidates_k": k, "group_size": min(cfg.distill.group_size, k)})
+        t = time.time()
+        dres = distill_embedder(
+            ft_dirs[rank], scores, split.train_jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
+            out / name, pairs=split.pairs, measure=False, show_progress=False,
+        )  # fmt: skip
+        times[f"{name}_s"] = time.time() - t
+        models[name] = Embedder.load(dres.model_dir)
+        runs[name] = retrieve(models[name], val, k=100)
+        names[k] = name
+        lap(f"{name}: {dres.stats['steps']} steps in {times[f'{name}_s']:.0f} s ({len(scores)} teacher scores)")
+
+    table = pooled_table()
+    default_k = cfg.distill.candidates_k
+    qualifying = {
+        k for k in ks if _choose_keeping_the_tail(table, runs, {k: names[k]}, (default_k,), cfg, lap) is not None
+    }
+    reach = default_k if default_k in qualifying else None
+    ndcg = {k: table.results[names[k]]["ndcg_at_10"] for k in qualifying}
+    winners = [
+        k
+        for k in qualifying - {default_k}
+        if default_k not in names
+        or compare_runs(runs[names[k]], runs[names[default_k]], table.judged.relevant).above_zero
+    ]
+    if winners:
+        reach = max(winners, key=ndcg.get)
+    lap(f"teacher's reach: {reach} (config: {default_k}; qualifying: {sorted(qualifying)})")
+
+    relevant = table.judged.relevant
+    validation = {}
+    for name, metrics in table.results.items():
+        if name == "finetuned":
+            continue
+        nd = compare_runs(runs[name], runs["base"], relevant)
+        rc = compare_runs(runs[name], runs["base"], relevant, metric="recall@100")
+        validation[name] = {
+            "ndcg_at_10": metrics["ndcg_at_10"],
+            "ndcg_vs_base": [nd.delta, nd.ci_low, nd.ci_high],
+            "recall_at_100": metrics["recall_at_100"],
+            "recall_vs_base": [rc.delta, rc.ci_low, rc.ci_high],
+        }
+    t = time.time()
+    guards = guard_figures(models, test, load_foreign_set())
+    times["guards_s"] = time.time() - t
+    lap("measured every model on the truth, applies, the unseen world and the foreign set")
+
+    print(f"\nchosen on {len(val.queries)} validation members: LoRA rank {rank} (config {cfg.lora.r}), teacher's "
+          f"reach {reach} (config {default_k}).")  # fmt: skip
+    print("Measured (never chosen on): value, then minus base [paired 95 %]")
+    cols = ["truth_ndcg_at_10", "applies_recall_at_100", "unseen_ndcg_at_10", "foreign_pairwise_accuracy"]
+    print(f"{'model':18s} {'val nDCG@10':>11s} " + " ".join(f"{c:>34s}" for c in cols))
+    for name, row in guards.items():
+        v = validation.get(name, {}).get("ndcg_at_10", float("nan"))
+        cells = []
+        for c in cols:
+            if c in row:
+                g = row[c]
+                cells.append(
+                    f"{g['value']:.3f} {g['vs_base'][0]:+.3f} [{g['vs_base'][1]:+.3f}, {g['vs_base'][2]:+.3f}]"
+                )
+            else:
+                cells.append("-")
+        print(f"{name:18s} {v:11.4f} " + " ".join(f"{c:>34s}" for c in cells))
+    print("seconds:", json.dumps({k: round(v, 1) for k, v in times.items()}))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "val_queries": len(val.queries),
+                "test_queries": {t: sum(1 for r in rel.values() if r) for t, rel in test.truths.items()},
+                "validation": validation,
+                "measured": guards,
+                "chosen": {"lora_rank": rank, "candidates_k": reach},
+                "config": {"lora_rank": cfg.lora.r, "candidates_k": default_k},
+                "teacher_check": vars(check),
+                "times": times,
+                "split": split.stats,
+            },
+            indent=2,
+            default=str,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
