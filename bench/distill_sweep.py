@@ -249,25 +249,32 @@ def _variants(
     return out
 
 
+def _keeps_the_tail(table, runs, name: str, cfg, lap) -> bool:
+    """Whether variant ``name`` qualifies under the tail rule (see :func:`_choose_keeping_the_tail`)."""
+    from jude.evaluation.rule import decide, judged_queries
+
+    relevant = table.judged.relevant
+    passes, why = decide(
+        table.results[name], table.results["base"], cfg.promotion, judged_queries(relevant), "base model", "val"
+    )
+    rd = compare_runs(runs[name], runs["finetuned"], relevant, metric="recall@100")
+    keeps = rd.ci_high >= 0
+    lap(f"{name}: rule vs base {'passes' if passes else 'fails'} ({why}); recall@100 vs fine-tuned "
+        f"{rd.delta:+.4f} [{rd.ci_low:+.4f}, {rd.ci_high:+.4f}] ({'kept' if keeps else 'lost'})")  # fmt: skip
+    return passes and keeps
+
+
 def _choose_keeping_the_tail(table, runs, names: dict, default: tuple, cfg, lap):
     """The rule for distillation that keeps the tail, fixed before the run (issue: the distilled model lost
     recall@100 to the base and fine-tuned models): a variant qualifies when it passes the promotion rule against
     the base model on validation (jude.evaluation.rule: nDCG@10 gain, recall@100 guard) and its recall@100 is not
     below the fine-tuned model's beyond the paired 95 % interval (the interval's top is >= 0). Among those, the
     highest nDCG@10; none qualifying, None (selection would then register the fine-tuned model)."""
-    from jude.evaluation.rule import decide, judged_queries
-
-    relevant = table.judged.relevant
-    queries = judged_queries(relevant)
-    ok = {}
-    for key, name in names.items():
-        passes, why = decide(table.results[name], table.results["base"], cfg.promotion, queries, "base model", "val")
-        rd = compare_runs(runs[name], runs["finetuned"], relevant, metric="recall@100")
-        keeps = rd.ci_high >= 0
-        lap(f"{name}: rule vs base {'passes' if passes else 'fails'} ({why}); recall@100 vs fine-tuned "
-            f"{rd.delta:+.4f} [{rd.ci_low:+.4f}, {rd.ci_high:+.4f}] ({'kept' if keeps else 'lost'})")  # fmt: skip
-        if passes and keeps:
-            ok[key] = table.results[name]["ndcg_at_10"]
+    ok = {
+        key: table.results[name]["ndcg_at_10"]
+        for key, name in names.items()
+        if _keeps_the_tail(table, runs, name, cfg, lap)
+    }
     choice = max(ok, key=ok.get) if ok else None
     lap(f"distillation: {names[choice] if choice else 'none qualifies'} (config: {names.get(default, default)})")
     return choice

@@ -33,18 +33,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from distill_sweep import _choose, _choose_keeping_the_tail  # noqa: E402
+from distill_sweep import _choose, _keeps_the_tail  # noqa: E402
 from quality_common import prepare, start  # noqa: E402
 
 from jude.evaluation.assemble import score_runs  # noqa: E402
 from jude.evaluation.foreign import embedder_entity_fns, load_foreign_set, paired_foreign, score_foreign  # noqa: E402
 from jude.evaluation.paired import compare_runs, mean_interval, per_query_scores  # noqa: E402
-from jude.evaluation.retrieval import retrieve, top_k_candidates  # noqa: E402
+from jude.evaluation.retrieval import retrieve  # noqa: E402
 from jude.evaluation.truths import APPLIES, TRUTH, attach_truths  # noqa: E402
 from jude.labels.judges import make_judge  # noqa: E402
-from jude.modeling.cross_encoder import CrossEncoderTeacher, score_candidates  # noqa: E402
+from jude.modeling.cross_encoder import CrossEncoderTeacher  # noqa: E402
 from jude.modeling.embedder import Embedder  # noqa: E402
-from jude.training.distill import distill_embedder  # noqa: E402
+from jude.training.distill import distill_embedder, teacher_candidate_scores  # noqa: E402
 from jude.training.teacher import check_teacher, finetuned_top_k, train_cross_encoder  # noqa: E402
 from jude.training.trainer import train_embedder  # noqa: E402
 
@@ -139,9 +139,7 @@ def main() -> None:
     lap(f"teacher ({tres.stats['steps']} steps): {check.summary()}")
 
     t = time.time()
-    train_members = m.members[m.members["member_id"].isin(set(split.pairs["member_id"]))]
-    candidates = top_k_candidates(finetuned, split.train_jobs, train_members, k=max(ks))
-    all_scores = score_candidates(teacher, candidates, split.train_jobs, m.members, show_progress=False)
+    all_scores = teacher_candidate_scores(finetuned, teacher, split.pairs, split.train_jobs, m.members, max(ks))
     times["teacher_scoring_s"] = time.time() - t
     lap(f"teacher scored {len(all_scores)} pairs (top {max(ks)}) in {times['teacher_scoring_s']:.0f} s")
 
@@ -162,9 +160,7 @@ def main() -> None:
 
     table = pooled_table()
     default_k = cfg.distill.candidates_k
-    qualifying = {
-        k for k in ks if _choose_keeping_the_tail(table, runs, {k: names[k]}, (default_k,), cfg, lap) is not None
-    }
+    qualifying = {k for k in ks if _keeps_the_tail(table, runs, names[k], cfg, lap)}
     reach = default_k if default_k in qualifying else None
     ndcg = {k: table.results[names[k]]["ndcg_at_10"] for k in qualifying}
     winners = [

@@ -155,13 +155,10 @@ def variant_intervals(
         key = f"{prefix}finetuned_vs_base_ndcg_delta"
         out.update({key: d.delta, f"{key}_ci_low": d.ci_low, f"{key}_ci_high": d.ci_high})
     if "base" in runs:  # recall@100 (the tail a retrieval stage hands on) of every other run, paired against base
-        base_recall = per_query_scores(runs["base"], relevant, "recall@100")
         for variant, run in runs.items():
             if variant == "base":
                 continue
-            d = paired_bootstrap(
-                per_query_scores(run, relevant, "recall@100"), base_recall, resamples=resamples, seed=seed
-            )
+            d = compare_runs(run, runs["base"], relevant, metric="recall@100", resamples=resamples, seed=seed)
             key = f"{prefix}{variant}_vs_base_recall_at_100_delta"
             out.update({key: d.delta, f"{key}_ci_low": d.ci_low, f"{key}_ci_high": d.ci_high})
     return out
