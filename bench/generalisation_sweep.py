@@ -1,10 +1,10 @@
-"""Training that keeps general ability, chosen on the VALIDATION members: the LoRA rank and the teacher's reach.
+"""Training that keeps general ability, chosen on the VALIDATION members: LoRA rank, general text, teacher's reach.
 
     .venv/bin/python bench/generalisation_sweep.py --config configs/train.yaml \\
         --lora-ranks 4 16 --candidates-ks 10 20 --out bench/results/generalisation_sweep
 
 The default chain (``configs/train.yaml``: fine-tune -> teacher on the fine-tuned hard negatives -> offline
-scoring -> distillation) with two choices varied, each by a rule fixed before the run and applied on the
+scoring -> distillation) with three choices varied, each by a rule fixed before the run and applied on the
 validation members only (``split.val``, judge nDCG@10 pooled over every row, as ``bench/distill_sweep.py``):
 
 - ``--lora-ranks``: one fine-tune per LoRA rank (alpha = 2 x rank, so the LoRA scale alpha / r stays the config's
@@ -16,6 +16,10 @@ validation members only (``split.val``, judge nDCG@10 pooled over every row, as 
   A K qualifies as in ``distill_sweep.py`` (passes the promotion rule against the base model on validation and
   keeps recall@100 within the paired interval of the fine-tuned model's); the config's K stays unless a
   qualifying K beats it on nDCG@10 with the paired interval above zero.
+- ``--general-mixes``: ``train.general_mix`` weights tried at the chosen rank (``jude.training.general``: an
+  InfoNCE term over a batch of general text pairs, O*NET titles and descriptions outside every jude world and
+  evaluation set, beside each fine-tuning step). The config's weight stays unless another beats it as above.
+- ``--fine-tune-only``: stop after the fine-tune choices (no teacher, no distillation) and measure those.
 
 Every model is then MEASURED, never chosen on, against what lies outside validation: the in-world truth (test
 members, nDCG@10), the test period's applies (recall@100), the unseen world (nDCG@10), each paired against the
@@ -53,6 +57,17 @@ def _arguments(ap) -> None:
     ap.add_argument("--lora-ranks", type=int, nargs="+", help="LoRA ranks of the fine-tune (default: the config's)")
     ap.add_argument(
         "--candidates-ks", type=int, nargs="+", help="teacher's reach: distill.candidates_k values (default: config's)"
+    )
+    ap.add_argument(
+        "--general-mixes",
+        type=float,
+        nargs="+",
+        help="train.general_mix weights tried at the chosen rank (general text beside each step; default: config's)",
+    )
+    ap.add_argument(
+        "--fine-tune-only",
+        action="store_true",
+        help="stop after the fine-tune choices (no teacher, no distillation); measure the fine-tuned models",
     )
 
 
@@ -107,71 +122,85 @@ def main() -> None:
     runs = {"base": retrieve(base, val, k=100)}
     models = {"base": base}
     ft_dirs = {}
-    for r in ranks:
+    default_mix = cfg.train.general_mix
+    mixes = args.general_mixes or [default_mix]
+
+    def finetune(r: int, mix: float) -> str:
         lora = cfg.lora.model_copy(update={"r": r, "alpha": 2 * r})
+        name = f"finetuned_r{r}" if mix == default_mix else f"finetuned_r{r}_mix{mix:g}"
         t = time.time()
         ft = train_embedder(
-            split.pairs, split.train_jobs, m.members, cfg.model, lora, cfg.train, out / f"finetuned_r{r}",
+            split.pairs, split.train_jobs, m.members, cfg.model, lora,
+            cfg.train.model_copy(update={"general_mix": mix}), out / name,
             loss_cfg=cfg.loss, scale=cfg.scale, show_progress=False,
         )  # fmt: skip
-        times[f"finetune_r{r}_s"] = time.time() - t
-        name = f"finetuned_r{r}"
-        ft_dirs[r], models[name] = ft.model_dir, Embedder.load(ft.model_dir)
+        times[f"{name}_s"] = time.time() - t
+        ft_dirs[name], models[name] = ft.model_dir, Embedder.load(ft.model_dir)
         runs[name] = retrieve(models[name], val, k=100)
-        lap(f"{name}: {ft.stats['steps']} steps in {times[f'finetune_r{r}_s']:.0f} s")
+        lap(f"{name}: {ft.stats['steps']} steps in {times[f'{name}_s']:.0f} s")
+        return name
 
     def pooled_table():
         return score_runs(runs, val, cfg.eval, cfg.labels.relevant_grade, judge, qrels="pooled")
 
-    rank = _choose(pooled_table(), runs, {r: f"finetuned_r{r}" for r in ranks}, cfg.lora.r, "LoRA rank", lap)
-    finetuned = models[f"finetuned_r{rank}"]
-    runs["finetuned"] = runs[f"finetuned_r{rank}"]  # what the distillation rule's tail is kept against
-
-    t = time.time()
-    mined = finetuned_top_k(finetuned, split.pairs, split.train_jobs, m.members, cfg.teacher.hard_negatives_k)
-    tres = train_cross_encoder(
-        split.pairs, split.train_jobs, m.members, cfg.teacher, out / "teacher",
-        template_style=cfg.model.template_style, show_progress=False, mined=mined,
-    )  # fmt: skip
-    teacher = CrossEncoderTeacher.load(tres.model_dir)
-    check = check_teacher(finetuned, teacher, val, judge, cfg.eval, cfg.labels.relevant_grade, cfg.ablation.rerank_k)
-    times["teacher_s"] = time.time() - t
-    lap(f"teacher ({tres.stats['steps']} steps): {check.summary()}")
-
-    t = time.time()
-    all_scores = teacher_candidate_scores(finetuned, teacher, split.pairs, split.train_jobs, m.members, max(ks))
-    times["teacher_scoring_s"] = time.time() - t
-    lap(f"teacher scored {len(all_scores)} pairs (top {max(ks)}) in {times['teacher_scoring_s']:.0f} s")
-
-    names = {}
-    for k, scores in reach_subsets(all_scores, ks).items():
-        name = f"distilled_k{k}"
-        dcfg = cfg.distill.model_copy(update={"candidates_k": k, "group_size": min(cfg.distill.group_size, k)})
+    by_rank = {r: finetune(r, default_mix) for r in ranks}
+    rank = _choose(pooled_table(), runs, by_rank, cfg.lora.r, "LoRA rank", lap)
+    by_mix = {default_mix: by_rank[rank]} | {x: finetune(rank, x) for x in mixes if x != default_mix}
+    mix = _choose(pooled_table(), runs, by_mix, default_mix, "general_mix", lap) if len(by_mix) > 1 else default_mix
+    chosen_ft = by_mix[mix]
+    finetuned = models[chosen_ft]
+    runs["finetuned"] = runs[chosen_ft]  # what the distillation rule's tail is kept against
+    check, reach, default_k = None, None, cfg.distill.candidates_k
+    if args.fine_tune_only:
+        table = pooled_table()
+        lap("--fine-tune-only: no teacher, no distillation")
+    else:
         t = time.time()
-        dres = distill_embedder(
-            ft_dirs[rank], scores, split.train_jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
-            out / name, pairs=split.pairs, measure=False, show_progress=False,
+        mined = finetuned_top_k(finetuned, split.pairs, split.train_jobs, m.members, cfg.teacher.hard_negatives_k)
+        tres = train_cross_encoder(
+            split.pairs, split.train_jobs, m.members, cfg.teacher, out / "teacher",
+            template_style=cfg.model.template_style, show_progress=False, mined=mined,
         )  # fmt: skip
-        times[f"{name}_s"] = time.time() - t
-        models[name] = Embedder.load(dres.model_dir)
-        runs[name] = retrieve(models[name], val, k=100)
-        names[k] = name
-        lap(f"{name}: {dres.stats['steps']} steps in {times[f'{name}_s']:.0f} s ({len(scores)} teacher scores)")
+        teacher = CrossEncoderTeacher.load(tres.model_dir)
+        check = check_teacher(
+            finetuned, teacher, val, judge, cfg.eval, cfg.labels.relevant_grade, cfg.ablation.rerank_k
+        )
+        times["teacher_s"] = time.time() - t
+        lap(f"teacher ({tres.stats['steps']} steps): {check.summary()}")
 
-    table = pooled_table()
-    default_k = cfg.distill.candidates_k
-    qualifying = {k for k in ks if _keeps_the_tail(table, runs, names[k], cfg, lap)}
-    reach = default_k if default_k in qualifying else None
-    ndcg = {k: table.results[names[k]]["ndcg_at_10"] for k in qualifying}
-    winners = [
-        k
-        for k in qualifying - {default_k}
-        if default_k not in names
-        or compare_runs(runs[names[k]], runs[names[default_k]], table.judged.relevant).above_zero
-    ]
-    if winners:
-        reach = max(winners, key=ndcg.get)
-    lap(f"teacher's reach: {reach} (config: {default_k}; qualifying: {sorted(qualifying)})")
+        t = time.time()
+        all_scores = teacher_candidate_scores(finetuned, teacher, split.pairs, split.train_jobs, m.members, max(ks))
+        times["teacher_scoring_s"] = time.time() - t
+        lap(f"teacher scored {len(all_scores)} pairs (top {max(ks)}) in {times['teacher_scoring_s']:.0f} s")
+
+        names = {}
+        for k, scores in reach_subsets(all_scores, ks).items():
+            name = f"distilled_k{k}"
+            dcfg = cfg.distill.model_copy(update={"candidates_k": k, "group_size": min(cfg.distill.group_size, k)})
+            t = time.time()
+            dres = distill_embedder(
+                ft_dirs[chosen_ft], scores, split.train_jobs, m.members, cfg.model, cfg.lora, cfg.train, dcfg,
+                out / name, pairs=split.pairs, measure=False, show_progress=False,
+            )  # fmt: skip
+            times[f"{name}_s"] = time.time() - t
+            models[name] = Embedder.load(dres.model_dir)
+            runs[name] = retrieve(models[name], val, k=100)
+            names[k] = name
+            lap(f"{name}: {dres.stats['steps']} steps in {times[f'{name}_s']:.0f} s ({len(scores)} teacher scores)")
+
+        table = pooled_table()
+        qualifying = {k for k in ks if _keeps_the_tail(table, runs, names[k], cfg, lap)}
+        reach = default_k if default_k in qualifying else None
+        ndcg = {k: table.results[names[k]]["ndcg_at_10"] for k in qualifying}
+        winners = [
+            k
+            for k in qualifying - {default_k}
+            if default_k not in names
+            or compare_runs(runs[names[k]], runs[names[default_k]], table.judged.relevant).above_zero
+        ]
+        if winners:
+            reach = max(winners, key=ndcg.get)
+        lap(f"teacher's reach: {reach} (config: {default_k}; qualifying: {sorted(qualifying)})")
 
     relevant = table.judged.relevant
     validation = {}
@@ -191,11 +220,12 @@ def main() -> None:
     times["guards_s"] = time.time() - t
     lap("measured every model on the truth, applies, the unseen world and the foreign set")
 
-    print(f"\nchosen on {len(val.queries)} validation members: LoRA rank {rank} (config {cfg.lora.r}), teacher's "
-          f"reach {reach} (config {default_k}).")  # fmt: skip
+    print(f"\nchosen on {len(val.queries)} validation members: LoRA rank {rank} (config {cfg.lora.r}), general_mix "
+          f"{mix:g} (config {default_mix:g}), teacher's reach "
+          f"{'not run' if args.fine_tune_only else reach} (config {default_k}).")  # fmt: skip
     print("Measured (never chosen on): value, then minus base [paired 95 %]")
     cols = ["truth_ndcg_at_10", "applies_recall_at_100", "unseen_ndcg_at_10", "foreign_pairwise_accuracy"]
-    print(f"{'model':18s} {'val nDCG@10':>11s} " + " ".join(f"{c:>34s}" for c in cols))
+    print(f"{'model':22s} {'val nDCG@10':>11s} " + " ".join(f"{c:>34s}" for c in cols))
     for name, row in guards.items():
         v = validation.get(name, {}).get("ndcg_at_10", float("nan"))
         cells = []
@@ -207,7 +237,7 @@ def main() -> None:
                 )
             else:
                 cells.append("-")
-        print(f"{name:18s} {v:11.4f} " + " ".join(f"{c:>34s}" for c in cells))
+        print(f"{name:22s} {v:11.4f} " + " ".join(f"{c:>34s}" for c in cells))
     print("seconds:", json.dumps({k: round(v, 1) for k, v in times.items()}))
     (out / "results.json").write_text(
         json.dumps(
@@ -216,9 +246,9 @@ def main() -> None:
                 "test_queries": {t: sum(1 for r in rel.values() if r) for t, rel in test.truths.items()},
                 "validation": validation,
                 "measured": guards,
-                "chosen": {"lora_rank": rank, "candidates_k": reach},
-                "config": {"lora_rank": cfg.lora.r, "candidates_k": default_k},
-                "teacher_check": vars(check),
+                "chosen": {"lora_rank": rank, "general_mix": mix, "candidates_k": reach},
+                "config": {"lora_rank": cfg.lora.r, "general_mix": default_mix, "candidates_k": default_k},
+                "teacher_check": vars(check) if check else None,
                 "times": times,
                 "split": split.stats,
             },

@@ -174,6 +174,11 @@ class TrainPipelineConfig(PipelineConfig):
                 raise ScaleConfigError(
                     f"scale.deepspeed={self.scale.deepspeed!r} trains through the HF Trainer: {e}"
                 ) from None
+            if self.train.general_mix:
+                raise ScaleConfigError(
+                    f"scale.deepspeed={self.scale.deepspeed!r} trains through the HF Trainer, which does not mix "
+                    f"general text: set train.general_mix: 0 (got {self.train.general_mix})"
+                )
         return self
 
 

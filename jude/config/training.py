@@ -91,6 +91,18 @@ class TrainConfig(_Section):
             "set once."
         ),
     )
+    general_mix: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Weight of a general-text InfoNCE term beside each fine-tuning step (jude.training.general): one batch "
+            "of general (query, passage) pairs, by default O*NET titles and descriptions outside every jude world "
+            "and evaluation set; 0 = off. The fine-tune only (the distillation starts from its weights)."
+        ),
+    )
+    general_pairs: str | None = Field(
+        None, description="CSV (query,passage columns) for general_mix; None = jude/data/general/occupation_pairs.csv."
+    )
     seed: int = 0
 
 

@@ -65,6 +65,7 @@ from jude.modeling.embedder import Embedder
 from jude.modeling.losses import CombinedLoss, LossInputs, predicate_matrix
 from jude.optim import LogFn, OptimLoop
 from jude.training.curriculum import plan_curriculum
+from jude.training.general import GeneralBatches, general_step, load_general_pairs
 from jude.training.gradcache import gradcache_shared_step
 from jude.training.negatives import mine_hard_negatives
 
@@ -431,6 +432,11 @@ def train_embedder(
     tokens = TokenCache.build(embedder, member_texts, job_texts)  # every text tokenised once
     known_pairs = pairs[pairs["job_id"].isin(set(jobs["job_id"]))]
     step_loss = StepLoss.from_pairs(criterion, pairs, jobs)
+    general = None
+    if train.general_mix > 0:  # general text beside each micro-batch (jude.training.general)
+        general = GeneralBatches.build(
+            embedder, load_general_pairs(train.general_pairs), train.batch_size, model_cfg.max_length_job, train.seed
+        )
 
     steps_per_epoch = max(1, (len(pos) // train.batch_size) // train.grad_accum)
     plan = plan_curriculum(
@@ -447,6 +453,7 @@ def train_embedder(
         "phases": [p.name for p in plan],
         "losses": criterion.weights.active,
         "gradcache": bool(train.gradcache_chunk),
+        "general_pairs": len(general.queries) if general else 0,
         "trainable_params": sum(p.numel() for p in params),
         "total_params": sum(p.numel() for p in embedder.parameters()),
     }
@@ -477,6 +484,7 @@ def train_embedder(
         log=log,
         show_progress=show_progress,
     )
+    micro_no = 0  # every micro-batch's general batch, across phases
     for phase_no, phase in enumerate(plan):
         phase_pos = pos[pos["source"].isin(phase.sources)]
         if len(phase_pos) < train.batch_size:
@@ -517,11 +525,19 @@ def train_embedder(
             micro = 0
             for b in batches.epoch(epoch):
                 loss_value = train_step(embedder, step_loss, b, tokens, train, bf16=scale.bf16)
+                parts = dict(step_loss.parts)
+                if general is not None:
+                    with record_function("jude.general"):
+                        parts["general"] = general_step(
+                            embedder, general, micro_no, train.general_mix, loss_cfg.temperature,
+                            train.grad_accum, bf16=scale.bf16,
+                        )  # fmt: skip
+                micro_no += 1
                 micro += 1
                 if micro % train.grad_accum:
                     continue
                 with record_function("jude.optimizer"):
-                    loop.step(loss_value, parts=step_loss.parts, phase=phase.name)
+                    loop.step(loss_value, parts=parts, phase=phase.name)
                 if train.eval_every_steps and loop.steps % train.eval_every_steps == 0:
                     validate(phase.name)
                 if train.checkpoint_every and loop.steps % train.checkpoint_every == 0:
@@ -541,6 +557,7 @@ def train_embedder(
         "temperature": loss_cfg.temperature,
         "learning_rate": train.learning_rate,
         "phases": [p.name for p in plan],
+        "general_mix": train.general_mix,
     }
     embedder.save(out_dir)
     if criterion.head is not None:  # kept for the BCE task and lineage; not part of the served embedding

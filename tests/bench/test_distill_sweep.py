@@ -43,7 +43,7 @@ def test_a_rate_that_beats_the_config_rate_on_every_member_is_chosen():
     runs = {"lr0.001": _run(lambda i: 5), "lr0.0003": _run(lambda i: 1), "lr0.003": _run(lambda i: 8)}
     choice, said = _choose(runs, default=0.001)
     assert choice == 0.0003
-    assert said[-1] == "distill lr: 0.0003 (beats the config's rate on validation)"
+    assert said[-1] == "distill lr: 0.0003 (beats the config's value on validation)"
 
 
 def test_a_lead_inside_the_noise_keeps_the_config_rate():
@@ -53,7 +53,7 @@ def test_a_lead_inside_the_noise_keeps_the_config_rate():
     assert table_ndcg["lr0.0003"] > table_ndcg["lr0.001"]
     choice, said = _choose(runs, default=0.001)
     assert choice == 0.001
-    assert "the config's rate kept" in said[-1]
+    assert "the config's value kept" in said[-1]
 
 
 def test_without_the_config_rate_the_best_rate_is_chosen():
