@@ -3,6 +3,7 @@
     .venv/bin/python bench/seed_table.py                      # 3 data seeds x 3 training seeds (~9 x 12 min, 2 cores)
     .venv/bin/python bench/seed_table.py --cells 1:0 2:0      # only these cells (data:train); the rest are kept
     .venv/bin/python bench/seed_table.py --report             # the table from the cells measured so far
+    .venv/bin/python bench/seed_table.py --data-seeds 2 --train-seeds 0 --ranker configs/ranker.yaml  # + ranker
 
 Each cell is one ``python run.py --pipeline train`` run of the config (labels, fine-tuning, teacher,
 distillation, evaluation, selection on the validation members, registration), with
@@ -20,6 +21,11 @@ registered candidate and why, the wall time, the load average before it) are wri
 sittings. The report gives every cell's figure with its interval, then the mean and standard deviation over
 the cells: the interval is the spread from the test members, the standard deviation the spread from the seeds.
 Nothing in it is chosen on test members: the registered candidate is the pipeline's validation winner.
+
+``--ranker RANKER_YAML`` adds, after each cell (and for finished cells without them), the ranker pipeline on the
+cell's marketplace and on the model version the cell's run registered (``models:/<name>/<version>``, champion
+or not): apply AUC with the standard features, + base and + registered embeddings, and the paired differences,
+under ``ranker`` in the cell's JSON and as one more section of the report.
 """
 
 from __future__ import annotations
@@ -87,6 +93,23 @@ def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Pat
     cfg_path = home / "configs" / f"{cell_name(data_seed, train_seed)}.yaml"
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(yaml.safe_dump(cell_parameters(yaml.safe_load(config.read_text()), data_seed, train_seed)))
+    load = os.getloadavg()[0]
+    print(f"cell data {data_seed} train {train_seed}: load average {load:.2f}", flush=True)
+    t0 = time.time()
+    _run_pipeline("train", cfg_path, home, cell_name(data_seed, train_seed))
+    seconds = time.time() - t0
+    run = _newest_evaluated_run(_client(home))
+    if run is None:
+        raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: no MLflow run with evaluation metrics in {home}")
+    figures = _write_cell(
+        out, config, data_seed, train_seed, run, seconds=round(seconds, 1), load_average_before=round(load, 2)
+    )
+    print(f"cell data {data_seed} train {train_seed}: {seconds / 60:.1f} min, run {run.info.run_id}", flush=True)
+    return figures
+
+
+def _run_pipeline(pipeline: str, cfg_path: Path, home: Path, name: str) -> None:
+    """``run.py --pipeline <pipeline>`` with ``home``'s ZenML and MLflow stores; its output in ``home/logs``."""
     env = {
         **os.environ,
         "JUDE_HOME": str(home),
@@ -97,29 +120,79 @@ def run_cell(config: Path, data_seed: int, train_seed: int, home: Path, out: Pat
         "TRANSFORMERS_OFFLINE": "1",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    load = os.getloadavg()[0]
-    t0 = time.time()
-    log = home / "logs" / f"{cell_name(data_seed, train_seed)}.log"
+    log = home / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"cell data {data_seed} train {train_seed}: run.py (log {log}), load average {load:.2f}", flush=True)
+    print(f"{name}: run.py --pipeline {pipeline} (log {log})", flush=True)
     with log.open("w") as fh:
         res = subprocess.run(
-            [sys.executable, "run.py", "--pipeline", "train", "--config", str(cfg_path)],
+            [sys.executable, "run.py", "--pipeline", pipeline, "--config", str(cfg_path)],
             cwd=ROOT,
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
-    seconds = time.time() - t0
     if res.returncode != 0:
-        raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: run.py exited {res.returncode}; see {log}")
-    run = _newest_evaluated_run(_client(home))
-    if run is None:
-        raise SystemExit(f"cell {cell_name(data_seed, train_seed)}: no MLflow run with evaluation metrics in {home}")
-    figures = _write_cell(
-        out, config, data_seed, train_seed, run, seconds=round(seconds, 1), load_average_before=round(load, 2)
+        raise SystemExit(f"{name}: run.py --pipeline {pipeline} exited {res.returncode}; see {log}")
+
+
+RANKER_KEPT = ("standard", "base", "champion", "delta/champion_vs_base", "delta/champion_vs_standard")
+
+
+def ranker_parameters(base: dict, data_seed: int, train_seed: int, model_uri: str) -> dict:
+    """The ranker YAML ``base`` on the cell's marketplace (data and train seeds) and the cell's registered model."""
+    doc = json.loads(json.dumps(base))
+    p = doc.setdefault("parameters", {})
+    p.setdefault("data", {}).setdefault("synthetic", {})["seed"] = data_seed
+    p.setdefault("train", {})["seed"] = train_seed
+    p.setdefault("ranker", {})["model_uri"] = model_uri
+    return doc
+
+
+def run_ranker(ranker_config: Path, data_seed: int, train_seed: int, home: Path, out: Path) -> dict:
+    """The ranker pipeline on the cell's registered model (the version its train run logged, in ``home``);
+    its apply AUC per feature set and the paired differences are added to the cell's JSON under ``ranker``."""
+    cell = out / f"{cell_name(data_seed, train_seed)}.json"
+    figures = json.loads(cell.read_text())
+    client = _client(home)
+    versions = client.search_model_versions(f"run_id='{figures['mlflow_run_id']}'")
+    if len(versions) != 1:
+        raise SystemExit(f"--ranker: cell {cell.stem}'s run {figures['mlflow_run_id']} registered {len(versions)} "
+                         f"model versions in {home}, expected 1")  # fmt: skip
+    mv = versions[0]
+    cfg_path = home / "configs" / f"{cell.stem}_ranker.yaml"
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    doc = ranker_parameters(
+        yaml.safe_load(ranker_config.read_text()), data_seed, train_seed, f"models:/{mv.name}/{mv.version}"
     )
-    print(f"cell data {data_seed} train {train_seed}: {seconds / 60:.1f} min, run {run.info.run_id}", flush=True)
+    cfg_path.write_text(yaml.safe_dump(doc))
+    t0 = time.time()
+    _run_pipeline("ranker", cfg_path, home, f"{cell.stem}_ranker")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(
+        experiments,
+        "attributes.run_name LIKE 'ranker_pipeline%'",
+        order_by=["attribute.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        raise SystemExit(f"--ranker: no ranker_pipeline run in {home} after cell {cell.stem}")
+    metrics = runs[0].data.metrics
+    figures["ranker"] = {
+        "config": str(ranker_config),
+        "model_uri": f"models:/{mv.name}/{mv.version}",
+        "mlflow_run_id": runs[0].info.run_id,
+        "seconds": round(time.time() - t0, 1),
+        "metrics": {
+            k: v
+            for k, v in sorted(metrics.items())
+            if k.removeprefix("ranker/").rsplit("/", 1)[0] in RANKER_KEPT and "apply_auc" in k
+        },
+    }
+    cell.write_text(json.dumps(figures, indent=2) + "\n")
+    print(
+        f"cell data {data_seed} train {train_seed}: ranker run {runs[0].info.run_id} on {mv.name} v{mv.version}",
+        flush=True,
+    )
     return figures
 
 
@@ -249,6 +322,7 @@ def report(cells: list[dict]) -> str:
         lines.append("| fine-tuned − base (paired) | " + " | ".join(lead) + " | |")
         lines.append("")
     lines += _foreign_and_recall(cells, names)
+    lines += _ranker_section(cells, names)
     lines.append("registered (the validation winner) and the time of each cell:")
     lines.append("")
     for name, c in zip(names, cells, strict=True):
@@ -270,7 +344,7 @@ def _cell_figure(m: dict, key: str) -> tuple[str, float | None]:
     """``0.8000 [0.760, 0.840]`` (a lead over base: signed), or ``–`` when the cell did not log ``key``."""
     if key not in m:
         return "–", None
-    sign = "+" if "_vs_base_" in key else ""
+    sign = "+" if "_vs_" in key else ""
     low, high = m.get(key + "_ci_low"), m.get(key + "_ci_high")
     spread = f" [{low:{sign}.3f}, {high:{sign}.3f}]" if low is not None and high is not None else ""
     return f"{m[key]:{sign}.4f}{spread}", m[key]
@@ -311,6 +385,21 @@ def _foreign_and_recall(cells: list[dict], names: list[str]) -> list[str]:
     )
 
 
+def _ranker_section(cells: list[dict], names: list[str]) -> list[str]:
+    """The ranker pipeline's apply AUC per feature set and the champion's paired lead, for cells run with
+    ``--ranker`` (the cell's registered model as the champion); nothing when no cell has them."""
+    rows = [
+        ("standard features", "ranker/standard/apply_auc"),
+        ("+ base embeddings", "ranker/base/apply_auc"),
+        ("+ registered model's embeddings", "ranker/champion/apply_auc"),
+        ("registered − base (paired)", "ranker/delta/champion_vs_base/apply_auc"),
+        ("registered − standard (paired)", "ranker/delta/champion_vs_standard/apply_auc"),
+    ]
+    ranker_cells = [{"metrics": c.get("ranker", {}).get("metrics", {})} for c in cells]
+    title = "**the ranker (configs/ranker.yaml on the cell's marketplace and registered model): apply AUC [95 %]**"
+    return _figure_section(title, "feature set", rows, ranker_cells, names)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "train.yaml")
@@ -326,6 +415,13 @@ def main() -> None:
         metavar="TRACKING_URI",
         help="take the one cell of --cells from the newest train run in this MLflow store instead of running it "
         "(e.g. sqlite:////tmp/fresh/.jude/mlflow.db after bench/fresh_clone_path.py: the default config's d0 t0)",
+    )
+    ap.add_argument(
+        "--ranker",
+        type=Path,
+        metavar="RANKER_YAML",
+        help="after each cell, the ranker pipeline (e.g. configs/ranker.yaml) on the cell's registered model and "
+        "marketplace, in the same --home; also for cells measured already that have no ranker figures yet",
     )
     args = ap.parse_args()
     if args.reread:
@@ -345,10 +441,13 @@ def main() -> None:
         args.report = True
     if not args.report:
         for d, t in todo:
-            if (args.out / f"{cell_name(d, t)}.json").exists():
+            cell = args.out / f"{cell_name(d, t)}.json"
+            if cell.exists():
                 print(f"cell data {d} train {t}: measured already ({args.out})", flush=True)
-                continue
-            run_cell(args.config.resolve(), d, t, args.home.resolve(), args.out)
+            else:
+                run_cell(args.config.resolve(), d, t, args.home.resolve(), args.out)
+            if args.ranker and "ranker" not in json.loads(cell.read_text()):
+                run_ranker(args.ranker.resolve(), d, t, args.home.resolve(), args.out)
     cells = [json.loads(p.read_text()) for p in sorted(args.out.glob("d*_t*.json"))] if args.out.exists() else []
     print(report(cells))
 

@@ -147,3 +147,38 @@ def test_a_run_of_another_cell_is_refused_by_name(tmp_path):
     with pytest.raises(SystemExit, match=r"is not cell d0_t0: train.seed: run '1', cell 0"):
         seed_table.adopt_cell(ROOT / "configs" / "train.yaml", 0, 0, uri, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_cell_s_ranker_config_is_the_ranker_yaml_on_the_cell_s_marketplace_and_model():
+    from jude.config import RankerPipelineConfig
+
+    base = yaml.safe_load((ROOT / "configs" / "ranker.yaml").read_text())
+    before = copy.deepcopy(base)
+    doc = seed_table.ranker_parameters(base, data_seed=2, train_seed=1, model_uri="models:/jude-embedder/3")
+    assert base == before
+    cfg = RankerPipelineConfig.model_validate(doc["parameters"])
+    assert (cfg.data.synthetic.seed, cfg.train.seed, cfg.ranker.model_uri) == (2, 1, "models:/jude-embedder/3")
+    train = TrainPipelineConfig.model_validate(
+        seed_table.cell_parameters(yaml.safe_load((ROOT / "configs" / "train.yaml").read_text()), 2, 1)["parameters"]
+    )
+    assert cfg.data == train.data and cfg.eval.max_queries == train.eval.max_queries  # the cell's test members
+
+
+def test_the_ranker_of_a_cell_whose_run_registered_nothing_is_refused_by_name(tmp_path):
+    (tmp_path / ".jude").mkdir()
+    uri, run_id = _store_with_run(tmp_path / ".jude", {"train.seed": 0})
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "d0_t0.json").write_text(f'{{"mlflow_run_id": "{run_id}"}}')
+    with pytest.raises(SystemExit, match=rf"cell d0_t0's run {run_id} registered 0 model versions"):
+        seed_table.run_ranker(ROOT / "configs" / "ranker.yaml", 0, 0, tmp_path, tmp_path / "out")
+
+
+def test_the_report_gives_the_ranker_of_the_cells_that_ran_it():
+    cells = [_cell(0, 0, 0.5), _cell(1, 0, 0.6)]
+    assert "ranker" not in seed_table.report(cells)
+    delta = "ranker/delta/champion_vs_base/apply_auc"
+    cells[1]["ranker"] = {"metrics": {"ranker/champion/apply_auc": 0.83, delta: 0.004, delta + "_ci_low": -0.006,
+                                      delta + "_ci_high": 0.013}}  # fmt: skip
+    text = seed_table.report(cells)
+    assert "| + registered model's embeddings | – | 0.8300 |" in text
+    assert "| registered − base (paired) | – | +0.0040 [-0.006, +0.013] |" in text
