@@ -44,7 +44,7 @@ def load_general_pairs(path: str | Path | None = None) -> pd.DataFrame:
         empty = df.index[df[col].str.strip() == ""]
         if len(empty):
             row = int(empty[0])
-            raise GeneralPairsError(f"{path}: row {row + 2} (line {row + 2}), column {col!r}: empty text")
+            raise GeneralPairsError(f"{path}: row {row + 2} (the header is row 1), column {col!r}: empty text")
     if len(df) < 2:
         raise GeneralPairsError(f"{path}: {len(df)} pair(s); at least 2 are needed (the others are the negatives)")
     return df.reset_index(drop=True)
