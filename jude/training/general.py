@@ -13,7 +13,7 @@ the entity templates: it is general text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from jude.modeling.embedder import Embedder
+from jude.modeling.losses import info_nce
 
 GENERAL_PAIRS = Path(__file__).resolve().parents[1] / "data" / "general" / "occupation_pairs.csv"
 COLUMNS = ("query", "passage")
@@ -58,6 +59,7 @@ class GeneralBatches:
     passages: list[list[int]]
     batch_size: int
     seed: int
+    _order: tuple[int, np.ndarray] | None = field(default=None, init=False, repr=False)  # (pass, permutation)
 
     @classmethod
     def build(cls, embedder: Embedder, pairs: pd.DataFrame, batch_size: int, max_length: int, seed: int):
@@ -71,17 +73,17 @@ class GeneralBatches:
     def batch(self, n: int) -> tuple[list[list[int]], list[list[int]]]:
         per_pass = len(self.queries) // self.batch_size
         pass_no, b = divmod(n, per_pass)
-        order = np.random.default_rng(self.seed + pass_no).permutation(len(self.queries))
-        idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+        if self._order is None or self._order[0] != pass_no:  # one permutation per pass, drawn when it starts
+            self._order = (pass_no, np.random.default_rng(self.seed + pass_no).permutation(len(self.queries)))
+        idx = self._order[1][b * self.batch_size : (b + 1) * self.batch_size]
         return [self.queries[i] for i in idx], [self.passages[i] for i in idx]
 
 
 def general_loss(embedder: Embedder, queries, passages, temperature: float) -> torch.Tensor:
-    """InfoNCE of each query against its passage, the batch's other passages as negatives."""
-    emb = embedder.embed_token_ids([*queries, *passages])
+    """InfoNCE of each query against its passage, the batch's other passages as negatives (in fp32)."""
+    emb = embedder.embed_token_ids([*queries, *passages]).float()
     q, p = F.normalize(emb[: len(queries)], dim=-1), F.normalize(emb[len(queries) :], dim=-1)
-    logits = (q @ p.T).float() / temperature
-    return F.cross_entropy(logits, torch.arange(len(queries), device=logits.device))
+    return info_nce(q, p, temperature)
 
 
 def general_step(

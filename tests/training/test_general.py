@@ -60,6 +60,8 @@ def test_each_pass_covers_every_pair_once_and_is_seeded():
     assert [x[0] + 100 for x in q] == [x[0] for x in p]  # queries stay with their passages
     again = GeneralBatches(gb.queries, gb.passages, 3, 7)
     assert again.batch(4) == gb.batch(4) and gb.batch(3) != gb.batch(0)
+    fresh = GeneralBatches(gb.queries, gb.passages, 3, 7)
+    assert [fresh.batch(n) for n in (0, 5, 1)] == [gb.batch(n) for n in (0, 5, 1)]  # the same whatever came before
 
 
 def test_the_general_term_is_lower_for_matched_pairs_than_for_shuffled_ones(tiny_bert_dir):
