@@ -1,17 +1,11 @@
 """bench/distill_sweep.py: the rate rule keeps the config's rate unless another beats it with the paired
 interval above zero on the validation members."""
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-_spec = importlib.util.spec_from_file_location("distill_sweep", ROOT / "bench" / "distill_sweep.py")
-distill_sweep = importlib.util.module_from_spec(_spec)
-sys.modules["distill_sweep"] = distill_sweep
-_spec.loader.exec_module(distill_sweep)
+from support import bench_module
+
+distill_sweep = bench_module("distill_sweep")
 
 from jude.evaluation.retrieval import ranking_metrics  # noqa: E402
 

@@ -1,18 +1,10 @@
 """bench/generalisation_sweep.py: each teacher's reach learns from the top K of the one scoring of the top max(K)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from support import bench_module
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-_spec = importlib.util.spec_from_file_location("generalisation_sweep", ROOT / "bench" / "generalisation_sweep.py")
-sweep = importlib.util.module_from_spec(_spec)
-sys.modules["generalisation_sweep"] = sweep
-_spec.loader.exec_module(sweep)
+sweep = bench_module("generalisation_sweep")
 
 
 def test_each_reach_keeps_every_members_first_k_candidates_in_their_order():

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
+from support import bench_module
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("retrieval_bench", ROOT / "bench" / "retrieval_bench.py")
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = bench_module("retrieval_bench")
 
 DAY = pd.Timedelta(days=1)
 T0 = pd.Timestamp("2026-01-05T00:00:00Z")  # a Monday; epoch weeks start on Thursdays (2026-01-01, 2026-01-08)

@@ -1,20 +1,17 @@
 """bench/seed_table.py: the cells' configs carry their seeds, and the report's spread is over the cells."""
 
 import copy
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from support import bench_module
 
 from jude.config import TrainPipelineConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("seed_table", ROOT / "bench" / "seed_table.py")
-seed_table = importlib.util.module_from_spec(_spec)
-sys.modules["seed_table"] = seed_table
-_spec.loader.exec_module(seed_table)
+seed_table = bench_module("seed_table")
 
 
 def test_a_cell_config_is_the_train_config_with_its_seeds_and_validates():

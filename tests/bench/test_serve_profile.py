@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import collections
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-_spec = importlib.util.spec_from_file_location("serve_profile", ROOT / "bench" / "serve_profile.py")
-serve_profile = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve_profile)
+from support import bench_module
+
+serve_profile = bench_module("serve_profile")
 
 
 def test_top_counts_own_samples_at_the_leaf_and_inclusive_once_per_stack():
