@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
+from support import bench_module
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from results_io import BenchResults  # noqa: E402
+BenchResults = bench_module("results_io").BenchResults
 
 KEYS = {"bench", "command", "date_utc", "finished_utc", "git_commit", "git_dirty", "cpu_count"}
 KEYS |= {"load_avg_before", "load_avg_after", "settings", "rows", "summary", "summary_lines"}
